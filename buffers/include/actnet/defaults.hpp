@@ -1,0 +1,42 @@
+// Every tunable in actnet, in one place. Engine options override them per instance.
+#pragma once
+
+#include <cstddef>
+
+namespace actnet::defaults {
+
+// -- block pool --
+/// Smallest block the pool hands out; smaller requests round up to it.
+inline constexpr std::size_t pool_min_block = 64;
+/// Largest block a thread cache keeps; larger blocks go straight back to mimalloc.
+inline constexpr std::size_t pool_max_cached_block = std::size_t{1} << 20;
+/// How many bytes of one size class a thread cache may keep idle.
+inline constexpr std::size_t pool_cache_bytes_per_class = std::size_t{1} << 20;
+/// How many bytes a thread cache may keep idle over all classes.
+inline constexpr std::size_t pool_cache_bytes_per_thread = std::size_t{4} << 20;
+
+// -- ring buffer (inbound) --
+/// The first allocation of a ring buffer, unless the first write needs more.
+inline constexpr std::size_t ring_initial_capacity = 1024;
+/// The largest a ring buffer grows to unless told otherwise.
+inline constexpr std::size_t ring_max_capacity = std::size_t{64} << 20;
+
+// -- linked-list buffer --
+/// Block sizes (payload header included) that push() allocates: it starts small and uses
+/// big blocks for big writes, so a long backlog costs few iovecs.
+inline constexpr std::size_t list_min_block = 4096;
+inline constexpr std::size_t list_max_block = std::size_t{64} << 10;
+/// The most a linked-list buffer holds unless told otherwise.
+inline constexpr std::size_t list_max_size = std::size_t{64} << 20;
+
+// -- elastic buffer (outbound) --
+/// Bytes kept in the ring part before writes spill into the linked list (gnet's WriteBufferCap).
+inline constexpr std::size_t elastic_ring_threshold = std::size_t{64} << 10;
+/// The most an elastic buffer holds, ring and list together, unless told otherwise.
+inline constexpr std::size_t elastic_max_size = std::size_t{64} << 20;
+
+// -- fd I/O --
+/// Size of the spill area that fills a buffer from an fd in one readv (muduo's extrabuf).
+inline constexpr std::size_t read_spill_size = std::size_t{64} << 10;
+
+}  // namespace actnet::defaults

@@ -1,0 +1,23 @@
+// actnet's own error codes, as a std::error_category so they mix with system errors.
+#pragma once
+
+#include <system_error>
+
+namespace actnet {
+
+/// Errors raised by actnet itself (system call failures keep their errno).
+enum class errc : int {
+  short_buffer = 1,   ///< fewer bytes are buffered than were asked for; nothing was consumed
+  capacity_exceeded,  ///< the operation would grow a buffer past its cap; nothing was written
+};
+
+[[nodiscard]] const std::error_category& error_category() noexcept;
+
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace actnet
+
+template <>
+struct std::is_error_code_enum<actnet::errc> : std::true_type {};

@@ -1,0 +1,31 @@
+// The actnet error category: names for actnet::errc values.
+#include "actnet/error.hpp"
+
+#include <string>
+
+namespace actnet {
+namespace {
+
+class category final : public std::error_category {
+ public:
+  [[nodiscard]] const char* name() const noexcept override { return "actnet"; }
+
+  [[nodiscard]] std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::short_buffer:
+        return "fewer bytes buffered than requested";
+      case errc::capacity_exceeded:
+        return "buffer capacity exceeded";
+    }
+    return "unknown actnet error " + std::to_string(value);
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+}  // namespace actnet
