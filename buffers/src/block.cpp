@@ -13,8 +13,8 @@ namespace detail {
 
 list_node* list_node::make(std::size_t capacity) {
   const std::span<std::byte> mem = block_pool::allocate(header_size + capacity);
-  auto* node = new (mem.data()) list_node{
-      nullptr, 0, 0, static_cast<std::uint32_t>(mem.size() - header_size), 0};
+  auto* node = new (mem.data())
+      list_node{nullptr, 0, 0, static_cast<std::uint32_t>(mem.size() - header_size), 0};
   return node;
 }
 

@@ -85,7 +85,9 @@ void unpoison(void* b, std::size_t size) noexcept {
 template <class T>
 struct owned_counter {
   std::atomic<T> value{0};
-  void add(T d) noexcept { value.store(value.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  void add(T d) noexcept {
+    value.store(value.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
   [[nodiscard]] T get() const noexcept { return value.load(std::memory_order_relaxed); }
 };
 
@@ -134,7 +136,9 @@ struct registry {
 };
 
 registry& the_registry() noexcept {
-  static auto* r = new registry;  // never destroyed: thread caches may outlive static teardown
+  // Never destroyed: thread caches may outlive static teardown. Placement new cannot throw.
+  alignas(registry) static std::byte storage[sizeof(registry)];
+  static auto* const r = new (storage) registry;
   return *r;
 }
 

@@ -62,9 +62,8 @@ linked_list_buffer& elastic_buffer::list() {
 void elastic_buffer::drop_list_if_empty() noexcept {
   if (list_ != nullptr && list_->empty()) {
     list_->~linked_list_buffer();
-    block_pool::deallocate(
-        {reinterpret_cast<std::byte*>(std::exchange(list_, nullptr)),
-         block_pool::block_size(sizeof(linked_list_buffer))});
+    block_pool::deallocate({reinterpret_cast<std::byte*>(std::exchange(list_, nullptr)),
+                            block_pool::block_size(sizeof(linked_list_buffer))});
   }
 }
 

@@ -158,8 +158,13 @@ result<std::size_t> linked_list_buffer::fill_from(int fd, std::span<std::byte> s
     iov[count++] = {spill.data(), in_spill};
   }
   const ssize_t n = ::readv(fd, iov.data(), count);
-  if (n < 0) {
-    return std::error_code(errno, std::system_category());
+  if (n <= 0) {
+    const std::error_code ec =
+        n < 0 ? std::error_code(errno, std::system_category()) : std::error_code();
+    if (size_ == 0) {
+      clear();  // a block made for this read that got nothing goes back at once
+    }
+    return ec ? result<std::size_t>(ec) : std::size_t{0};
   }
   const auto got = static_cast<std::size_t>(n);
   const std::size_t tail_got = std::min(got, in_tail);
@@ -171,9 +176,6 @@ result<std::size_t> linked_list_buffer::fill_from(int fd, std::span<std::byte> s
     if (const std::error_code ec = push(spill.first(got - tail_got))) {
       return ec;  // unreachable: readv was offered no more than the room
     }
-  }
-  if (size_ == 0) {
-    clear();  // a block made for this read that got nothing goes back at once
   }
   return got;
 }

@@ -26,17 +26,21 @@ std::uint8_t log2_of_cap(std::size_t max_capacity) {
   return static_cast<std::uint8_t>(std::countr_zero(std::bit_ceil(max_capacity)));
 }
 
-iovec as_iovec(std::span<std::byte> s) noexcept { return {s.data(), s.size()}; }
+iovec as_iovec(std::span<std::byte> s) noexcept {
+  return {s.data(), s.size()};
+}
 iovec as_iovec(std::span<const std::byte> s) noexcept {
   return {const_cast<std::byte*>(s.data()), s.size()};  // NOLINT: writev takes non-const iovecs
 }
 
 }  // namespace
 
-ring_buffer::ring_buffer(std::size_t max_capacity) : max_capacity_log2_(log2_of_cap(max_capacity)) {}
+ring_buffer::ring_buffer(std::size_t max_capacity)
+    : max_capacity_log2_(log2_of_cap(max_capacity)) {}
 
 ring_buffer::ring_buffer(cap_tag /*unused*/, std::size_t max_capacity) noexcept
-    : max_capacity_log2_(static_cast<std::uint8_t>(std::countr_zero(std::bit_ceil(max_capacity)))) {}
+    : max_capacity_log2_(static_cast<std::uint8_t>(std::countr_zero(std::bit_ceil(max_capacity)))) {
+}
 
 ring_buffer::ring_buffer(ring_buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
@@ -57,7 +61,9 @@ ring_buffer& ring_buffer::operator=(ring_buffer&& other) noexcept {
   return *this;
 }
 
-ring_buffer::~ring_buffer() { release(); }
+ring_buffer::~ring_buffer() {
+  release();
+}
 
 void ring_buffer::release() noexcept {
   if (data_ != nullptr) {
@@ -69,7 +75,9 @@ void ring_buffer::release() noexcept {
   capacity_log2_ = 0;
 }
 
-void ring_buffer::clear() noexcept { release(); }
+void ring_buffer::clear() noexcept {
+  release();
+}
 
 void ring_buffer::trim() noexcept {
   if (size_ == 0) {
@@ -85,8 +93,8 @@ bool ring_buffer::reserve(std::size_t extra) {
   if (needed <= capacity()) {
     return true;
   }
-  const std::size_t cap = std::min(
-      max_capacity(), std::max(std::bit_ceil(needed), defaults::ring_initial_capacity));
+  const std::size_t cap =
+      std::min(max_capacity(), std::max(std::bit_ceil(needed), defaults::ring_initial_capacity));
   const std::span<std::byte> block = block_pool::allocate(cap);
   // Unwrap into the new block: the used bytes start at offset 0.
   peek_all().copy_to(block.first(size_));
@@ -107,7 +115,7 @@ void ring_buffer::copy_in(std::span<const std::byte> bytes) noexcept {
   size_ += static_cast<std::uint32_t>(bytes.size());
 }
 
-std::error_code ring_buffer::write(std::span<const std::byte> bytes) {
+std::error_code ring_buffer::write_slow(std::span<const std::byte> bytes) {
   if (bytes.empty()) {
     return {};
   }
@@ -150,7 +158,7 @@ result<byte_views> ring_buffer::next(std::size_t n) noexcept {
   return views;
 }
 
-std::error_code ring_buffer::discard(std::size_t n) noexcept {
+std::error_code ring_buffer::discard_slow(std::size_t n) noexcept {
   if (n > size_) {
     return errc::short_buffer;
   }
@@ -197,8 +205,11 @@ result<std::size_t> ring_buffer::fill_from(int fd, std::span<std::byte> spill) {
   }
   offer(spill);
   const ssize_t n = ::readv(fd, iov.data(), count);
-  if (n < 0) {
-    return std::error_code(errno, std::system_category());
+  if (n <= 0) {
+    const std::error_code ec =
+        n < 0 ? std::error_code(errno, std::system_category()) : std::error_code();
+    trim();  // a block reserved for this read that got nothing goes back at once
+    return ec ? result<std::size_t>(ec) : std::size_t{0};
   }
   const auto got = static_cast<std::size_t>(n);
   const std::size_t in_ring = std::min(got, free_space);

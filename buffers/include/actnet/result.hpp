@@ -15,7 +15,7 @@ class [[nodiscard]] result {
   static_assert(std::is_default_constructible_v<T>);
 
  public:
-  result(T value) noexcept : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  result(T value) noexcept : value_(std::move(value)) {}    // NOLINT(google-explicit-constructor)
   result(std::error_code error) noexcept : error_(error) {  // NOLINT(google-explicit-constructor)
     assert(error_ && "a result made from an error code needs a non-zero error");
   }

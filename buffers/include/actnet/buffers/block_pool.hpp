@@ -10,9 +10,9 @@ namespace actnet {
 
 /// What the pool holds, summed over every thread (and threads that have exited).
 struct pool_stats {
-  std::int64_t bytes_in_use = 0;       ///< handed out and not yet returned
-  std::int64_t bytes_cached = 0;       ///< returned and kept in thread caches for reuse
-  std::uint64_t allocations = 0;       ///< allocate() calls
+  std::int64_t bytes_in_use = 0;           ///< handed out and not yet returned
+  std::int64_t bytes_cached = 0;           ///< returned and kept in thread caches for reuse
+  std::uint64_t allocations = 0;           ///< allocate() calls
   std::uint64_t upstream_allocations = 0;  ///< allocate() calls the caches could not serve
 };
 

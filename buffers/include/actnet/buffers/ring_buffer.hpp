@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -48,7 +49,16 @@ class ring_buffer {
   }
 
   /// Appends `bytes`, growing as needed; capacity_exceeded (nothing written) past the cap.
-  [[nodiscard]] std::error_code write(std::span<const std::byte> bytes);
+  [[nodiscard]] std::error_code write(std::span<const std::byte> bytes) {
+    // Inline fast path: the used run does not wrap and the bytes fit after it.
+    const std::size_t end = std::size_t{head_} + size_;
+    if (data_ != nullptr && !bytes.empty() && end + bytes.size() <= capacity()) [[likely]] {
+      std::memcpy(data_ + end, bytes.data(), bytes.size());
+      size_ += static_cast<std::uint32_t>(bytes.size());
+      return {};
+    }
+    return write_slow(bytes);
+  }
   [[nodiscard]] std::error_code write(std::string_view text) {
     return write(std::as_bytes(std::span(text.data(), text.size())));
   }
@@ -64,7 +74,14 @@ class ring_buffer {
   /// keeps its block for them, to be reused by the next write or given back by trim().
   [[nodiscard]] result<byte_views> next(std::size_t n) noexcept;
   /// Drops the first `n` bytes; short_buffer (nothing dropped) if fewer are buffered.
-  [[nodiscard]] std::error_code discard(std::size_t n) noexcept;
+  [[nodiscard]] std::error_code discard(std::size_t n) noexcept {
+    if (n < size_) [[likely]] {  // inline fast path: bytes remain, so the block stays
+      head_ = static_cast<std::uint32_t>((head_ + n) & mask());
+      size_ -= static_cast<std::uint32_t>(n);
+      return {};
+    }
+    return discard_slow(n);
+  }
   /// Copies exactly out.size() bytes into `out` and consumes them; short_buffer if fewer are
   /// buffered.
   [[nodiscard]] std::error_code read(std::span<std::byte> out) noexcept;
@@ -94,6 +111,8 @@ class ring_buffer {
   void consume(std::size_t n) noexcept;
   void release() noexcept;
   void copy_in(std::span<const std::byte> bytes) noexcept;
+  [[nodiscard]] std::error_code write_slow(std::span<const std::byte> bytes);
+  [[nodiscard]] std::error_code discard_slow(std::size_t n) noexcept;
 
   std::byte* data_ = nullptr;
   std::uint32_t head_ = 0;
