@@ -65,11 +65,15 @@ ring_buffer::~ring_buffer() {
   release();
 }
 
-void ring_buffer::release() noexcept {
+void ring_buffer::release_block() noexcept {
   if (data_ != nullptr) {
-    block_pool::deallocate({data_, capacity()});
+    block_pool::deallocate({data_, block_pool::block_size(capacity())});
     data_ = nullptr;
   }
+}
+
+void ring_buffer::release() noexcept {
+  release_block();
   head_ = 0;
   size_ = 0;
   capacity_log2_ = 0;
@@ -95,15 +99,15 @@ bool ring_buffer::reserve(std::size_t extra) {
   }
   const std::size_t cap =
       std::min(max_capacity(), std::max(std::bit_ceil(needed), defaults::ring_initial_capacity));
+  // The pool may hand out more than `cap` (its smallest block is 64 bytes); the ring uses
+  // `cap` of it, so capacity() never exceeds max_capacity().
   const std::span<std::byte> block = block_pool::allocate(cap);
   // Unwrap into the new block: the used bytes start at offset 0.
   peek_all().copy_to(block.first(size_));
-  if (data_ != nullptr) {
-    block_pool::deallocate({data_, capacity()});
-  }
+  release_block();
   data_ = block.data();
   head_ = 0;
-  capacity_log2_ = static_cast<std::uint8_t>(std::countr_zero(block.size()));
+  capacity_log2_ = static_cast<std::uint8_t>(std::countr_zero(cap));
   return true;
 }
 

@@ -30,7 +30,6 @@ std::string gather(std::span<const iovec> iov) {
 
 // Each adapter gives the model test one vocabulary over a buffer's own API.
 struct ring_adapter {
-  static constexpr bool has_next = true;
   static constexpr bool has_append = false;
   ring_buffer buf{cap};
 
@@ -50,7 +49,6 @@ struct ring_adapter {
 };
 
 struct list_adapter {
-  static constexpr bool has_next = false;
   static constexpr bool has_append = true;
   linked_list_buffer buf{cap};
 
@@ -76,7 +74,6 @@ struct list_adapter {
 };
 
 struct elastic_adapter {
-  static constexpr bool has_next = false;
   static constexpr bool has_append = true;
   elastic_buffer buf{4096, cap};
 

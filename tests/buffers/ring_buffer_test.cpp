@@ -38,7 +38,7 @@ TEST(ring_buffer, max_capacity_rounds_up_to_a_power_of_two) {
 TEST(ring_buffer, a_zero_or_oversized_cap_is_rejected) {
   EXPECT_THROW(ring_buffer(0), std::invalid_argument);
   EXPECT_THROW(ring_buffer(ring_buffer::largest_capacity + 1), std::invalid_argument);
-  EXPECT_NO_THROW(ring_buffer(ring_buffer::largest_capacity));
+  EXPECT_NO_THROW(ring_buffer{ring_buffer::largest_capacity});
 }
 
 TEST(ring_buffer, a_zero_length_write_allocates_nothing) {
@@ -77,6 +77,20 @@ TEST(ring_buffer, an_exactly_full_buffer_accepts_no_more_at_its_cap) {
   EXPECT_EQ(rb.write("!"), make_error_code(errc::capacity_exceeded));
   EXPECT_EQ(rb.size(), 1024U);
   EXPECT_EQ(rb.peek_all().to_string(), std::string(1024, 'z'));
+}
+
+// Found by the fuzzer: the pool's smallest block (64 bytes) is bigger than a tiny cap, and the
+// inline write path trusted the block's size over the cap.
+TEST(ring_buffer, a_cap_smaller_than_the_smallest_pool_block_still_holds) {
+  ring_buffer rb(2);
+  ASSERT_FALSE(rb.write("a"));
+  EXPECT_EQ(rb.capacity(), 2U);
+  EXPECT_EQ(rb.write("bc"), make_error_code(errc::capacity_exceeded));
+  ASSERT_FALSE(rb.write("b"));
+  EXPECT_EQ(rb.write("c"), make_error_code(errc::capacity_exceeded));
+  ASSERT_FALSE(rb.discard(1));
+  ASSERT_FALSE(rb.write("c"));  // wraps inside the 2-byte ring
+  EXPECT_EQ(rb.peek_all().to_string(), "bc");
 }
 
 TEST(ring_buffer, a_write_past_the_cap_writes_nothing) {

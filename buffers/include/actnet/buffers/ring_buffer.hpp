@@ -40,7 +40,7 @@ class ring_buffer {
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-  /// Bytes of memory held now: 0 while nothing is allocated.
+  /// Bytes the ring holds room for: 0 while nothing is allocated; never over max_capacity().
   [[nodiscard]] std::size_t capacity() const noexcept {
     return data_ == nullptr ? 0 : std::size_t{1} << capacity_log2_;
   }
@@ -110,6 +110,7 @@ class ring_buffer {
   [[nodiscard]] bool reserve(std::size_t extra);
   void consume(std::size_t n) noexcept;
   void release() noexcept;
+  void release_block() noexcept;
   void copy_in(std::span<const std::byte> bytes) noexcept;
   [[nodiscard]] std::error_code write_slow(std::span<const std::byte> bytes);
   [[nodiscard]] std::error_code discard_slow(std::size_t n) noexcept;
