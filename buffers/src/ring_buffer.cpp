@@ -47,7 +47,8 @@ ring_buffer::ring_buffer(ring_buffer&& other) noexcept
       head_(std::exchange(other.head_, 0)),
       size_(std::exchange(other.size_, 0)),
       capacity_log2_(std::exchange(other.capacity_log2_, 0)),
-      max_capacity_log2_(other.max_capacity_log2_) {}
+      max_capacity_log2_(other.max_capacity_log2_),
+      hint_log2_(other.hint_log2_) {}
 
 ring_buffer& ring_buffer::operator=(ring_buffer&& other) noexcept {
   if (this != &other) {
@@ -57,6 +58,7 @@ ring_buffer& ring_buffer::operator=(ring_buffer&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     capacity_log2_ = std::exchange(other.capacity_log2_, 0);
     max_capacity_log2_ = other.max_capacity_log2_;
+    hint_log2_ = other.hint_log2_;
   }
   return *this;
 }
@@ -69,6 +71,7 @@ void ring_buffer::release_block() noexcept {
   if (data_ != nullptr) {
     block_pool::deallocate({data_, block_pool::block_size(capacity())});
     data_ = nullptr;
+    hint_log2_ = capacity_log2_ > 0 ? capacity_log2_ - 1 : 0;
   }
 }
 
@@ -97,8 +100,9 @@ bool ring_buffer::reserve(std::size_t extra) {
   if (needed <= capacity()) {
     return true;
   }
-  const std::size_t cap =
-      std::min(max_capacity(), std::max(std::bit_ceil(needed), defaults::ring_initial_capacity));
+  const std::size_t floor = data_ == nullptr ? std::size_t{1} << hint_log2_ : 0;
+  const std::size_t cap = std::min(
+      max_capacity(), std::max({std::bit_ceil(needed), defaults::ring_initial_capacity, floor}));
   // The pool may hand out more than `cap` (its smallest block is 64 bytes); the ring uses
   // `cap` of it, so capacity() never exceeds max_capacity().
   const std::span<std::byte> block = block_pool::allocate(cap);

@@ -491,6 +491,10 @@ void register_all() {
 // figures do not.
 class summary_reporter : public benchmark::ConsoleReporter {
  public:
+  // Colours only on a terminal, so results piped to a file stay plain text.
+  summary_reporter()
+      : ConsoleReporter(::isatty(STDOUT_FILENO) != 0 ? OO_ColorTabular : OO_Tabular) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {

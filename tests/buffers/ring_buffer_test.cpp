@@ -8,6 +8,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "buffers/test_util.hpp"
 
@@ -67,6 +68,19 @@ TEST(ring_buffer, writes_grow_the_capacity_by_powers_of_two_up_to_the_cap) {
   EXPECT_EQ(rb.capacity(), 8192U);
   EXPECT_EQ(rb.peek_all().to_string(),
             std::string(1000, 'a') + std::string(1000, 'b') + std::string(5000, 'c'));
+}
+
+TEST(ring_buffer, after_a_drain_the_next_block_starts_at_half_the_last_one) {
+  ring_buffer rb;
+  ASSERT_FALSE(rb.write(std::string(5000, 'a')));
+  ASSERT_EQ(rb.capacity(), 8192U);
+  const std::vector<std::size_t> expected{4096, 2048, 1024, 1024};
+  for (const std::size_t capacity : expected) {
+    ASSERT_FALSE(rb.discard(rb.size()));
+    EXPECT_EQ(rb.capacity(), 0U);  // drained: no memory held
+    ASSERT_FALSE(rb.write("small"));
+    EXPECT_EQ(rb.capacity(), capacity);
+  }
 }
 
 TEST(ring_buffer, an_exactly_full_buffer_accepts_no_more_at_its_cap) {

@@ -17,7 +17,8 @@ namespace actnet {
 
 /// A circular byte buffer whose capacity is a power of two. It allocates nothing until the
 /// first write, grows on demand (doubling) up to max_capacity(), and gives its block back to
-/// block_pool as soon as it is drained, so an idle connection holds no buffer memory.
+/// block_pool as soon as it is drained, so an idle connection holds no buffer memory. The next
+/// block after a drain starts at half the size of the last one (or what the write needs).
 ///
 /// Bad use is an error, never a truncation: asking for more bytes than are buffered returns
 /// errc::short_buffer and consumes nothing; growing past the cap returns errc::capacity_exceeded
@@ -120,6 +121,10 @@ class ring_buffer {
   std::uint32_t size_ = 0;
   std::uint8_t capacity_log2_ = 0;
   std::uint8_t max_capacity_log2_ = 0;
+  // Half the capacity of the last block given back: where the next block starts, so a ring
+  // that drains between bursts does not re-grow by doubling every time, and a one-off spike
+  // decays by half per drain. Costs no memory while idle (it sits in padding).
+  std::uint8_t hint_log2_ = 0;
 };
 
 }  // namespace actnet
