@@ -16,6 +16,12 @@ class category final : public std::error_category {
         return "fewer bytes buffered than requested";
       case errc::capacity_exceeded:
         return "buffer capacity exceeded";
+      case errc::end_of_stream:
+        return "end of stream: the peer closed the connection";
+      case errc::connection_closed:
+        return "connection closed";
+      case errc::engine_stopped:
+        return "engine stopped";
     }
     return "unknown actnet error " + std::to_string(value);
   }

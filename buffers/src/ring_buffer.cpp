@@ -92,12 +92,12 @@ void ring_buffer::trim() noexcept {
   }
 }
 
-bool ring_buffer::reserve(std::size_t extra) {
+bool ring_buffer::reserve(std::size_t extra, std::span<std::byte>* retired, bool move) {
   const std::size_t needed = size_ + extra;
   if (needed > max_capacity()) {
     return false;
   }
-  if (needed <= capacity()) {
+  if (needed <= capacity() && !move) {
     return true;
   }
   const std::size_t floor = data_ == nullptr ? std::size_t{1} << hint_log2_ : 0;
@@ -108,6 +108,10 @@ bool ring_buffer::reserve(std::size_t extra) {
   const std::span<std::byte> block = block_pool::allocate(cap);
   // Unwrap into the new block: the used bytes start at offset 0.
   peek_all().copy_to(block.first(size_));
+  if (retired != nullptr && data_ != nullptr) {
+    *retired = {data_, block_pool::block_size(capacity())};
+    data_ = nullptr;
+  }
   release_block();
   data_ = block.data();
   head_ = 0;
@@ -121,6 +125,19 @@ void ring_buffer::copy_in(std::span<const std::byte> bytes) noexcept {
   std::memcpy(data_ + tail, bytes.data(), first);
   std::memcpy(data_, bytes.data() + first, bytes.size() - first);
   size_ += static_cast<std::uint32_t>(bytes.size());
+}
+
+std::error_code ring_buffer::write_keeping_views(std::span<const std::byte> bytes,
+                                                 std::span<std::byte>& retired, bool move) {
+  retired = {};
+  if (bytes.empty()) {
+    return {};
+  }
+  if (!reserve(bytes.size(), &retired, move)) {
+    return errc::capacity_exceeded;
+  }
+  copy_in(bytes);
+  return {};
 }
 
 std::error_code ring_buffer::write_slow(std::span<const std::byte> bytes) {

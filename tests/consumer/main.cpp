@@ -1,28 +1,48 @@
-// Uses the installed headers and library: buffer a message, drain it through a pipe.
+// An outside program on the installed package: the README's echo actor, served and checked.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <actnet/actors/engine.hpp>
 #include <actnet/buffers/elastic_buffer.hpp>
-#include <actnet/buffers/ring_buffer.hpp>
+#include <array>
 #include <cstdio>
 #include <string>
+#include <thread>
+
+class echo final : public actnet::connection {
+  void on_data() override {
+    const actnet::byte_views data = next_all();  // zero-copy views of what arrived
+    const std::array parts{data.first, data.second};
+    (void)writev(parts);  // to the socket now; what it refuses is buffered and sent later
+  }
+};
 
 int main() {
-  int fds[2];
-  if (::pipe(fds) != 0) {
-    return 2;
+  actnet::engine e({.loops = 2});
+  const actnet::address bound = e.listen<echo>("tcp://127.0.0.1:0");
+  std::thread server([&e] { e.run(); });
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int rc = 3;
+  if (::connect(fd, bound.data(), bound.size()) == 0) {
+    const std::string msg = "hello from an installed actnet";
+    std::string got(msg.size(), '\0');
+    std::size_t n = 0;
+    if (::send(fd, msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size())) {
+      while (n < got.size()) {
+        const ssize_t r = ::recv(fd, got.data() + n, got.size() - n, 0);
+        if (r <= 0) {
+          break;
+        }
+        n += static_cast<std::size_t>(r);
+      }
+    }
+    rc = got == msg ? 0 : 4;
   }
-  actnet::elastic_buffer out;
-  if (out.write("hello from an installed actnet") || !out.drain_to(fds[1])) {
-    return 3;
-  }
-  actnet::ring_buffer in;
-  std::byte spill[256];
-  const auto got = in.fill_from(fds[0], spill);
-  ::close(fds[0]);
-  ::close(fds[1]);
-  if (!got || in.peek_all().to_string() != "hello from an installed actnet") {
-    return 4;
-  }
-  std::puts("consumer: ok");
-  return 0;
+  ::close(fd);
+  e.stop();
+  server.join();
+  std::puts(rc == 0 ? "consumer: ok" : "consumer: failed");
+  return rc;
 }

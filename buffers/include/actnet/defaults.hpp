@@ -39,4 +39,16 @@ inline constexpr std::size_t elastic_max_size = std::size_t{64} << 20;
 /// Size of the spill area that fills a buffer from an fd in one readv (muduo's extrabuf).
 inline constexpr std::size_t read_spill_size = std::size_t{64} << 10;
 
+// -- loops and connections --
+/// Mailbox messages a loop handles per iteration before it polls I/O again (gnet: 256).
+inline constexpr std::size_t mailbox_budget = 256;
+/// Each loop's read buffer: the most one read() takes, and so the most one on_data() sees
+/// fresh (gnet's ReadBufferCap).
+inline constexpr std::size_t read_buffer_size = std::size_t{64} << 10;
+/// Edge-triggered mode: the most a connection reads per wake-up before other connections get
+/// their turn (gnet's EdgeTriggeredIOChunk).
+inline constexpr std::size_t edge_triggered_chunk = std::size_t{1} << 20;
+/// What a connection may hold unconsumed inbound before it is closed with capacity_exceeded.
+inline constexpr std::size_t inbound_cap = ring_max_capacity;
+
 }  // namespace actnet::defaults

@@ -9,6 +9,9 @@ namespace actnet {
 enum class errc : int {
   short_buffer = 1,   ///< fewer bytes are buffered than were asked for; nothing was consumed
   capacity_exceeded,  ///< the operation would grow a buffer past its cap; nothing was written
+  end_of_stream,      ///< the peer closed its side of the connection
+  connection_closed,  ///< the connection is gone (closed, or never existed on that loop)
+  engine_stopped,     ///< the engine stopped before the request could be carried out
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

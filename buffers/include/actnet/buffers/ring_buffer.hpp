@@ -11,6 +11,7 @@
 
 #include "actnet/buffers/byte_views.hpp"
 #include "actnet/defaults.hpp"
+#include "actnet/error.hpp"
 #include "actnet/result.hpp"
 
 namespace actnet {
@@ -74,6 +75,21 @@ class ring_buffer {
   /// buffered. The views stay valid until the next non-const call: a buffer drained by next()
   /// keeps its block for them, to be reused by the next write or given back by trim().
   [[nodiscard]] result<byte_views> next(std::size_t n) noexcept;
+  /// As discard(), but a drained ring keeps its block (views from next() stay valid) until
+  /// trim() or the next write.
+  [[nodiscard]] std::error_code skip(std::size_t n) noexcept {
+    if (n > size_) {
+      return make_error_code(errc::short_buffer);
+    }
+    consume(n);
+    return {};
+  }
+  /// As write(), but never writes over memory that views from next() may point into: when
+  /// `move` is true (such views exist) the bytes go to a new block even if they would fit, and
+  /// whenever the ring changes block the old one is not given back but handed to the caller in
+  /// `retired` (empty otherwise), to give back to block_pool once those views are dead.
+  [[nodiscard]] std::error_code write_keeping_views(std::span<const std::byte> bytes,
+                                                    std::span<std::byte>& retired, bool move);
   /// Drops the first `n` bytes; short_buffer (nothing dropped) if fewer are buffered.
   [[nodiscard]] std::error_code discard(std::size_t n) noexcept {
     if (n < size_) [[likely]] {  // inline fast path: bytes remain, so the block stays
@@ -108,7 +124,8 @@ class ring_buffer {
  private:
   [[nodiscard]] std::size_t mask() const noexcept { return capacity() - 1; }
   // Makes room for `extra` more bytes; false (nothing changed) past the cap.
-  [[nodiscard]] bool reserve(std::size_t extra);
+  [[nodiscard]] bool reserve(std::size_t extra, std::span<std::byte>* retired = nullptr,
+                             bool move = false);
   void consume(std::size_t n) noexcept;
   void release() noexcept;
   void release_block() noexcept;

@@ -1,0 +1,106 @@
+// conn_ref: the address of a connection actor, safe to copy and use from any thread.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "actnet/buffers/block.hpp"
+#include "actnet/unique_function.hpp"
+
+namespace actnet {
+
+class connection;
+class event_loop;
+
+namespace detail {
+/// What a mailbox message runs on its loop: the loop, the target connection (null when there
+/// is none or it has gone) and an error for completions.
+using message_fn = unique_function<void(event_loop&, connection*, std::error_code)>;
+}  // namespace detail
+
+/// The default completion of an async write: none.
+struct no_callback {
+  void operator()(std::error_code /*unused*/) const noexcept {}
+};
+
+/// Names a connection actor by (loop, slot, generation). Every operation is a mailbox message
+/// to the owning loop, so all are thread-safe and none blocks; a message that reaches a
+/// connection that has gone is dropped and counted (event_loop::dropped_messages()), never a
+/// crash. Messages from one thread to one connection arrive in the order they were sent.
+/// Closures of up to 48 bytes travel without a heap allocation. A conn_ref must not be used
+/// after its engine is destroyed.
+class conn_ref {
+ public:
+  conn_ref() noexcept = default;
+
+  [[nodiscard]] bool valid() const noexcept { return loop_ != nullptr; }
+  [[nodiscard]] event_loop* loop() const noexcept { return loop_; }
+
+  /// Copies `bytes` into a pooled block and writes it on the owning loop. `done(error_code)`
+  /// runs there once the bytes are written or buffered ({}), or with errc::connection_closed /
+  /// errc::engine_stopped when they could not be. It must not block.
+  template <class Done = no_callback>
+  void async_write(std::span<const std::byte> bytes, Done done = {}) const {
+    send_write(block::copy_of(bytes), completion(std::move(done)));
+  }
+  template <class Done = no_callback>
+  void async_write(std::string_view text, Done done = {}) const {
+    async_write(std::as_bytes(std::span(text.data(), text.size())), std::move(done));
+  }
+  /// Writes a caller-filled block without copying it.
+  template <class Done = no_callback>
+  void async_write(block payload, Done done = {}) const {
+    send_write(std::move(payload), completion(std::move(done)));
+  }
+  /// Writes `parts` back to back as one message (copied into one block).
+  template <class Done = no_callback>
+  void async_writev(std::span<const std::span<const std::byte>> parts, Done done = {}) const {
+    send_write(gather(parts), completion(std::move(done)));
+  }
+  /// Closes the connection after its pending output is flushed.
+  void close() const;
+  /// Runs on_data() again with whatever is buffered inbound (gnet's Wake).
+  void wake() const;
+  /// Runs `fn(conn)` on the owning loop as the connection actor, if it still exists. `Conn`
+  /// must be the connection's class or one of its bases.
+  template <class Conn, class F>
+  void tell(F&& fn) const {
+    send_tell([fn = std::forward<F>(fn)](event_loop&, connection* c, std::error_code) mutable {
+      assert(dynamic_cast<Conn*>(c) != nullptr && "tell<Conn>: the connection is not a Conn");
+      fn(static_cast<Conn&>(*c));
+    });
+  }
+
+  friend bool operator==(const conn_ref&, const conn_ref&) = default;
+
+ private:
+  friend class connection;
+  friend class event_loop;
+  conn_ref(event_loop* loop, std::uint32_t slot, std::uint32_t generation) noexcept
+      : loop_(loop), slot_(slot), generation_(generation) {}
+
+  template <class Done>
+  static detail::message_fn completion(Done&& done) {
+    if constexpr (std::is_same_v<std::decay_t<Done>, no_callback>) {
+      return nullptr;
+    } else {
+      return [d = std::forward<Done>(done)](event_loop&, connection*, std::error_code ec) mutable {
+        d(ec);
+      };
+    }
+  }
+  static block gather(std::span<const std::span<const std::byte>> parts);
+  void send_write(block payload, detail::message_fn done) const;
+  void send_tell(detail::message_fn fn) const;
+
+  event_loop* loop_ = nullptr;
+  std::uint32_t slot_ = 0;
+  std::uint32_t generation_ = 0;
+};
+
+}  // namespace actnet

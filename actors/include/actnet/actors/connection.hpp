@@ -1,0 +1,166 @@
+// connection: the base class of connection actors. Users subclass it and override the events;
+// the loop that owns the socket creates one per connection and calls it on its own thread.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include "actnet/actors/conn_ref.hpp"
+#include "actnet/buffers/byte_views.hpp"
+#include "actnet/buffers/elastic_buffer.hpp"
+#include "actnet/buffers/ring_buffer.hpp"
+#include "actnet/error.hpp"
+#include "actnet/reactor/address.hpp"
+#include "actnet/reactor/socket.hpp"
+#include "actnet/reactor/timer_queue.hpp"
+#include "actnet/result.hpp"
+
+namespace actnet {
+
+class engine;
+class event_loop;
+
+/// A connection actor. Every member function is loop-thread only (the loop that owns the
+/// connection calls the events; call the rest from them, from timers, or through
+/// conn_ref::tell) unless it says otherwise. Debug builds assert the thread.
+///
+/// Inbound bytes are what the peer sent and the handler has not consumed yet: the leftovers of
+/// earlier reads (kept in a ring buffer) followed by this read's bytes (still in the loop's read
+/// buffer, so consuming them is zero-copy). Outbound bytes the socket would not take at once wait
+/// in an elastic buffer and go out as the socket drains.
+class connection {
+ public:
+  connection() = default;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  virtual ~connection();
+
+  // -- events: override what you need --
+
+  /// The connection is open and registered; writes work from here on.
+  virtual void on_open() {}
+  /// Bytes arrived (or wake() was called): consume what you can with next / read / discard;
+  /// whatever is left stays buffered for the next call.
+  virtual void on_data() {}
+  /// The connection is gone: {} after a local close(), errc::end_of_stream when the peer closed
+  /// (after the output waiting for it was sent), errc::engine_stopped at shutdown,
+  /// errc::capacity_exceeded at a buffer cap, or the socket's error (a failed send included).
+  /// Runs exactly once; the fd is still open during it (for addresses), writes no longer work.
+  virtual void on_close(std::error_code /*reason*/) {}
+
+  // -- inbound --
+
+  /// Bytes buffered and not yet consumed.
+  [[nodiscard]] std::size_t inbound_buffered() const noexcept { return in_.size() + fresh_.size(); }
+  /// The first `n` bytes without consuming them (zero-copy when they are contiguous, else two
+  /// spans); short_buffer if fewer are buffered. Valid until the next inbound call.
+  [[nodiscard]] result<byte_views> peek(std::size_t n);
+  /// Every buffered byte without consuming it.
+  [[nodiscard]] byte_views peek_all();
+  /// Consumes `n` bytes and returns views of them; short_buffer (nothing consumed) if fewer are
+  /// buffered. The views stay valid until on_data() returns.
+  [[nodiscard]] result<byte_views> next(std::size_t n);
+  /// Consumes and returns every buffered byte.
+  [[nodiscard]] byte_views next_all();
+  /// Drops `n` bytes; short_buffer (nothing dropped) if fewer are buffered.
+  [[nodiscard]] std::error_code discard(std::size_t n) noexcept;
+  /// Copies exactly out.size() bytes out and consumes them; short_buffer otherwise.
+  [[nodiscard]] std::error_code read(std::span<std::byte> out) noexcept;
+
+  // -- outbound --
+
+  /// Writes `bytes`: straight to the socket when nothing is waiting, buffering what it does not
+  /// take; behind the buffered bytes otherwise. Errors: connection_closed after close,
+  /// capacity_exceeded past the outbound cap (the connection is then closed with that error).
+  std::error_code write(std::span<const std::byte> bytes);
+  std::error_code write(std::string_view text) {
+    return write(std::as_bytes(std::span(text.data(), text.size())));
+  }
+  /// Writes several spans in order with one system call when nothing is waiting.
+  std::error_code writev(std::span<const std::span<const std::byte>> parts);
+  /// Writes a pooled block; buffered without a copy when the socket does not take it all.
+  std::error_code write(block payload);
+  /// Tries to send what is buffered now; errors as write().
+  std::error_code flush();
+  /// Bytes waiting to be sent.
+  [[nodiscard]] std::size_t outbound_buffered() const noexcept { return out_.size(); }
+
+  // -- control --
+
+  /// Closes after the buffered output is sent (reading stops at once). on_close({}) follows.
+  void close() noexcept;
+  /// Closes at once, dropping buffered output, with a reset (SO_LINGER 0) the peer sees.
+  void abort() noexcept;
+  /// Runs on_data() again soon (from the mailbox) with whatever is buffered.
+  void wake() noexcept;
+  /// Stops the whole engine, as engine::stop() (gnet's Shutdown action).
+  void shutdown_engine() noexcept;
+  /// Runs `fn(*this)` on this loop after `delay`, unless the connection has closed by then.
+  /// (A timer's closure is heap-allocated; it is freed when the timer fires or is cancelled.)
+  timer_id after(std::chrono::nanoseconds delay, unique_function<void(connection&)> fn);
+  /// Cancels a timer from after(); false if it ran or was cancelled already.
+  bool cancel_timer(timer_id id) noexcept;
+
+  // -- identity and socket --
+
+  /// This connection's address, for other threads and actors. Thread-safe to use.
+  [[nodiscard]] conn_ref ref() const noexcept { return {loop_, slot_, generation_}; }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] bool is_open() const noexcept { return state_ == state::open; }
+  [[nodiscard]] result<address> local_address() const;
+  [[nodiscard]] result<address> remote_address() const;
+  [[nodiscard]] event_loop& loop() const noexcept { return *loop_; }
+  [[nodiscard]] engine& owner() const noexcept;
+
+  std::error_code set_nodelay(bool on) noexcept { return actnet::set_nodelay(fd_, on); }
+  std::error_code set_keepalive(const keepalive& k) noexcept {
+    return actnet::set_keepalive(fd_, k);
+  }
+  std::error_code set_linger(std::optional<std::chrono::seconds> s) noexcept {
+    return actnet::set_linger(fd_, s);
+  }
+  std::error_code set_recv_buffer(int bytes) noexcept {
+    return actnet::set_recv_buffer(fd_, bytes);
+  }
+  std::error_code set_send_buffer(int bytes) noexcept {
+    return actnet::set_send_buffer(fd_, bytes);
+  }
+
+ private:
+  friend class event_loop;
+  enum class state : std::uint8_t { open, closing, closed };
+
+  // Moves this read's unconsumed bytes into the ring so the loop's buffer can be reused.
+  [[nodiscard]] std::error_code keep_fresh();
+  // Makes the first `n` inbound bytes sit in the ring (a copy of fresh bytes, when needed).
+  [[nodiscard]] std::error_code gather(std::size_t n);
+  std::error_code buffer_rest(std::span<const std::byte> rest);
+  std::error_code fail(std::error_code ec) noexcept;
+  void want_write(bool on) noexcept;
+  void begin_closing() noexcept;  // stop reading, flush, then finish
+  [[nodiscard]] std::error_code closing_reason() const noexcept {
+    return peer_closed_ ? make_error_code(errc::end_of_stream) : std::error_code{};
+  }
+
+  event_loop* loop_ = nullptr;
+  ring_buffer in_;
+  elastic_buffer out_;
+  std::span<const std::byte> fresh_;  // this read's unconsumed bytes, during on_data only
+  int fd_ = -1;
+  std::uint32_t slot_ = 0;
+  std::uint32_t generation_ = 0;
+  state state_ = state::open;
+  bool writing_ = false;      // level-triggered: EPOLLOUT armed
+  bool peer_closed_ = false;  // the peer's FIN came while output was still waiting
+  bool ring_views_ = false;   // next() returned views into the ring during this on_data
+  transport transport_ = transport::tcp;
+};
+
+}  // namespace actnet

@@ -1,0 +1,124 @@
+// engine: the server. N loop actors, its listeners, and how connections reach the loops.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "actnet/defaults.hpp"
+#include "actnet/reactor/address.hpp"
+#include "actnet/reactor/socket.hpp"
+#include "actnet/reactor/unique_fd.hpp"
+
+namespace actnet {
+
+/// Engine settings. Every field has a documented default; engine's constructor rejects a bad
+/// value with std::invalid_argument naming the option and the value.
+struct engine_options {
+  /// Loop actors (threads); 0 means one per hardware thread.
+  std::size_t loops = 0;
+  /// false: loop 0 accepts and hands each connection to a loop, round-robin (gnet's main
+  /// reactor). true: every loop has its own SO_REUSEPORT listener and the kernel balances.
+  bool reuse_port = false;
+  /// Edge-triggered epoll: each wake-up reads until the socket is empty or
+  /// edge_triggered_chunk bytes were read (then the connection continues next iteration).
+  bool edge_triggered = false;
+  std::size_t edge_triggered_chunk = defaults::edge_triggered_chunk;
+  /// Each loop's read buffer: the most one read takes.
+  std::size_t read_buffer_size = defaults::read_buffer_size;
+  /// Unconsumed inbound bytes a connection may hold before it is closed (capacity_exceeded).
+  std::size_t inbound_cap = defaults::inbound_cap;
+  /// Outbound: bytes kept in the ring before spilling to the list, and the hard cap.
+  std::size_t outbound_ring_threshold = defaults::elastic_ring_threshold;
+  std::size_t outbound_cap = defaults::elastic_max_size;
+  /// Mailbox messages handled per loop iteration.
+  std::size_t mailbox_budget = defaults::mailbox_budget;
+  /// Listener and connection socket options (TCP_NODELAY on by default).
+  socket_options socket;
+};
+
+/// A server: listen() on one or more addresses, then run() until stop().
+///
+/// Threads: run() uses the calling thread for loop 0 and starts one thread per other loop.
+/// stop(), count_connections() and the loops' thread-safe members may be called from any
+/// thread, including handlers. SIGPIPE is ignored process-wide from construction on, so a
+/// write to a closed peer is an error code, not a signal.
+class engine {
+ public:
+  using factory = std::function<std::unique_ptr<connection>()>;
+
+  explicit engine(engine_options options = {});
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+  /// Stops (if running elsewhere, waits for run() to return).
+  ~engine();
+
+  /// Listens on `url` with connections of class Conn (made with `args...`, copied). Returns
+  /// the bound address (the real port when port 0 was asked). Before run() only. Throws
+  /// std::invalid_argument for a bad address and std::system_error when it cannot listen,
+  /// both naming the address.
+  template <class Conn, class... Args>
+  address listen(std::string_view url, Args... args) {
+    static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
+    return listen(url, factory([args...] { return std::make_unique<Conn>(args...); }));
+  }
+  address listen(std::string_view url, factory make);
+
+  /// Blocks until stop() (or a handler's shutdown_engine()): on_boot, the loops, and at the end
+  /// every connection closed (on_close once each), every thread joined, on_shutdown.
+  void run();
+  /// Thread-safe and idempotent: stop accepting, close every connection, return from run().
+  void stop() noexcept;
+
+  /// Thread-safe: open connections over all loops.
+  [[nodiscard]] std::size_t count_connections() const noexcept;
+  [[nodiscard]] std::size_t loop_count() const noexcept { return loops_.size(); }
+  [[nodiscard]] event_loop& loop(std::size_t i) const { return *loops_.at(i); }
+  [[nodiscard]] const engine_options& options() const noexcept { return options_; }
+  /// The bound addresses, in listen() order.
+  [[nodiscard]] std::vector<address> addresses() const;
+
+  /// Runs on the run() thread before the loops start.
+  void on_boot(std::function<void(engine&)> fn) { on_boot_ = std::move(fn); }
+  /// Runs on the run() thread after every loop has stopped.
+  void on_shutdown(std::function<void(engine&)> fn) { on_shutdown_ = std::move(fn); }
+  /// A ticker on loop 0: runs at once, then after each returned delay; a negative delay stops it.
+  void on_tick(std::function<std::chrono::nanoseconds(engine&)> fn) { on_tick_ = std::move(fn); }
+
+ private:
+  friend class event_loop;
+  struct listener {
+    address bound;
+    unique_fd fd;  // main-reactor mode: loop 0 accepts on it
+    factory make;
+    address requested;  // as parsed (keeps tcp6's IPv6-only), for SO_REUSEPORT siblings
+  };
+  void tick();
+  void close_listeners() noexcept;
+  [[nodiscard]] event_loop& next_loop() noexcept;
+
+  engine_options options_;
+  std::vector<std::unique_ptr<event_loop>> loops_;
+  std::vector<listener> listeners_;
+  std::function<void(engine&)> on_boot_;
+  std::function<void(engine&)> on_shutdown_;
+  std::function<std::chrono::nanoseconds(engine&)> on_tick_;
+  std::size_t next_loop_ = 0;  // loop 0's thread only (it accepts)
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::mutex run_mutex_;
+  std::condition_variable run_done_;
+  bool run_finished_ = true;
+};
+
+}  // namespace actnet

@@ -1,0 +1,161 @@
+// event_loop: the loop actor. One thread, one poller, one mailbox, its timers and the
+// connection actors it owns (a slot table with generation counters).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/mailbox.hpp"
+#include "actnet/buffers/block.hpp"
+#include "actnet/reactor/poller.hpp"
+#include "actnet/reactor/timer_queue.hpp"
+#include "actnet/reactor/unique_fd.hpp"
+#include "actnet/unique_function.hpp"
+
+namespace actnet {
+
+class connection;
+class engine;
+struct engine_options;
+
+namespace detail {
+
+/// A mailbox message. The built-in kinds carry their payload inline (an fd, a pooled block, a
+/// closure of up to 48 bytes), so posting one allocates nothing of its own.
+struct message {
+  enum class kind : std::uint8_t { none, closure, tell, async_write, close, wake, adopt, stop };
+  kind what = kind::none;
+  std::uint32_t slot = 0;
+  std::uint32_t generation = 0;
+  int fd = -1;                 // adopt: the accepted socket
+  std::uint32_t listener = 0;  // adopt: which listener accepted it
+  block payload;               // async_write
+  message_fn fn;               // closure, tell, async_write's completion
+
+  message() noexcept = default;
+  message(message&& other) noexcept
+      : what(other.what),
+        slot(other.slot),
+        generation(other.generation),
+        fd(std::exchange(other.fd, -1)),  // the fd has one owner: the moved-from has none
+        listener(other.listener),
+        payload(std::move(other.payload)),
+        fn(std::move(other.fn)) {}
+  message& operator=(message&& other) noexcept;
+  message(const message&) = delete;
+  message& operator=(const message&) = delete;
+  ~message();  // closes an adopted fd that no loop took
+};
+
+struct poller_waker {
+  poller* target;
+  void operator()() const noexcept { target->wake(); }
+};
+
+}  // namespace detail
+
+/// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
+/// The thread-safe members say so; the others assert the loop thread in debug builds.
+// The mailbox keeps its producer-written flag on a cache line of its own: that padding is chosen.
+class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
+ public:
+  event_loop(engine& owner, std::size_t index, const engine_options& options);
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+  ~event_loop();
+
+  /// Thread-safe. This loop's position in its engine.
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  /// Thread-safe.
+  [[nodiscard]] engine& owner() const noexcept { return owner_; }
+  /// Thread-safe: whether the caller is this loop's thread.
+  [[nodiscard]] bool in_loop_thread() const noexcept {
+    return thread_id_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
+  /// Thread-safe: runs `fn(loop)` on this loop (a mailbox message, even from the loop itself).
+  /// A message that arrives after the loop has stopped is dropped, and counted in
+  /// dropped_messages() when the engine finishes.
+  template <class F>
+  void post(F&& fn) {
+    post_fn(
+        [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
+  }
+  /// Thread-safe: open connections on this loop.
+  [[nodiscard]] std::size_t connection_count() const noexcept {
+    return connections_.load(std::memory_order_relaxed);
+  }
+  /// Thread-safe: messages that found their connection gone (dropped, as documented).
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept {
+    return dropped_.load(std::memory_order_relaxed);
+  }
+  /// Thread-safe: how often a sender had to wake this loop (coalesced wake-ups).
+  [[nodiscard]] std::uint64_t wakeups() const noexcept { return mailbox_.wakeups(); }
+
+  /// Runs `fn` on this loop after `delay`; returns an id for cancel().
+  timer_id after(std::chrono::nanoseconds delay, unique_function<void()> fn);
+  bool cancel(timer_id id) noexcept;
+
+ private:
+  friend class engine;
+  friend class connection;
+  friend class conn_ref;
+
+  struct slot_entry {
+    connection* conn = nullptr;
+    std::uint32_t generation = 1;
+  };
+
+  void send(detail::message&& m);  // thread-safe
+  void post_fn(detail::message_fn fn);
+  void run();
+  void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
+  void handle(detail::message&& m);
+  void handle_unguarded(detail::message&& m);
+  void run_timers();
+  void adopt(int fd, std::uint32_t listener);
+  void accept_from(std::size_t listener_index, int listen_fd);
+  void pause_accepting(std::size_t listener_index, int listen_fd);
+  void on_io(connection& c, std::uint32_t events);
+  void read_from(connection& c);
+  void write_out(connection& c);
+  void deliver(connection& c);  // on_data, then keep the unconsumed bytes
+  void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
+  void reap() noexcept;                                         // run scheduled closes
+  void close_all(std::error_code reason) noexcept;
+  [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
+  void add_listener(std::size_t listener_index, int fd);
+  void assert_in_loop() const noexcept;
+
+  engine& owner_;
+  const engine_options& options_;
+  std::size_t index_;
+  std::atomic<std::thread::id> thread_id_{};
+  poller poller_;
+  mailbox<detail::message, detail::poller_waker> mailbox_;
+  timer_queue timers_;
+  std::vector<slot_entry> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  struct closing {
+    connection* conn = nullptr;
+    std::error_code reason;
+  };
+  std::vector<closing> closing_;            // finish()ed, closed by reap()
+  std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
+  std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
+  std::vector<std::byte> read_buffer_;
+  std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
+  unique_fd spare_fd_;  // given up to accept-and-drop when out of fds (EMFILE)
+  bool stopping_ = false;
+  std::atomic<std::size_t> connections_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+}  // namespace actnet

@@ -1,0 +1,370 @@
+// connection: inbound views across the ring and the loop's read buffer, writes that try the
+// socket first, closing; and conn_ref's messages.
+#include "actnet/actors/connection.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+#include "actnet/actors/engine.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "actnet/error.hpp"
+
+namespace actnet {
+namespace {
+
+bool would_block(int e) noexcept {
+  return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+}  // namespace
+
+connection::~connection() = default;
+
+engine& connection::owner() const noexcept {
+  return loop_->owner();
+}
+
+// -- inbound --
+
+std::error_code connection::gather(std::size_t n) {
+  const std::size_t need = n - in_.size();
+  std::span<std::byte> retired;
+  const std::error_code ec = in_.write_keeping_views(fresh_.first(need), retired, ring_views_);
+  if (!retired.empty()) {
+    loop_->retired_.push_back(retired);  // earlier next() views may point into it
+  }
+  if (ec) {
+    return ec;
+  }
+  fresh_ = fresh_.subspan(need);
+  return {};
+}
+
+std::error_code connection::keep_fresh() {
+  if (fresh_.empty()) {
+    return {};
+  }
+  const std::error_code ec = in_.write(fresh_);
+  fresh_ = {};
+  return ec;
+}
+
+result<byte_views> connection::peek(std::size_t n) {
+  if (n > inbound_buffered()) {
+    return errc::short_buffer;
+  }
+  if (in_.empty()) {
+    return byte_views{fresh_.first(n), {}};
+  }
+  if (n > in_.size()) {
+    if (const std::error_code ec = gather(n)) {
+      return ec;
+    }
+  }
+  return in_.peek(n);
+}
+
+byte_views connection::peek_all() {
+  const result<byte_views> all = peek(inbound_buffered());
+  return all ? *all : in_.peek_all();  // gathering can fail only at the inbound cap
+}
+
+result<byte_views> connection::next(std::size_t n) {
+  if (n > inbound_buffered()) {
+    return errc::short_buffer;
+  }
+  if (in_.empty()) {
+    const std::span<const std::byte> taken = fresh_.first(n);
+    fresh_ = fresh_.subspan(n);
+    return byte_views{taken, {}};
+  }
+  if (n > in_.size()) {
+    if (const std::error_code ec = gather(n)) {
+      return ec;
+    }
+  }
+  ring_views_ = true;  // a later gather in this on_data must not write where these point
+  return in_.next(n);
+}
+
+byte_views connection::next_all() {
+  const result<byte_views> all = next(inbound_buffered());
+  return all ? *all : byte_views{};
+}
+
+std::error_code connection::discard(std::size_t n) noexcept {
+  if (n > inbound_buffered()) {
+    return errc::short_buffer;
+  }
+  const std::size_t from_ring = std::min(n, in_.size());
+  (void)in_.skip(from_ring);  // keeps the block for earlier next() views; trimmed after on_data
+  fresh_ = fresh_.subspan(n - from_ring);
+  return {};
+}
+
+std::error_code connection::read(std::span<std::byte> out) noexcept {
+  if (out.size() > inbound_buffered()) {
+    return errc::short_buffer;
+  }
+  const std::size_t from_ring = std::min(out.size(), in_.size());
+  if (from_ring > 0) {
+    in_.peek(from_ring)->copy_to(out.first(from_ring));
+    (void)in_.skip(from_ring);  // keeps the block for earlier next() views
+  }
+  const std::size_t rest = out.size() - from_ring;
+  if (rest > 0) {
+    std::memcpy(out.data() + from_ring, fresh_.data(), rest);
+    fresh_ = fresh_.subspan(rest);
+  }
+  return {};
+}
+
+// -- outbound --
+
+std::error_code connection::fail(std::error_code ec) noexcept {
+  loop_->finish(*this, ec);
+  return ec;
+}
+
+void connection::want_write(bool on) noexcept {
+  if (loop_->options_.edge_triggered || writing_ == on || state_ == state::closed) {
+    return;
+  }
+  writing_ = on;
+  const std::uint32_t interest =
+      (state_ == state::open ? io::readable : 0U) | (on ? io::writable : 0U);
+  (void)loop_->poller_.modify(fd_, interest,
+                              (std::uint64_t{generation_} << 32) | std::uint64_t{slot_});
+}
+
+std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
+  if (rest.empty()) {
+    return {};
+  }
+  if (const std::error_code ec = out_.write(rest)) {
+    return fail(ec);
+  }
+  want_write(true);
+  return {};
+}
+
+std::error_code connection::write(std::span<const std::byte> bytes) {
+  loop_->assert_in_loop();
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  if (out_.empty() && !bytes.empty()) {
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && !would_block(errno)) {
+      return fail({errno, std::system_category()});
+    }
+    bytes = bytes.subspan(n < 0 ? 0 : static_cast<std::size_t>(n));
+  }
+  return buffer_rest(bytes);
+}
+
+std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
+  loop_->assert_in_loop();
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  std::size_t first_unsent = 0;
+  std::size_t sent = 0;
+  if (out_.empty()) {
+    std::array<iovec, 64> iov{};
+    const std::size_t count = std::min(parts.size(), iov.size());
+    for (std::size_t i = 0; i < count; ++i) {
+      iov[i] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0 && !would_block(errno)) {
+      return fail({errno, std::system_category()});
+    }
+    sent = n < 0 ? 0 : static_cast<std::size_t>(n);
+    while (first_unsent < parts.size() && sent >= parts[first_unsent].size()) {
+      sent -= parts[first_unsent++].size();
+    }
+  }
+  for (std::size_t i = first_unsent; i < parts.size(); ++i) {
+    const std::span<const std::byte> rest = i == first_unsent ? parts[i].subspan(sent) : parts[i];
+    if (const std::error_code ec = buffer_rest(rest)) {
+      return ec;
+    }
+  }
+  return {};
+}
+
+std::error_code connection::write(block payload) {
+  loop_->assert_in_loop();
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  if (!out_.empty()) {
+    if (const std::error_code ec = out_.append(std::move(payload))) {
+      return fail(ec);
+    }
+    want_write(true);
+    return {};
+  }
+  const std::span<const std::byte> bytes = payload.data();
+  const ssize_t n = bytes.empty() ? 0 : ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (n < 0 && !would_block(errno)) {
+    return fail({errno, std::system_category()});
+  }
+  const auto sent = n < 0 ? std::size_t{0} : static_cast<std::size_t>(n);
+  if (sent == 0 && !bytes.empty()) {
+    if (const std::error_code ec = out_.append(std::move(payload))) {  // no copy
+      return fail(ec);
+    }
+    want_write(true);
+    return {};
+  }
+  return buffer_rest(bytes.subspan(sent));
+}
+
+std::error_code connection::flush() {
+  loop_->assert_in_loop();
+  if (state_ == state::closed) {
+    return errc::connection_closed;
+  }
+  while (!out_.empty()) {
+    const result<std::size_t> sent = out_.drain_to(fd_);
+    if (!sent) {
+      if (sent.error() == std::errc::interrupted) {
+        continue;
+      }
+      if (sent.error() == std::errc::resource_unavailable_try_again) {
+        return {};
+      }
+      return fail(sent.error());
+    }
+  }
+  want_write(false);
+  if (state_ == state::closing) {
+    loop_->finish(*this, closing_reason());
+  }
+  return {};
+}
+
+// -- control --
+
+void connection::close() noexcept {
+  loop_->assert_in_loop();
+  if (state_ != state::open) {
+    return;
+  }
+  begin_closing();
+}
+
+void connection::begin_closing() noexcept {
+  state_ = state::closing;
+  fresh_ = {};
+  (void)flush();  // finishes at once when everything goes out now
+  if (state_ == state::closing) {
+    writing_ = false;
+    want_write(true);  // re-registers for writable only: reading has stopped
+  }
+}
+
+void connection::abort() noexcept {
+  loop_->assert_in_loop();
+  if (state_ == state::closed) {
+    return;
+  }
+  out_.clear();
+  (void)actnet::set_linger(fd_, std::chrono::seconds(0));
+  loop_->finish(*this, {});
+}
+
+void connection::wake() noexcept {
+  ref().wake();
+}
+
+void connection::shutdown_engine() noexcept {
+  owner().stop();
+}
+
+timer_id connection::after(std::chrono::nanoseconds delay, unique_function<void(connection&)> fn) {
+  event_loop* loop = loop_;
+  return loop_->after(
+      delay, [loop, slot = slot_, generation = generation_, f = std::move(fn)]() mutable {
+        if (connection* c = loop->find(slot, generation); c != nullptr && c->is_open()) {
+          f(*c);
+        }
+      });
+}
+
+bool connection::cancel_timer(timer_id id) noexcept {
+  return loop_->cancel(id);
+}
+
+result<address> connection::local_address() const {
+  return actnet::local_address(fd_, transport_);
+}
+
+result<address> connection::remote_address() const {
+  return actnet::peer_address(fd_, transport_);
+}
+
+// -- conn_ref --
+
+block conn_ref::gather(std::span<const std::span<const std::byte>> parts) {
+  std::size_t total = 0;
+  for (const auto& p : parts) {
+    total += p.size();
+  }
+  block b = block::allocate(total);
+  for (const auto& p : parts) {
+    if (!p.empty()) {
+      std::memcpy(b.space().data(), p.data(), p.size());
+      b.commit(p.size());
+    }
+  }
+  return b;
+}
+
+void conn_ref::send_write(block payload, detail::message_fn done) const {
+  detail::message m;
+  m.what = detail::message::kind::async_write;
+  m.slot = slot_;
+  m.generation = generation_;
+  m.payload = std::move(payload);
+  m.fn = std::move(done);
+  loop_->send(std::move(m));
+}
+
+void conn_ref::send_tell(detail::message_fn fn) const {
+  detail::message m;
+  m.what = detail::message::kind::tell;
+  m.slot = slot_;
+  m.generation = generation_;
+  m.fn = std::move(fn);
+  loop_->send(std::move(m));
+}
+
+void conn_ref::close() const {
+  detail::message m;
+  m.what = detail::message::kind::close;
+  m.slot = slot_;
+  m.generation = generation_;
+  loop_->send(std::move(m));
+}
+
+void conn_ref::wake() const {
+  detail::message m;
+  m.what = detail::message::kind::wake;
+  m.slot = slot_;
+  m.generation = generation_;
+  loop_->send(std::move(m));
+}
+
+}  // namespace actnet

@@ -1,0 +1,222 @@
+// engine: validating options, listening, starting and stopping the loops.
+#include "actnet/actors/engine.hpp"
+
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <csignal>
+#include <stdexcept>
+#include <string>
+
+#include "actnet/error.hpp"
+#include "log.hpp"
+
+namespace actnet {
+namespace {
+
+template <class T>
+[[noreturn]] void bad_option(const char* name, T value, const char* rule) {
+  throw std::invalid_argument(std::string("actnet: engine option ") + name + " = " +
+                              std::to_string(value) + ": " + rule);
+}
+
+engine_options checked(engine_options o) {
+  if (o.loops == 0) {
+    o.loops = std::max(1U, std::thread::hardware_concurrency());
+  }
+  if (o.loops > 1024) {
+    bad_option("loops", o.loops, "must be at most 1024");
+  }
+  if (o.read_buffer_size < 1024 || o.read_buffer_size > (std::size_t{1} << 30)) {
+    bad_option("read_buffer_size", o.read_buffer_size, "must be between 1 KiB and 1 GiB");
+  }
+  if (o.edge_triggered_chunk == 0) {
+    bad_option("edge_triggered_chunk", o.edge_triggered_chunk, "must be at least 1");
+  }
+  if (o.inbound_cap == 0 || o.inbound_cap > ring_buffer::largest_capacity) {
+    bad_option("inbound_cap", o.inbound_cap, "must be between 1 and 2 GiB");
+  }
+  if (o.outbound_cap == 0 || o.outbound_cap > elastic_buffer::largest_size) {
+    bad_option("outbound_cap", o.outbound_cap, "must be between 1 and 4 GiB - 1");
+  }
+  if (o.outbound_ring_threshold == 0 || std::bit_ceil(o.outbound_ring_threshold) > o.outbound_cap) {
+    bad_option("outbound_ring_threshold", o.outbound_ring_threshold,
+               "must be at least 1 and (rounded up to a power of two) at most outbound_cap");
+  }
+  if (o.mailbox_budget == 0) {
+    bad_option("mailbox_budget", o.mailbox_budget, "must be at least 1");
+  }
+  if (o.socket.backlog < 0) {
+    bad_option("socket.backlog", o.socket.backlog, "must not be negative");
+  }
+  if (o.reuse_port) {
+    o.socket.reuse_port = true;
+  }
+  return o;
+}
+
+}  // namespace
+
+engine::engine(engine_options options) : options_(checked(options)) {
+  std::signal(SIGPIPE, SIG_IGN);
+  loops_.reserve(options_.loops);
+  for (std::size_t i = 0; i < options_.loops; ++i) {
+    loops_.push_back(std::make_unique<event_loop>(*this, i, options_));
+  }
+}
+
+engine::~engine() {
+  stop();
+  std::unique_lock lock(run_mutex_);
+  run_done_.wait(lock, [this] { return run_finished_; });
+  close_listeners();  // when run() was never called
+}
+
+void engine::close_listeners() noexcept {
+  for (listener& l : listeners_) {
+    if (l.fd && l.bound.transport() == transport::unix_stream && !l.bound.abstract()) {
+      const auto* un = reinterpret_cast<const sockaddr_un*>(l.bound.data());
+      ::unlink(un->sun_path);  // the socket file goes with its listener
+    }
+    l.fd.reset();
+  }
+}
+
+address engine::listen(std::string_view url, factory make) {
+  if (running_.load()) {
+    throw std::logic_error("actnet: listen('" + std::string(url) + "') after run()");
+  }
+  const address wanted = address::parse(url);
+  if (wanted.transport() == transport::udp) {
+    throw std::invalid_argument("actnet: address '" + std::string(url) +
+                                "': UDP listeners are not supported yet (TCP and unix only)");
+  }
+  result<unique_fd> fd = open_listener(wanted, options_.socket);
+  if (!fd) {
+    throw std::system_error(fd.error(), "actnet: cannot listen on '" + std::string(url) + "'");
+  }
+  result<address> bound = local_address(fd->get(), wanted.transport());
+  listeners_.push_back({bound ? *bound : wanted, std::move(*fd), std::move(make), wanted});
+  return listeners_.back().bound;
+}
+
+std::vector<address> engine::addresses() const {
+  std::vector<address> out;
+  for (const listener& l : listeners_) {
+    out.push_back(l.bound);
+  }
+  return out;
+}
+
+std::size_t engine::count_connections() const noexcept {
+  std::size_t n = 0;
+  for (const auto& l : loops_) {
+    n += l->connection_count();
+  }
+  return n;
+}
+
+event_loop& engine::next_loop() noexcept {
+  return *loops_[next_loop_++ % loops_.size()];
+}
+
+void engine::stop() noexcept {
+  if (stop_requested_.exchange(true)) {
+    return;
+  }
+  for (const auto& l : loops_) {
+    detail::message m;
+    m.what = detail::message::kind::stop;
+    l->send(std::move(m));
+  }
+}
+
+void engine::tick() {
+  if (stop_requested_.load()) {
+    return;
+  }
+  std::chrono::nanoseconds next{-1};
+  try {
+    next = on_tick_(*this);
+  } catch (const std::exception& e) {
+    detail::log().error("on_tick threw: {}; the ticker stops", e.what());
+  }
+  if (next >= std::chrono::nanoseconds::zero() && !stop_requested_.load()) {
+    loops_[0]->after(next, [this] { tick(); });
+  }
+}
+
+void engine::run() {
+  if (running_.exchange(true)) {
+    throw std::logic_error("actnet: engine::run() called twice");
+  }
+  {
+    const std::lock_guard lock(run_mutex_);
+    run_finished_ = false;
+  }
+  // However run() ends (a throw included), the destructor must not wait for it forever.
+  struct finished_guard {
+    engine& e;
+    ~finished_guard() {
+      const std::lock_guard lock(e.run_mutex_);
+      e.run_finished_ = true;
+      e.run_done_.notify_all();
+    }
+  } guard{*this};
+  if (on_boot_) {
+    on_boot_(*this);
+  }
+  // Listeners: loop 0 accepts for all (main reactor), or each loop has its own SO_REUSEPORT
+  // socket on the same address; unix sockets cannot share a path, so loop 0 accepts those.
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    listener& l = listeners_[i];
+    const bool shared = options_.reuse_port && l.bound.transport() == transport::tcp;
+    loops_[0]->add_listener(i, l.fd.get());
+    if (!shared) {
+      continue;
+    }
+    for (std::size_t k = 1; k < loops_.size(); ++k) {
+      result<unique_fd> fd = open_listener(l.requested.with_port(l.bound.port()), options_.socket);
+      if (!fd) {
+        throw std::system_error(fd.error(),
+                                "actnet: SO_REUSEPORT listener on '" + l.bound.to_string() + "'");
+      }
+      event_loop& loop = *loops_[k];
+      loop.listeners_.resize(listeners_.size());
+      loop.add_listener(i, fd->get());
+      loop.listeners_[i] = std::move(*fd);
+    }
+  }
+  if (on_tick_) {
+    loops_[0]->after(std::chrono::nanoseconds::zero(), [this] { tick(); });
+  }
+  std::vector<std::thread> threads;
+  for (std::size_t k = 1; k < loops_.size(); ++k) {
+    threads.emplace_back([loop = loops_[k].get()] { loop->run(); });
+  }
+  try {
+    loops_[0]->run();
+  } catch (...) {
+    stop();
+    for (std::thread& t : threads) {
+      t.join();
+    }
+    close_listeners();
+    throw;
+  }
+  stop();  // loop 0 can end without stop() only on a fatal poller error: take the others along
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  for (const auto& l : loops_) {
+    l->drain_stopped();
+  }
+  close_listeners();
+  if (on_shutdown_) {
+    on_shutdown_(*this);
+  }
+}
+
+}  // namespace actnet

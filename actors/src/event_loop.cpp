@@ -1,0 +1,489 @@
+// event_loop: one iteration polls I/O, dispatches it to connection actors, drains the mailbox
+// with a budget, then fires due timers; closes are carried out between those steps (reap), so
+// no actor is destroyed while one of its handlers is on the stack.
+#include "actnet/actors/event_loop.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <exception>
+#include <utility>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/engine.hpp"
+#include "actnet/buffers/block_pool.hpp"
+#include "actnet/error.hpp"
+#include "log.hpp"
+
+namespace actnet {
+namespace {
+
+constexpr std::uint64_t listener_tag = std::uint64_t{1} << 63;
+
+std::uint64_t key_of(std::uint32_t slot, std::uint32_t generation) noexcept {
+  return (std::uint64_t{generation} << 32) | slot;
+}
+
+std::error_code errno_code() noexcept {
+  return {errno, std::system_category()};
+}
+
+bool would_block(std::error_code ec) noexcept {
+  return ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block;
+}
+
+}  // namespace
+
+detail::message::~message() {
+  if (fd >= 0) {
+    ::close(fd);
+  }
+}
+
+detail::message& detail::message::operator=(message&& other) noexcept {
+  if (this != &other) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    what = other.what;
+    slot = other.slot;
+    generation = other.generation;
+    fd = std::exchange(other.fd, -1);
+    listener = other.listener;
+    payload = std::move(other.payload);
+    fn = std::move(other.fn);
+  }
+  return *this;
+}
+
+event_loop::event_loop(engine& owner, std::size_t index, const engine_options& options)
+    : owner_(owner),
+      options_(options),
+      index_(index),
+      mailbox_(detail::poller_waker{&poller_}),
+      read_buffer_(options.read_buffer_size),
+      spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+
+event_loop::~event_loop() {
+  close_all(make_error_code(errc::engine_stopped));
+  drain_stopped();
+}
+
+void event_loop::assert_in_loop() const noexcept {
+  assert(thread_id_.load(std::memory_order_relaxed) == std::thread::id{} || in_loop_thread());
+}
+
+void event_loop::send(detail::message&& m) {
+  mailbox_.post(std::move(m));
+}
+
+void event_loop::post_fn(detail::message_fn fn) {
+  detail::message m;
+  m.what = detail::message::kind::closure;
+  m.fn = std::move(fn);
+  send(std::move(m));
+}
+
+timer_id event_loop::after(std::chrono::nanoseconds delay, unique_function<void()> fn) {
+  assert_in_loop();
+  return timers_.add(timer_clock::now() + delay, std::move(fn));
+}
+
+bool event_loop::cancel(timer_id id) noexcept {
+  assert_in_loop();
+  return timers_.cancel(id);
+}
+
+connection* event_loop::find(std::uint32_t slot, std::uint32_t generation) const noexcept {
+  if (slot >= slots_.size() || slots_[slot].generation != generation) {
+    return nullptr;
+  }
+  return slots_[slot].conn;
+}
+
+void event_loop::add_listener(std::size_t listener_index, int fd) {
+  if (const std::error_code ec = poller_.add(fd, io::readable, listener_tag | listener_index)) {
+    throw std::system_error(ec, "actnet: cannot watch a listener");
+  }
+}
+
+void event_loop::run() {
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  while (!stopping_) {
+    int timeout = timers_.next_timeout_ms(timer_clock::now());
+    if (!continue_reading_.empty()) {
+      timeout = 0;
+    }
+    const bool may_sleep = timeout != 0 && mailbox_.prepare_to_sleep();
+    const result<std::span<const poll_event>> ready = poller_.wait(may_sleep ? timeout : 0);
+    if (may_sleep) {
+      mailbox_.awake();
+    }
+    if (!ready) {
+      detail::log().error("loop {}: epoll_wait failed: {}; stopping the engine", index_,
+                          ready.error().message());
+      owner_.stop();  // a dead loop would still be handed connections
+      break;
+    }
+    for (const poll_event& ev : *ready) {
+      if ((ev.data & listener_tag) != 0) {
+        const auto listener = static_cast<std::size_t>(ev.data & ~listener_tag);
+        const int fd = options_.reuse_port && listener < listeners_.size() && listeners_[listener]
+                           ? listeners_[listener].get()
+                           : owner_.listeners_[listener].fd.get();
+        accept_from(listener, fd);
+      } else if (connection* c = find(static_cast<std::uint32_t>(ev.data),
+                                      static_cast<std::uint32_t>(ev.data >> 32))) {
+        on_io(*c, ev.events);
+      }
+      reap();
+    }
+    if (!continue_reading_.empty()) {
+      std::vector<conn_ref> again;
+      again.swap(continue_reading_);
+      for (const conn_ref& r : again) {
+        if (connection* c = find(r.slot_, r.generation_); c != nullptr && c->is_open()) {
+          read_from(*c);
+          reap();
+        }
+      }
+    }
+    mailbox_.drain(
+        [this](detail::message&& m) {
+          handle(std::move(m));
+          reap();
+        },
+        options_.mailbox_budget);
+    run_timers();
+    reap();
+  }
+  listeners_.clear();
+  close_all(make_error_code(errc::engine_stopped));
+}
+
+void event_loop::handle(detail::message&& m) {
+  // User code runs here (closures, tells, completions): an exception must not cross the loop.
+  try {
+    handle_unguarded(std::move(m));
+  } catch (const std::exception& e) {
+    detail::log().error("loop {}: a message handler threw: {}", index_, e.what());
+  } catch (...) {
+    detail::log().error("loop {}: a message handler threw", index_);
+  }
+}
+
+void event_loop::handle_unguarded(detail::message&& m) {
+  using kind = detail::message::kind;
+  switch (m.what) {
+    case kind::none:
+      return;
+    case kind::closure:
+      m.fn(*this, nullptr, {});
+      return;
+    case kind::adopt:
+      adopt(std::exchange(m.fd, -1), m.listener);
+      return;
+    case kind::stop:
+      stopping_ = true;
+      return;
+    case kind::tell:
+    case kind::async_write:
+    case kind::close:
+    case kind::wake:
+      break;
+  }
+  connection* c = find(m.slot, m.generation);
+  if (c == nullptr || !c->is_open()) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (m.what == kind::async_write && m.fn) {
+      m.fn(*this, nullptr, make_error_code(errc::connection_closed));
+    }
+    return;
+  }
+  switch (m.what) {
+    case kind::tell:
+      m.fn(*this, c, {});
+      return;
+    case kind::async_write: {
+      const std::error_code ec = c->write(std::move(m.payload));
+      if (m.fn) {
+        m.fn(*this, c, ec);
+      }
+      return;
+    }
+    case kind::close:
+      c->close();
+      return;
+    case kind::wake:
+      deliver(*c);
+      return;
+    default:
+      return;
+  }
+}
+
+void event_loop::run_timers() {
+  // A timer that throws is logged; the timers due after it run on the next iteration.
+  try {
+    timers_.run_due(timer_clock::now());
+  } catch (const std::exception& e) {
+    detail::log().error("loop {}: a timer threw: {}", index_, e.what());
+  } catch (...) {
+    detail::log().error("loop {}: a timer threw", index_);
+  }
+}
+
+void event_loop::drain_stopped() {
+  mailbox_.drain(
+      [this](detail::message&& m) {
+        if (m.what == detail::message::kind::async_write && m.fn) {
+          m.fn(*this, nullptr, make_error_code(errc::engine_stopped));
+        } else if (m.what != detail::message::kind::adopt &&
+                   m.what != detail::message::kind::stop) {
+          dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+      },
+      SIZE_MAX);
+}
+
+void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
+  for (;;) {
+    result<unique_fd> accepted = accept_connection(listen_fd);
+    if (!accepted) {
+      const std::error_code ec = accepted.error();
+      if (would_block(ec)) {
+        return;
+      }
+      if (ec == std::errc::interrupted || ec == std::errc::connection_aborted) {
+        continue;
+      }
+      if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) {
+        // No fd for it: the connection would stay queued and the listener readable, a busy
+        // loop. Give up the spare fd, take the connection, drop it, and keep the spare again;
+        // if even that fails, stop watching the listener for a moment.
+        detail::log().warn("loop {}: accept: {}; dropping a connection", index_, ec.message());
+        spare_fd_.reset();
+        const bool dropped = accept_connection(listen_fd).has_value();
+        spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        if (!dropped) {
+          pause_accepting(listener_index, listen_fd);
+          return;
+        }
+        continue;
+      }
+      detail::log().error("loop {}: accept failed: {}", index_, ec.message());
+      pause_accepting(listener_index, listen_fd);
+      return;
+    }
+    event_loop& target = options_.reuse_port ? *this : owner_.next_loop();
+    if (&target == this) {
+      adopt(accepted->release(), static_cast<std::uint32_t>(listener_index));
+      reap();
+    } else {
+      detail::message m;
+      m.what = detail::message::kind::adopt;
+      m.fd = accepted->release();
+      m.listener = static_cast<std::uint32_t>(listener_index);
+      target.send(std::move(m));
+    }
+  }
+}
+
+void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
+  (void)poller_.remove(listen_fd);
+  after(std::chrono::milliseconds(100), [this, listener_index, listen_fd] {
+    if (!stopping_) {
+      (void)poller_.add(listen_fd, io::readable, listener_tag | listener_index);
+    }
+  });
+}
+
+void event_loop::adopt(int fd, std::uint32_t listener) {
+  unique_fd owned(fd);
+  const engine::listener& from = owner_.listeners_[listener];
+  std::unique_ptr<connection> c;
+  try {
+    c = from.make();
+  } catch (const std::exception& e) {
+    detail::log().error("loop {}: connection factory threw: {}", index_, e.what());
+    return;
+  }
+  if (c == nullptr) {
+    detail::log().error("loop {}: connection factory returned no connection", index_);
+    return;
+  }
+  std::uint32_t slot = 0;
+  if (free_slots_.empty()) {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  const std::uint32_t generation = slots_[slot].generation;
+  c->loop_ = this;
+  c->fd_ = fd;
+  c->slot_ = slot;
+  c->generation_ = generation;
+  c->transport_ = from.bound.transport();
+  c->in_ = ring_buffer(options_.inbound_cap);
+  c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
+  const std::uint32_t interest =
+      options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
+  if (const std::error_code ec = poller_.add(fd, interest, key_of(slot, generation))) {
+    detail::log().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
+    free_slots_.push_back(slot);
+    return;
+  }
+  (void)owned.release();
+  slots_[slot].conn = c.release();
+  connections_.fetch_add(1, std::memory_order_relaxed);
+  connection& conn = *slots_[slot].conn;
+  try {
+    conn.on_open();
+  } catch (const std::exception& e) {
+    detail::log().error("loop {}: on_open threw: {}", index_, e.what());
+    finish(conn, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+void event_loop::on_io(connection& c, std::uint32_t events) {
+  if (c.state_ == connection::state::closed) {
+    return;
+  }
+  if ((events & (io::writable | io::error)) != 0) {
+    write_out(c);
+  }
+  if (c.state_ == connection::state::open &&
+      (events & (io::readable | io::hangup | io::error)) != 0) {
+    read_from(c);
+  }
+}
+
+void event_loop::read_from(connection& c) {
+  std::size_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(c.fd_, read_buffer_.data(), read_buffer_.size());
+    if (n > 0) {
+      c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
+      deliver(c);
+      if (c.state_ != connection::state::open || !options_.edge_triggered) {
+        return;
+      }
+      total += static_cast<std::size_t>(n);
+      if (total >= options_.edge_triggered_chunk) {
+        continue_reading_.push_back(c.ref());  // the rest after the other connections' turn
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      if (c.out_.empty()) {
+        finish(c, make_error_code(errc::end_of_stream));
+      } else {
+        // A half-close: the peer sends no more but may still read. Deliver what is waiting,
+        // then close (on_close gets end_of_stream either way).
+        c.peer_closed_ = true;
+        c.begin_closing();
+      }
+      return;
+    }
+    const std::error_code ec = errno_code();
+    if (ec == std::errc::interrupted) {
+      continue;
+    }
+    if (!would_block(ec)) {
+      finish(c, ec);
+    }
+    return;
+  }
+}
+
+void event_loop::deliver(connection& c) {
+  bool threw = false;
+  try {
+    c.on_data();
+  } catch (const std::exception& e) {
+    detail::log().error("loop {}: on_data threw: {}", index_, e.what());
+    threw = true;
+  }
+  if (threw) {
+    c.fresh_ = {};
+    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  } else if (const std::error_code ec = c.keep_fresh()) {
+    finish(c, ec);  // past the inbound cap
+  }
+  c.in_.trim();
+  c.ring_views_ = false;
+  for (const std::span<std::byte> b : retired_) {
+    block_pool::deallocate(b);  // no view from that on_data can point into them any more
+  }
+  retired_.clear();
+}
+
+void event_loop::write_out(connection& c) {
+  while (!c.out_.empty()) {
+    const result<std::size_t> sent = c.out_.drain_to(c.fd_);
+    if (!sent) {
+      if (sent.error() == std::errc::interrupted) {
+        continue;
+      }
+      if (!would_block(sent.error())) {
+        finish(c, sent.error());
+      }
+      return;
+    }
+  }
+  c.want_write(false);
+  if (c.state_ == connection::state::closing) {
+    finish(c, c.closing_reason());
+  }
+}
+
+void event_loop::finish(connection& c, std::error_code reason) noexcept {
+  if (c.state_ == connection::state::closed) {
+    return;
+  }
+  c.state_ = connection::state::closed;
+  closing_.push_back({&c, reason});
+}
+
+void event_loop::reap() noexcept {
+  while (!closing_.empty()) {
+    const closing next = closing_.back();
+    closing_.pop_back();
+    connection& c = *next.conn;
+    (void)poller_.remove(c.fd_);
+    try {
+      c.on_close(next.reason);
+    } catch (const std::exception& e) {
+      detail::log().error("loop {}: on_close threw: {}", index_, e.what());
+    }
+    ::close(c.fd_);
+    slot_entry& s = slots_[c.slot_];
+    s.conn = nullptr;
+    // Generations stay below 2^31, so a connection's epoll key never has the listener bit.
+    s.generation = (s.generation + 1) & 0x7fffffffU;
+    s.generation = s.generation == 0 ? 1 : s.generation;
+    free_slots_.push_back(c.slot_);
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+    delete &c;
+  }
+}
+
+void event_loop::close_all(std::error_code reason) noexcept {
+  for (const slot_entry& s : slots_) {
+    if (s.conn != nullptr && s.conn->state_ != connection::state::closed) {
+      if (!s.conn->out_.empty()) {
+        (void)s.conn->out_.drain_to(s.conn->fd_);  // one try; a drain deadline comes later
+      }
+      finish(*s.conn, reason);
+    }
+  }
+  reap();
+}
+
+}  // namespace actnet

@@ -1,0 +1,407 @@
+// raw_epoll_echo: the perf harness's baseline echo server, what a skilled engineer writes with
+// bare epoll: one thread, level-triggered, one shared read buffer, backpressure on partial writes.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t read_buffer_size = 64 * 1024;
+
+// Reads per readiness event before moving on to the next connection: the events are
+// level-triggered, so whatever is left comes back on the next epoll_wait, and one flooding
+// client cannot starve the rest.
+constexpr int reads_per_event = 8;
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "raw_epoll_echo: %s\n", what.c_str());
+  std::exit(1);
+}
+
+[[noreturn]] void die_errno(const std::string& what) {
+  die(what + ": " + std::strerror(errno));
+}
+
+struct listen_address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  bool is_tcp = true;
+  std::string unix_path;
+};
+
+listen_address parse_listen(std::string_view url) {
+  listen_address a;
+  if (url.starts_with("unix://")) {
+    a.is_tcp = false;
+    a.unix_path = std::string(url.substr(7));
+    sockaddr_un un{};
+    if (a.unix_path.empty() || a.unix_path.size() >= sizeof un.sun_path) {
+      die("--listen: bad unix socket path: " + std::string(url));
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, a.unix_path.data(), a.unix_path.size());
+    std::memcpy(&a.storage, &un, sizeof un);
+    a.length = sizeof un;
+    return a;
+  }
+  if (!url.starts_with("tcp://")) {
+    die("--listen: expected tcp://HOST:PORT or unix://PATH, got " + std::string(url));
+  }
+  const std::string_view hostport = url.substr(6);
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string_view::npos) {
+    die("--listen: missing port in " + std::string(url));
+  }
+  std::string host(hostport.substr(0, colon));
+  const std::string port_text(hostport.substr(colon + 1));
+  char* end = nullptr;
+  const long port = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
+    die("--listen: bad port in " + std::string(url));
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  sockaddr_in v4{};
+  sockaddr_in6 v6{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(static_cast<std::uint16_t>(port));
+    std::memcpy(&a.storage, &v4, sizeof v4);
+    a.length = sizeof v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(static_cast<std::uint16_t>(port));
+    std::memcpy(&a.storage, &v6, sizeof v6);
+    a.length = sizeof v6;
+  } else {
+    die("--listen: '" + host + "' is not an IPv4 or IPv6 literal");
+  }
+  return a;
+}
+
+// The URL with the port the kernel actually chose, so a caller that asked for port 0 can connect.
+std::string bound_url(int fd, const listen_address& a) {
+  if (!a.is_tcp) {
+    return "unix://" + a.unix_path;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    die_errno("getsockname");
+  }
+  std::array<char, INET6_ADDRSTRLEN> host{};
+  if (ss.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &v4->sin_addr, host.data(), host.size());
+    return "tcp://" + std::string(host.data()) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ::inet_ntop(AF_INET6, &v6->sin6_addr, host.data(), host.size());
+  return "tcp://[" + std::string(host.data()) + "]:" + std::to_string(ntohs(v6->sin6_port));
+}
+
+int open_listener(const listen_address& a) {
+  const int fd = ::socket(a.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    die_errno("socket");
+  }
+  if (a.is_tcp) {
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  } else {
+    // A socket file left by a previous run that died would make bind fail; anything that is not
+    // a socket is left alone.
+    struct stat st {};
+    if (::stat(a.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      ::unlink(a.unix_path.c_str());
+    }
+  }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.storage), a.length) != 0) {
+    die_errno("bind");
+  }
+  if (::listen(fd, SOMAXCONN) != 0) {
+    die_errno("listen");
+  }
+  return fd;
+}
+
+class echo_server {
+ public:
+  echo_server(int listen_fd, bool is_tcp, int signal_fd)
+      : listen_fd_(listen_fd), signal_fd_(signal_fd), is_tcp_(is_tcp) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) {
+      die_errno("epoll_create1");
+    }
+    watch(listen_fd_, EPOLLIN, EPOLL_CTL_ADD);
+    watch(signal_fd_, EPOLLIN, EPOLL_CTL_ADD);
+    // Held only to be given up when accept runs out of descriptors: see accept_all.
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+
+  ~echo_server() {
+    for (std::size_t fd = 0; fd < connections_.size(); ++fd) {
+      if (connections_[fd].open) {
+        ::close(static_cast<int>(fd));
+      }
+    }
+    ::close(epoll_fd_);
+    if (spare_fd_ >= 0) {
+      ::close(spare_fd_);
+    }
+  }
+
+  echo_server(const echo_server&) = delete;
+  echo_server& operator=(const echo_server&) = delete;
+
+  // Runs until SIGINT or SIGTERM.
+  void run() {
+    std::array<epoll_event, 256> events{};
+    for (;;) {
+      const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        die_errno("epoll_wait");
+      }
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == listen_fd_) {
+          accept_all();
+        } else if (fd == signal_fd_) {
+          return;
+        } else {
+          on_event(fd, events[i].events);
+        }
+      }
+    }
+  }
+
+ private:
+  struct connection {
+    bool open = false;
+    bool draining = false;      // reading paused until `pending` is written
+    std::vector<char> pending;  // the part of an echo the socket did not take
+  };
+
+  void watch(int fd, std::uint32_t events, int op) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
+      die_errno("epoll_ctl");
+    }
+  }
+
+  void accept_all() {
+    for (;;) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        add_connection(fd);
+        continue;
+      }
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+        // Out of descriptors, the pending connection would keep the level-triggered listener
+        // ready forever: free the spare, accept and drop the connection, take the spare back.
+        ::close(spare_fd_);
+        const int dropped = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (dropped >= 0) {
+          ::close(dropped);
+        }
+        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        std::fprintf(stderr, "raw_epoll_echo: accept4: %s\n", std::strerror(errno));
+      }
+      return;
+    }
+  }
+
+  void add_connection(int fd) {
+    if (is_tcp_) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    const auto slot = static_cast<std::size_t>(fd);
+    if (slot >= connections_.size()) {
+      connections_.resize(slot + 1);
+    }
+    connections_[slot].open = true;
+    watch(fd, EPOLLIN, EPOLL_CTL_ADD);
+  }
+
+  void close_connection(int fd) {
+    connection& c = connections_[static_cast<std::size_t>(fd)];
+    c.open = false;
+    c.draining = false;
+    std::vector<char>().swap(c.pending);
+    ::close(fd);  // also leaves the epoll set
+  }
+
+  void on_event(int fd, std::uint32_t events) {
+    connection& c = connections_[static_cast<std::size_t>(fd)];
+    if (!c.open) {
+      return;  // closed earlier in this batch of events; the number may not be ours any more
+    }
+    if (c.draining) {
+      drain(fd, c, events);
+    } else {
+      echo(fd, c);
+    }
+  }
+
+  // Reads and writes straight back; a partial write parks the rest and pauses reading, so a
+  // client that does not read cannot make the server buffer without bound.
+  void echo(int fd, connection& c) {
+    for (int r = 0; r < reads_per_event; ++r) {
+      const ssize_t n = ::read(fd, buffer_.data(), buffer_.size());
+      if (n == 0) {
+        close_connection(fd);
+        return;
+      }
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          close_connection(fd);
+        }
+        return;
+      }
+      const ssize_t w = ::send(fd, buffer_.data(), static_cast<std::size_t>(n), MSG_NOSIGNAL);
+      if (w == n) {
+        if (static_cast<std::size_t>(n) < buffer_.size()) {
+          return;  // the socket is very likely empty: skip the read that would say EAGAIN
+        }
+        continue;
+      }
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        close_connection(fd);
+        return;
+      }
+      const std::size_t written = w < 0 ? 0 : static_cast<std::size_t>(w);
+      c.pending.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(written), buffer_.begin() + n);
+      c.draining = true;
+      watch(fd, EPOLLOUT, EPOLL_CTL_MOD);
+      return;
+    }
+  }
+
+  void drain(int fd, connection& c, std::uint32_t events) {
+    const ssize_t w = ::send(fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      close_connection(fd);
+      return;
+    }
+    if (w <= 0) {
+      // Hung up with the rest unwritable: the level-triggered EPOLLHUP would repeat forever.
+      if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+        close_connection(fd);
+      }
+      return;
+    }
+    const auto written = static_cast<std::size_t>(w);
+    if (written < c.pending.size()) {
+      c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(written));
+      return;
+    }
+    // Given back rather than cleared: an idle connection should cost no buffer.
+    std::vector<char>().swap(c.pending);
+    c.draining = false;
+    watch(fd, EPOLLIN, EPOLL_CTL_MOD);
+  }
+
+  int listen_fd_;
+  int signal_fd_;
+  bool is_tcp_;
+  int epoll_fd_ = -1;
+  int spare_fd_ = -1;
+  std::vector<connection> connections_;  // indexed by descriptor
+  std::array<char, read_buffer_size> buffer_{};
+};
+
+// Descriptors are the only per-connection limit; the default soft limit (often 1024) is far
+// below what a load run opens.
+void raise_nofile_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--listen" && i + 1 < argc) {
+      url = argv[++i];
+    } else if (arg.starts_with("--listen=")) {
+      url = std::string(arg.substr(9));
+    } else {
+      std::fprintf(stderr, "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH\n");
+      return 2;
+    }
+  }
+  if (url.empty()) {
+    std::fprintf(stderr, "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH\n");
+    return 2;
+  }
+  raise_nofile_limit();
+
+  // Blocked before anything else, so the signals wait in the signalfd instead of killing us.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
+    die_errno("sigprocmask");
+  }
+  const int signal_fd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    die_errno("signalfd");
+  }
+
+  const listen_address a = parse_listen(url);
+  const int listen_fd = open_listener(a);
+  std::printf("listening on %s\n", bound_url(listen_fd, a).c_str());
+  std::fflush(stdout);
+  {
+    echo_server server(listen_fd, a.is_tcp, signal_fd);
+    server.run();
+  }
+  ::close(listen_fd);
+  ::close(signal_fd);
+  if (!a.is_tcp) {
+    ::unlink(a.unix_path.c_str());
+  }
+  return 0;
+}

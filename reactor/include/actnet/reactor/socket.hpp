@@ -1,0 +1,78 @@
+// socket: opening listeners, accepting connections and setting socket options, with errors
+// returned as error codes (errno values in std::system_category) rather than thrown.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <optional>
+#include <system_error>
+
+#include "actnet/reactor/address.hpp"
+#include "actnet/reactor/unique_fd.hpp"
+#include "actnet/result.hpp"
+
+// Every function here is a free function over a file descriptor: thread-safe in itself, with
+// the usual rule that one thread must not close an fd while another still uses it.
+
+namespace actnet {
+
+/// TCP keep-alive probes: after `idle` without traffic, one probe every `interval`, and the
+/// connection is dropped after `count` unanswered probes.
+struct keepalive {
+  bool enabled = false;
+  std::chrono::seconds idle{0};
+  std::chrono::seconds interval{0};
+  int count = 0;
+};
+
+struct socket_options {
+  bool reuse_addr = true;       ///< SO_REUSEADDR: rebind at once while old connections linger
+  bool reuse_port = false;      ///< SO_REUSEPORT: several listeners share one port (not unix)
+  bool tcp_nodelay = true;      ///< TCP_NODELAY (tcp only); accepted sockets inherit it
+  actnet::keepalive keepalive;  ///< tcp only; accepted sockets inherit it
+  int recv_buffer = 0;          ///< SO_RCVBUF in bytes; 0 keeps the OS default
+  int send_buffer = 0;          ///< SO_SNDBUF in bytes; 0 keeps the OS default
+  int backlog = 0;              ///< listen() backlog; 0 means somaxconn()
+};
+
+/// The listen backlog the kernel allows: /proc/sys/net/core/somaxconn capped at 65535, or 4096
+/// if that cannot be read. Read on every call, so a changed sysctl is seen by the next listener.
+[[nodiscard]] int somaxconn() noexcept;
+
+/// A non-blocking, close-on-exec socket listening on `a` (tcp, unix) or bound to it (udp), with
+/// `o` applied before bind. IPv6 sockets get IPV6_V6ONLY set to a.v6_only() either way, so
+/// tcp://[::]:port is dual-stack whatever the sysctl default. For a unix path, a socket file
+/// nobody listens on (left by a crash) is removed before bind; a live one gives
+/// address_in_use and any other kind of file gives file_exists: only sockets are ever deleted.
+/// Finding out whether a socket file is live connects to it, so a live server sees one
+/// connection open and close. Negative or invalid options give invalid_argument.
+[[nodiscard]] result<unique_fd> open_listener(const address& a, const socket_options& o);
+
+/// accept4() with SOCK_NONBLOCK | SOCK_CLOEXEC, retried on EINTR. An empty queue gives
+/// resource_unavailable_try_again; other errors (ECONNABORTED, EMFILE...) come back as they are.
+[[nodiscard]] result<unique_fd> accept_connection(int listen_fd) noexcept;
+
+/// TCP_NODELAY: send small writes at once instead of waiting to coalesce them (Nagle).
+[[nodiscard]] std::error_code set_nodelay(int fd, bool on) noexcept;
+/// SO_KEEPALIVE, plus TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT when enabled. Enabled with
+/// idle or interval under 1s, or count under 1, gives invalid_argument and changes nothing.
+[[nodiscard]] std::error_code set_keepalive(int fd, const keepalive& k) noexcept;
+/// SO_RCVBUF / SO_SNDBUF. The kernel doubles the value for its bookkeeping and caps it at
+/// net.core.rmem_max / wmem_max; bytes < 1 gives invalid_argument.
+[[nodiscard]] std::error_code set_recv_buffer(int fd, int bytes) noexcept;
+[[nodiscard]] std::error_code set_send_buffer(int fd, int bytes) noexcept;
+/// SO_LINGER. nullopt: close() returns at once and the kernel sends what is left (the default);
+/// 0s: close() drops unsent data and resets the connection; n s: close() waits up to n s for
+/// the data to go out. A negative duration gives invalid_argument.
+[[nodiscard]] std::error_code set_linger(int fd,
+                                         std::optional<std::chrono::seconds> linger) noexcept;
+[[nodiscard]] std::error_code set_reuse_addr(int fd, bool on) noexcept;
+[[nodiscard]] std::error_code set_reuse_port(int fd, bool on) noexcept;
+
+/// getsockname() / getpeername() as an address of transport `t`. A socket whose family does
+/// not fit `t` gives address_family_not_supported; an unconnected one has no peer (not_connected).
+[[nodiscard]] result<address> local_address(int fd, actnet::transport t) noexcept;
+[[nodiscard]] result<address> peer_address(int fd, actnet::transport t) noexcept;
+
+}  // namespace actnet

@@ -1,0 +1,60 @@
+// timer_queue: the heap, lazy cancellation and the due-timer run.
+#include "actnet/reactor/timer_queue.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace actnet {
+
+timer_id timer_queue::add(timer_clock::time_point when, unique_function<void()> fn) {
+  const timer_id id = next_id_++;
+  callbacks_.emplace(id, std::move(fn));
+  heap_.push_back({when, id});
+  std::push_heap(heap_.begin(), heap_.end(), later);
+  return id;
+}
+
+bool timer_queue::cancel(timer_id id) noexcept {
+  return callbacks_.erase(id) > 0;
+}
+
+void timer_queue::drop_cancelled_top() {
+  while (!heap_.empty() && !callbacks_.contains(heap_.front().id)) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+  }
+}
+
+int timer_queue::next_timeout_ms(timer_clock::time_point now) {
+  drop_cancelled_top();
+  if (heap_.empty()) {
+    return -1;
+  }
+  const auto left = heap_.front().when - now;
+  if (left <= timer_clock::duration::zero()) {
+    return 0;
+  }
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
+}
+
+std::size_t timer_queue::run_due(timer_clock::time_point now) {
+  std::size_t ran = 0;
+  for (;;) {
+    drop_cancelled_top();
+    if (heap_.empty() || heap_.front().when > now) {
+      return ran;
+    }
+    const timer_id id = heap_.front().id;
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+    auto it = callbacks_.find(id);
+    unique_function<void()> fn = std::move(it->second);
+    callbacks_.erase(it);
+    fn();  // may add or cancel timers
+    ++ran;
+  }
+}
+
+}  // namespace actnet

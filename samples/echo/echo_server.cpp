@@ -1,0 +1,51 @@
+// echo_server: writes back every byte it receives. The smallest actnet server, and the one the
+// perf harness measures.
+#include <actnet/actors/connection.hpp>
+#include <array>
+#include <cstring>
+
+#include "sample_main.hpp"
+
+namespace {
+
+class echo_connection final : public actnet::connection {
+  void on_data() override {
+    // Zero-copy views of everything received (two when it wraps in the ring), written back in
+    // one system call; whatever the socket does not take is buffered and sent as it drains.
+    const actnet::byte_views data = next_all();
+    const std::array parts{data.first, data.second};
+    (void)writev(parts);
+  }
+};
+
+constexpr std::string_view usage =
+    R"(usage: echo_server [--listen URL]... [--loops N] [--et] [--reuseport]
+  --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
+                 default tcp://127.0.0.1:7000; port 0 picks a free port)
+  --loops N      loop threads (0 = one per hardware thread; default 0)
+  --et           edge-triggered epoll
+  --reuseport    one SO_REUSEPORT listener per loop instead of one accepting loop
+Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool edge = false;
+  bool reuse_port = false;
+  auto flags =
+      actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char*) {
+        if (f == "--et") {
+          edge = true;
+          return 1;
+        }
+        if (f == "--reuseport") {
+          reuse_port = true;
+          return 1;
+        }
+        return 0;
+      });
+  flags.options.edge_triggered = edge;
+  flags.options.reuse_port = reuse_port;
+  return actnet::samples::serve<echo_connection>(flags);
+}

@@ -1,0 +1,90 @@
+// The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
+// --help; "listening on URL" once per listener; SIGINT/SIGTERM stop gracefully, exit 0.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <actnet/actors/engine.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace actnet::samples {
+
+struct common_flags {
+  std::vector<std::string> listen;
+  engine_options options;
+};
+
+/// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
+/// returns how many arguments it consumed (0: unknown). Exits on --help or a bad flag.
+inline common_flags parse_flags(
+    int argc, char** argv, std::string_view usage,
+    const std::function<int(std::string_view, const char*)>& extra = {}) {
+  common_flags f;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%.*s", static_cast<int>(usage.size()), usage.data());
+      std::exit(0);
+    }
+    if (arg == "--listen" && value != nullptr) {
+      f.listen.emplace_back(value);
+      ++i;
+    } else if (arg == "--loops" && value != nullptr) {
+      f.options.loops = std::strtoul(value, nullptr, 10);
+      ++i;
+    } else if (const int used = extra ? extra(arg, value) : 0; used > 0) {
+      i += used - 1;
+    } else {
+      std::fprintf(stderr, "unknown or incomplete flag: %.*s (try --help)\n",
+                   static_cast<int>(arg.size()), arg.data());
+      std::exit(2);
+    }
+  }
+  if (f.listen.empty()) {
+    f.listen.emplace_back("tcp://127.0.0.1:7000");
+  }
+  return f;
+}
+
+/// Listens, prints the addresses, runs until SIGINT/SIGTERM. Returns the process exit code.
+template <class Conn>
+int serve(const common_flags& flags) {
+  // Block the stop signals in every thread; one thread waits for them and stops the engine.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // run() returned: the waiter may go
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  try {
+    engine e(flags.options);
+    for (const std::string& url : flags.listen) {
+      const address bound = e.listen<Conn>(url);
+      std::printf("listening on %s\n", bound.to_string().c_str());
+    }
+    std::fflush(stdout);
+    std::thread waiter([&e, stop_signals] {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      e.stop();
+    });
+    e.run();
+    pthread_kill(waiter.native_handle(), SIGUSR1);
+    waiter.join();
+    return 0;
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "%s\n", ex.what());
+    return 1;
+  }
+}
+
+}  // namespace actnet::samples

@@ -1,0 +1,226 @@
+// connection actors: the inbound API across reads (framing split at every byte), short reads,
+// timers, tell, and socket options.
+#include "actnet/actors/connection.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/tcp.h>
+
+#include <actnet/actors/engine.hpp>
+#include <actnet/error.hpp>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "actors/test_util.hpp"
+
+namespace actnet {
+namespace {
+
+using test::connect_to;
+using test::eventually;
+using test::running_engine;
+
+// A length-prefixed protocol: 2-byte big-endian length, then the body; replies with the body.
+// peek() the header and next() the body, leaving partial frames buffered for the next read.
+class framed_connection : public connection {
+  void on_data() override {
+    for (;;) {
+      const result<byte_views> header = peek(2);
+      if (!header) {
+        EXPECT_EQ(header.error(), make_error_code(errc::short_buffer));
+        return;
+      }
+      unsigned char h[2];
+      header->copy_to(std::as_writable_bytes(std::span(h)));
+      const std::size_t length = (std::size_t{h[0]} << 8) | h[1];
+      if (inbound_buffered() < 2 + length) {
+        EXPECT_EQ(next(2 + length).error(), make_error_code(errc::short_buffer));
+        return;  // nothing consumed: wait for the rest
+      }
+      EXPECT_FALSE(discard(2));
+      const result<byte_views> body = next(length);
+      EXPECT_TRUE(body);
+      (void)write(body->to_string() + "|");
+    }
+  }
+};
+
+std::string frame(const std::string& body) {
+  std::string f;
+  f += static_cast<char>(body.size() >> 8);
+  f += static_cast<char>(body.size() & 0xff);
+  return f + body;
+}
+
+TEST(connection, frames_split_at_every_byte_position_are_reassembled_in_order) {
+  running_engine e;
+  const address bound = e->listen<framed_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  const std::string stream =
+      frame("alpha") + frame(std::string(300, 'b')) + frame("") + frame("gamma");
+  const std::string expected = "alpha|" + std::string(300, 'b') + "||gamma|";
+  for (std::size_t cut = 1; cut < stream.size(); cut += 7) {
+    ASSERT_TRUE(test::send_all(fd, stream.substr(0, cut)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // two reads, most of the time
+    ASSERT_TRUE(test::send_all(fd, stream.substr(cut)));
+    ASSERT_EQ(test::recv_exact(fd, expected.size()), expected) << "cut at " << cut;
+  }
+  ::close(fd);
+}
+
+class reading_connection : public connection {
+ public:
+  static inline std::mutex mutex;
+  static inline std::vector<std::string> seen;
+  void on_data() override {
+    if (inbound_buffered() < 10) {
+      char too_many[11];
+      EXPECT_EQ(read(std::as_writable_bytes(std::span(too_many))),
+                make_error_code(errc::short_buffer));
+      return;
+    }
+    char ten[10];
+    ASSERT_FALSE(read(std::as_writable_bytes(std::span(ten))));
+    const std::lock_guard lock(mutex);
+    seen.emplace_back(ten, 10);
+  }
+};
+
+TEST(connection, a_short_read_consumes_nothing_and_the_bytes_wait_for_more) {
+  running_engine e;
+  const address bound = e->listen<reading_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_TRUE(test::send_all(fd, "01234"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(test::send_all(fd, "56789"));
+  ASSERT_TRUE(eventually([] {
+    const std::lock_guard lock(reading_connection::mutex);
+    return !reading_connection::seen.empty();
+  }));
+  const std::lock_guard lock(reading_connection::mutex);
+  EXPECT_EQ(reading_connection::seen.front(), "0123456789");
+  ::close(fd);
+}
+
+// Timers: one that fires writes "tick", one cancelled never fires, one outliving its
+// connection never runs.
+class timed_connection : public connection {
+ public:
+  static inline std::atomic<int> fired{0};
+  void on_open() override {
+    after(std::chrono::milliseconds(5), [](connection& c) {
+      fired++;
+      (void)c.write("tick");
+    });
+    const timer_id never = after(std::chrono::milliseconds(1), [](connection&) { fired += 100; });
+    EXPECT_TRUE(cancel_timer(never));
+    EXPECT_FALSE(cancel_timer(never));
+  }
+  void on_data() override {
+    // A timer set for after the close must not run.
+    after(std::chrono::milliseconds(50), [](connection&) { fired += 1000; });
+    close();
+  }
+};
+
+TEST(connection, timers_fire_on_the_loop_can_be_cancelled_and_die_with_the_connection) {
+  running_engine e;
+  const address bound = e->listen<timed_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  EXPECT_EQ(test::recv_exact(fd, 4), "tick");
+  ASSERT_TRUE(test::send_all(fd, "bye"));
+  EXPECT_TRUE(test::peer_closed(fd));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past the orphaned timer
+  EXPECT_EQ(timed_connection::fired, 1);
+  ::close(fd);
+}
+
+class greeter : public connection {
+ public:
+  static inline std::mutex mutex;
+  static inline std::vector<conn_ref> refs;
+  void on_open() override {
+    const std::lock_guard lock(mutex);
+    refs.push_back(ref());
+  }
+  void greet(const std::string& who) { (void)write("hello " + who); }
+};
+
+TEST(connection, tell_runs_a_function_as_the_actor_on_its_loop) {
+  running_engine e(test::small_options(2));
+  const address bound = e->listen<greeter>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_TRUE(eventually([] {
+    const std::lock_guard lock(greeter::mutex);
+    return !greeter::refs.empty();
+  }));
+  conn_ref r;
+  {
+    const std::lock_guard lock(greeter::mutex);
+    r = greeter::refs.front();
+  }
+  std::atomic<bool> on_loop{false};
+  r.tell<greeter>([&on_loop](greeter& g) {
+    on_loop = g.loop().in_loop_thread();
+    g.greet("actor");
+  });
+  EXPECT_EQ(test::recv_exact(fd, 11), "hello actor");
+  EXPECT_TRUE(on_loop);
+  ::close(fd);
+}
+
+struct options_probe : connection {
+  static inline std::atomic<int> ok{0};
+  void on_open() override {
+    EXPECT_FALSE(set_nodelay(false));
+    int v = 1;
+    socklen_t len = sizeof v;
+    ::getsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    EXPECT_EQ(v, 0);
+    EXPECT_FALSE(set_keepalive({true, std::chrono::seconds(60), std::chrono::seconds(10), 5}));
+    EXPECT_EQ(set_keepalive({true, std::chrono::seconds(0), std::chrono::seconds(0), 0}),
+              std::errc::invalid_argument);
+    EXPECT_FALSE(set_linger(std::chrono::seconds(1)));
+    EXPECT_FALSE(set_recv_buffer(1 << 20));
+    EXPECT_FALSE(set_send_buffer(1 << 20));
+    const result<address> local = local_address();
+    const result<address> remote = remote_address();
+    EXPECT_TRUE(local && remote);
+    EXPECT_NE(local->port(), remote->port());
+    ok++;
+  }
+};
+
+TEST(connection, socket_options_apply_to_the_connection) {
+  running_engine e;
+  const address bound = e->listen<options_probe>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  EXPECT_TRUE(eventually([] { return options_probe::ok == 1; }));
+  ::close(fd);
+}
+
+TEST(connection, small_closures_travel_in_messages_without_a_heap_allocation) {
+  struct small {
+    void* a;
+    void* b;
+    int c;
+  };
+  auto closure = [s = small{}](event_loop&, connection*, std::error_code) { (void)s; };
+  EXPECT_TRUE(detail::message_fn::stored_inline<decltype(closure)>);
+  struct big {
+    char bytes[64];
+  };
+  auto heavy = [b = big{}](event_loop&, connection*, std::error_code) { (void)b; };
+  EXPECT_FALSE(detail::message_fn::stored_inline<decltype(heavy)>);
+}
+
+}  // namespace
+}  // namespace actnet

@@ -1,0 +1,504 @@
+// engine + connection actors over loopback TCP: lifecycle counts, echo across every reactor
+// mode, cross-thread async writes, close / wake / FIN ordering, stop, bad addresses.
+#include "actnet/actors/engine.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/epoll.h>
+
+#include <actnet/error.hpp>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "actors/test_util.hpp"
+
+namespace actnet {
+namespace {
+
+using test::connect_to;
+using test::eventually;
+using test::running_engine;
+
+class echo_connection : public connection {
+  void on_data() override {
+    const byte_views data = next_all();
+    const std::array parts{data.first, data.second};
+    (void)writev(parts);
+  }
+};
+
+// -- lifecycle --
+
+struct lifecycle_counts {
+  std::atomic<int> opened{0};
+  std::atomic<int> closed{0};
+  std::mutex mutex;
+  std::vector<std::error_code> reasons;
+};
+
+class counting_connection : public echo_connection {
+ public:
+  explicit counting_connection(lifecycle_counts* counts) : counts_(counts) {}
+  void on_open() override { counts_->opened++; }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(counts_->mutex);
+    counts_->reasons.push_back(reason);
+    counts_->closed++;
+  }
+
+ private:
+  lifecycle_counts* counts_;
+};
+
+TEST(engine, every_client_gets_exactly_one_open_and_one_close) {
+  lifecycle_counts counts;
+  running_engine e(test::small_options(2));
+  const address bound = e->listen<counting_connection>("tcp://127.0.0.1:0", &counts);
+  e.start();
+  constexpr int clients = 50;
+  std::vector<int> fds;
+  for (int i = 0; i < clients; ++i) {
+    fds.push_back(connect_to(bound));
+    ASSERT_GE(fds.back(), 0);
+    ASSERT_TRUE(test::send_all(fds.back(), "ping"));
+    ASSERT_EQ(test::recv_exact(fds.back(), 4), "ping");
+  }
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == clients; }));
+  EXPECT_EQ(counts.opened, clients);
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  ASSERT_TRUE(eventually([&] { return counts.closed == clients; }));
+  EXPECT_EQ(e->count_connections(), 0U);
+  e.stop();
+  EXPECT_EQ(counts.opened, clients);
+  EXPECT_EQ(counts.closed, clients);
+  for (const std::error_code& r : counts.reasons) {
+    EXPECT_EQ(r, make_error_code(errc::end_of_stream));
+  }
+}
+
+// -- echo over every reactor mode --
+
+struct echo_mode {
+  bool edge;
+  std::size_t loops;
+  bool reuse_port;
+};
+
+std::string mode_name(const ::testing::TestParamInfo<echo_mode>& info) {
+  return std::string(info.param.edge ? "et" : "lt") + "_" + std::to_string(info.param.loops) +
+         "_loops_" + (info.param.reuse_port ? "reuseport" : "main_reactor");
+}
+
+class engine_echo : public ::testing::TestWithParam<echo_mode> {};
+
+// Drives `conns` non-blocking clients at once, each sending `bytes` of its own random data in
+// chunks while reading the echo, and checks every byte. Returns "" or what went wrong.
+std::string drive_echo(const address& a, int conns, std::size_t bytes) {
+  struct client {
+    int fd = -1;
+    std::string data;
+    std::size_t sent = 0;
+    std::size_t received = 0;
+  };
+  std::vector<client> clients(static_cast<std::size_t>(conns));
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  std::mt19937 rng(12345);
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    client& c = clients[i];
+    c.data.resize(bytes);
+    for (char& ch : c.data) {
+      ch = static_cast<char>(rng());
+    }
+    c.fd = connect_to(a);
+    if (c.fd < 0) {
+      return "connect failed";
+    }
+    ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = i;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+  }
+  std::size_t done = 0;
+  std::string error;
+  std::vector<char> buf(1 << 16);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  std::array<epoll_event, 256> events{};
+  while (done < clients.size() && error.empty()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      error = "timed out";
+      break;
+    }
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
+    for (int k = 0; k < n && error.empty(); ++k) {
+      client& c = clients[events[static_cast<std::size_t>(k)].data.u64];
+      if (c.sent < bytes) {
+        const std::size_t chunk = std::min<std::size_t>(bytes - c.sent, 64 * 1024);
+        const ssize_t w = ::send(c.fd, c.data.data() + c.sent, chunk, MSG_NOSIGNAL);
+        if (w > 0) {
+          c.sent += static_cast<std::size_t>(w);
+        }
+        if (c.sent == bytes) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = events[static_cast<std::size_t>(k)].data.u64;
+          ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+        }
+      }
+      for (;;) {
+        const ssize_t r = ::recv(c.fd, buf.data(), buf.size(), 0);
+        if (r <= 0) {
+          if (r == 0) {
+            error = "server closed a connection early";
+          }
+          break;
+        }
+        if (c.received + static_cast<std::size_t>(r) > bytes ||
+            std::memcmp(buf.data(), c.data.data() + c.received, static_cast<std::size_t>(r)) != 0) {
+          error = "echoed bytes differ at offset " + std::to_string(c.received);
+          break;
+        }
+        c.received += static_cast<std::size_t>(r);
+        if (c.received == bytes) {
+          ++done;
+        }
+      }
+    }
+  }
+  for (client& c : clients) {
+    ::close(c.fd);
+  }
+  ::close(ep);
+  return error;
+}
+
+TEST_P(engine_echo, two_hundred_connections_echo_a_mebibyte_each_byte_for_byte) {
+  const echo_mode m = GetParam();
+  engine_options o;
+  o.loops = m.loops;
+  o.edge_triggered = m.edge;
+  o.reuse_port = m.reuse_port;
+  running_engine e(o);
+  const address bound = e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  EXPECT_EQ(drive_echo(bound, 200, std::size_t{1} << 20), "");
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 0; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(modes, engine_echo,
+                         ::testing::Values(echo_mode{false, 1, false}, echo_mode{true, 1, false},
+                                           echo_mode{false, 2, false}, echo_mode{true, 2, false},
+                                           echo_mode{false, 1, true}, echo_mode{true, 1, true},
+                                           echo_mode{false, 2, true}, echo_mode{true, 2, true}),
+                         mode_name);
+
+// -- messages from other threads --
+
+struct published {
+  std::mutex mutex;
+  std::vector<conn_ref> refs;
+  std::atomic<int> closed{0};
+};
+
+class publishing_connection : public connection {
+ public:
+  explicit publishing_connection(published* p) : p_(p) {}
+  void on_open() override {
+    const std::lock_guard lock(p_->mutex);
+    p_->refs.push_back(ref());
+  }
+  void on_close(std::error_code /*reason*/) override { p_->closed++; }
+
+ private:
+  published* p_;
+};
+
+conn_ref first_ref(published& p) {
+  EXPECT_TRUE(eventually([&] {
+    const std::lock_guard lock(p.mutex);
+    return !p.refs.empty();
+  }));
+  const std::lock_guard lock(p.mutex);
+  return p.refs.front();
+}
+
+TEST(engine, async_writes_from_four_threads_arrive_complete_and_in_order_per_thread) {
+  published p;
+  running_engine e(test::small_options(2));
+  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  const conn_ref target = first_ref(p);
+  constexpr int threads = 4;
+  constexpr int writes = 10000;
+  std::atomic<int> completed{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < threads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < writes; ++i) {
+        char msg[16];
+        std::snprintf(msg, sizeof msg, "%d:%06d;", t, i);  // 9 bytes each
+        target.async_write(std::string_view(msg, 9), [&](std::error_code ec) {
+          if (!ec) {
+            completed++;
+          }
+        });
+      }
+    });
+  }
+  const std::string all = test::recv_exact(fd, std::size_t{threads} * writes * 9);
+  for (auto& w : writers) {
+    w.join();
+  }
+  ASSERT_EQ(all.size(), std::size_t{threads} * writes * 9);
+  std::array<int, threads> next{};
+  for (std::size_t pos = 0; pos < all.size(); pos += 9) {
+    const int t = all[pos] - '0';
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, threads);
+    EXPECT_EQ(std::stoi(all.substr(pos + 2, 6)), next[static_cast<std::size_t>(t)]++)
+        << "thread " << t << " out of order";
+  }
+  EXPECT_TRUE(eventually([&] { return completed == threads * writes; }));
+
+  ::close(fd);
+  ASSERT_TRUE(eventually([&] { return p.closed == 1; }));
+  std::atomic<bool> told{false};
+  std::error_code result;
+  target.async_write("too late", [&](std::error_code ec) {
+    result = ec;
+    told = true;
+  });
+  ASSERT_TRUE(eventually([&] { return told.load(); }));
+  EXPECT_EQ(result, make_error_code(errc::connection_closed));
+  EXPECT_GE(e->loop(0).dropped_messages() + e->loop(1).dropped_messages(), 1U);
+}
+
+TEST(engine, close_from_another_thread_closes_the_connection) {
+  published p;
+  running_engine e;
+  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
+  e.start();
+  const int fd = connect_to(bound);
+  first_ref(p).close();
+  EXPECT_TRUE(test::peer_closed(fd));
+  EXPECT_TRUE(eventually([&] { return p.closed == 1; }));
+  ::close(fd);
+}
+
+// on_data keeps the first bytes unconsumed; a wake() from another thread makes it see them
+// again, and then it echoes them.
+class lazy_connection : public publishing_connection {
+ public:
+  using publishing_connection::publishing_connection;
+  void on_data() override {
+    if (calls_++ == 0) {
+      return;  // leave it buffered
+    }
+    const byte_views data = next_all();
+    (void)write(data.to_string());
+  }
+
+ private:
+  int calls_ = 0;
+};
+
+TEST(engine, wake_delivers_buffered_data_to_on_data_again) {
+  published p;
+  running_engine e;
+  const address bound = e->listen<lazy_connection>("tcp://127.0.0.1:0", &p);
+  e.start();
+  const int fd = connect_to(bound);
+  const conn_ref r = first_ref(p);
+  ASSERT_TRUE(test::send_all(fd, "kept for later"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it arrive (not asserted)
+  r.wake();
+  EXPECT_EQ(test::recv_exact(fd, 14), "kept for later");
+  ::close(fd);
+}
+
+struct event_log {
+  std::mutex mutex;
+  std::vector<std::string> events;
+  void add(std::string e) {
+    const std::lock_guard lock(mutex);
+    events.push_back(std::move(e));
+  }
+  std::vector<std::string> get() {
+    const std::lock_guard lock(mutex);
+    return events;
+  }
+};
+
+class logging_connection : public connection {
+ public:
+  explicit logging_connection(event_log* log) : log_(log) {}
+  void on_data() override { log_->add("data:" + next_all().to_string()); }
+  void on_close(std::error_code reason) override { log_->add("close:" + reason.message()); }
+
+ private:
+  event_log* log_;
+};
+
+TEST(engine, data_sent_before_the_fin_reaches_on_data_before_on_close) {
+  event_log log;
+  running_engine e;
+  const address bound = e->listen<logging_connection>("tcp://127.0.0.1:0", &log);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_TRUE(test::send_all(fd, "last words"));
+  ::shutdown(fd, SHUT_WR);
+  ASSERT_TRUE(eventually([&] { return log.get().size() >= 2; }));
+  const std::vector<std::string> events = log.get();
+  std::string data;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].rfind("data:", 0), 0U) << events[i];
+    data += events[i].substr(5);
+  }
+  EXPECT_EQ(data, "last words");
+  EXPECT_EQ(events.back(), "close:" + make_error_code(errc::end_of_stream).message());
+  ::close(fd);
+}
+
+// Writes 8 MiB at open, far more than the socket takes, then closes: all of it must arrive.
+class flood_then_close : public connection {
+  void on_open() override {
+    const std::string big(std::size_t{8} << 20, 'z');
+    (void)write(big);
+    close();
+  }
+};
+
+TEST(engine, output_queued_before_close_is_flushed_before_the_fin) {
+  running_engine e;
+  const address bound = e->listen<flood_then_close>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the buffer back up
+  const std::string got = test::recv_exact(fd, (std::size_t{8} << 20) + 1);
+  EXPECT_EQ(got.size(), std::size_t{8} << 20);  // everything, then EOF
+  EXPECT_EQ(got.find_first_not_of('z'), std::string::npos);
+  ::close(fd);
+}
+
+TEST(engine, stop_closes_every_connection_once_joins_and_leaks_no_fd) {
+  const int fds_before = test::open_fds();
+  lifecycle_counts counts;
+  std::vector<int> clients;
+  {
+    running_engine e(test::small_options(2));
+    const address bound = e->listen<counting_connection>("tcp://127.0.0.1:0", &counts);
+    e.start();
+    for (int i = 0; i < 100; ++i) {
+      clients.push_back(connect_to(bound));
+    }
+    ASSERT_TRUE(eventually([&] { return e->count_connections() == 100; }));
+    e.stop();
+    EXPECT_EQ(e->count_connections(), 0U);
+  }
+  EXPECT_EQ(counts.opened, 100);
+  EXPECT_EQ(counts.closed, 100);
+  for (const std::error_code& r : counts.reasons) {
+    EXPECT_EQ(r, make_error_code(errc::engine_stopped));
+  }
+  for (const int fd : clients) {
+    EXPECT_TRUE(test::peer_closed(fd));
+    ::close(fd);
+  }
+  EXPECT_EQ(test::open_fds(), fds_before);
+}
+
+TEST(engine, stop_before_run_makes_run_return_at_once) {
+  engine e(test::small_options());
+  (void)e.listen<echo_connection>("tcp://127.0.0.1:0");
+  e.stop();
+  e.run();
+  EXPECT_EQ(e.count_connections(), 0U);
+}
+
+TEST(engine, a_handler_can_shut_the_engine_down) {
+  class stopper : public connection {
+    void on_data() override { shutdown_engine(); }
+  };
+  engine e(test::small_options(2));
+  const address bound = e.listen<stopper>("tcp://127.0.0.1:0");
+  std::thread client([bound] {
+    const int fd = connect_to(bound);
+    (void)test::send_all(fd, "stop");
+    (void)test::peer_closed(fd);
+    ::close(fd);
+  });
+  e.run();  // returns because of the handler
+  client.join();
+}
+
+TEST(engine, hooks_and_the_ticker_run_on_the_engine) {
+  engine e(test::small_options(2));
+  (void)e.listen<echo_connection>("tcp://127.0.0.1:0");
+  std::vector<std::string> order;
+  int ticks = 0;
+  e.on_boot([&](engine&) { order.emplace_back("boot"); });
+  e.on_shutdown([&](engine&) { order.emplace_back("shutdown"); });
+  e.on_tick([&](engine& self) {
+    if (++ticks == 5) {
+      self.stop();
+      return std::chrono::nanoseconds(-1);
+    }
+    return std::chrono::nanoseconds(std::chrono::milliseconds(1));
+  });
+  e.run();
+  EXPECT_EQ(ticks, 5);
+  EXPECT_EQ(order, (std::vector<std::string>{"boot", "shutdown"}));
+}
+
+// -- configuration errors --
+
+TEST(engine, a_bad_address_is_rejected_at_listen_naming_it) {
+  engine e(test::small_options());
+  for (const char* bad : {"tulip://x", "tcp://", "tcp://localhost:8080/foo", ":foo"}) {
+    try {
+      (void)e.listen<echo_connection>(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& ex) {
+      EXPECT_NE(std::string(ex.what()).find(std::string("'") + bad + "'"), std::string::npos)
+          << ex.what();
+    }
+  }
+}
+
+TEST(engine, a_bad_option_is_rejected_naming_it_and_its_value) {
+  engine_options o;
+  o.read_buffer_size = 10;
+  try {
+    engine e(o);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("read_buffer_size = 10"), std::string::npos) << ex.what();
+  }
+}
+
+TEST(engine, listening_on_a_port_in_use_names_the_address) {
+  engine first(test::small_options());
+  const address bound = first.listen<echo_connection>("tcp://127.0.0.1:0");
+  engine_options o = test::small_options();
+  o.socket.reuse_addr = false;
+  engine second(o);
+  try {
+    (void)second.listen<echo_connection>(bound.to_string());
+    ADD_FAILURE() << "bound twice";
+  } catch (const std::system_error& ex) {
+    EXPECT_NE(std::string(ex.what()).find(bound.to_string()), std::string::npos) << ex.what();
+  }
+}
+
+}  // namespace
+}  // namespace actnet

@@ -1,0 +1,124 @@
+// Helpers for engine tests: an engine running on its own thread, blocking loopback clients,
+// and bounded waits (a failing test ends by its deadline, never hangs).
+#pragma once
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <actnet/actors/engine.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace actnet::test {
+
+/// Options for a small test engine: `loops` loops, defaults otherwise.
+inline engine_options small_options(std::size_t loops = 1) {
+  engine_options o;
+  o.loops = loops;
+  return o;
+}
+
+/// An engine whose run() is on a thread of its own; stopped and joined on destruction.
+class running_engine {
+ public:
+  explicit running_engine(engine_options o = test::small_options()) : engine_(o) {}
+  running_engine(const running_engine&) = delete;
+  running_engine& operator=(const running_engine&) = delete;
+  ~running_engine() { stop(); }
+
+  engine& operator*() { return engine_; }
+  engine* operator->() { return &engine_; }
+  void start() {
+    thread_ = std::thread([this] { engine_.run(); });
+  }
+  void stop() {
+    engine_.stop();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+ private:
+  engine engine_;
+  std::thread thread_;
+};
+
+/// Waits until `done()` or 20 s; returns done(). Only a deadline: no test asserts timing.
+inline bool eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+/// A blocking client socket connected to `a`, with 20 s send/receive timeouts; -1 on failure.
+inline int connect_to(const address& a) {
+  const int fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  timeval tv{20, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(fd, a.data(), a.size()) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+inline bool send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      return false;
+    }
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+/// Reads exactly `n` bytes (fewer if the peer closes or the timeout passes).
+inline std::string recv_exact(int fd, std::size_t n) {
+  std::string out(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
+    if (r <= 0) {
+      break;
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+/// True when the peer has closed: recv returns 0 (within the timeout).
+inline bool peer_closed(int fd) {
+  char c = 0;
+  return ::recv(fd, &c, 1, 0) == 0;
+}
+
+/// Open file descriptors of this process.
+inline int open_fds() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) {
+      ++n;
+    }
+    ::closedir(d);
+  }
+  return n;
+}
+
+}  // namespace actnet::test
