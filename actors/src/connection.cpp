@@ -177,10 +177,14 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
   std::size_t first_unsent = 0;
   std::size_t sent = 0;
   if (out_.empty()) {
-    std::array<iovec, 64> iov{};
-    const std::size_t count = std::min(parts.size(), iov.size());
-    for (std::size_t i = 0; i < count; ++i) {
-      iov[i] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+    // Only the entries used are written: zeroing the whole array cost more than the rest of
+    // the echo path (callgrind).
+    std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < parts.size() && count < iov.size(); ++i) {
+      if (!parts[i].empty()) {
+        iov[count++] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+      }
     }
     msghdr msg{};
     msg.msg_iov = iov.data();
