@@ -336,39 +336,30 @@ block conn_ref::gather(std::span<const std::span<const std::byte>> parts) {
   return b;
 }
 
-void conn_ref::send_write(block payload, detail::message_fn done) const {
+void conn_ref::send(detail::message_kind kind, block payload, detail::message_fn fn) const {
   detail::message m;
-  m.what = detail::message::kind::async_write;
+  m.what = kind;
   m.slot = slot_;
   m.generation = generation_;
   m.payload = std::move(payload);
-  m.fn = std::move(done);
-  loop_->send(std::move(m));
-}
-
-void conn_ref::send_tell(detail::message_fn fn) const {
-  detail::message m;
-  m.what = detail::message::kind::tell;
-  m.slot = slot_;
-  m.generation = generation_;
   m.fn = std::move(fn);
   loop_->send(std::move(m));
 }
 
+void conn_ref::send_write(block payload, detail::message_fn done) const {
+  send(detail::message_kind::async_write, std::move(payload), std::move(done));
+}
+
+void conn_ref::send_tell(detail::message_fn fn) const {
+  send(detail::message_kind::tell, {}, std::move(fn));
+}
+
 void conn_ref::close() const {
-  detail::message m;
-  m.what = detail::message::kind::close;
-  m.slot = slot_;
-  m.generation = generation_;
-  loop_->send(std::move(m));
+  send(detail::message_kind::close, {}, nullptr);
 }
 
 void conn_ref::wake() const {
-  detail::message m;
-  m.what = detail::message::kind::wake;
-  m.slot = slot_;
-  m.generation = generation_;
-  loop_->send(std::move(m));
+  send(detail::message_kind::wake, {}, nullptr);
 }
 
 }  // namespace actnet

@@ -264,10 +264,10 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
         // No fd for it: the connection would stay queued and the listener readable, a busy
         // loop. Give up the spare fd, take the connection, drop it, and keep the spare again;
         // if even that fails, stop watching the listener for a moment.
-        detail::log().warn("loop {}: accept: {}; dropping a connection", index_, ec.message());
         spare_fd_.reset();
         const bool dropped = accept_connection(listen_fd).has_value();
         spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        note_dropped_accept(ec);
         if (!dropped) {
           pause_accepting(listener_index, listen_fd);
           return;
@@ -289,6 +289,18 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
       m.listener = static_cast<std::uint32_t>(listener_index);
       target.send(std::move(m));
     }
+  }
+}
+
+void event_loop::note_dropped_accept(std::error_code ec) {
+  // One line a second at most: an fd-exhaustion storm must not turn into a log storm.
+  ++dropped_accepts_;
+  const auto now = timer_clock::now();
+  if (now - last_drop_log_ >= std::chrono::seconds(1)) {
+    detail::log().warn("loop {}: accept: {}; dropped {} connection(s)", index_, ec.message(),
+                       dropped_accepts_);
+    dropped_accepts_ = 0;
+    last_drop_log_ = now;
   }
 }
 

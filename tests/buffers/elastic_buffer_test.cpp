@@ -14,18 +14,9 @@
 namespace actnet {
 namespace {
 
+using test::peeked;
 using test::pool_in_use;
 using test::socket_pair;
-
-std::string peeked(const elastic_buffer& e, std::size_t max_bytes = SIZE_MAX) {
-  std::vector<iovec> iov(linked_list_buffer::max_iovecs);
-  const std::size_t count = e.peek(iov, max_bytes);
-  std::string s;
-  for (std::size_t i = 0; i < count; ++i) {
-    s.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-  }
-  return s;
-}
 
 TEST(elastic_buffer, an_empty_buffer_is_small_and_holds_no_memory) {
   static_assert(sizeof(elastic_buffer) <= 32);

@@ -15,18 +15,9 @@
 namespace actnet {
 namespace {
 
+using test::peeked;
 using test::pool_in_use;
 using test::socket_pair;
-
-std::string peeked(const linked_list_buffer& l, std::size_t max_bytes = SIZE_MAX) {
-  std::vector<iovec> iov(linked_list_buffer::max_iovecs);
-  const std::size_t count = l.peek(iov, max_bytes);
-  std::string s;
-  for (std::size_t i = 0; i < count; ++i) {
-    s.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-  }
-  return s;
-}
 
 TEST(linked_list_buffer, an_empty_buffer_holds_no_memory) {
   const auto allocations = block_pool::stats().allocations;

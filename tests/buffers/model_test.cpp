@@ -9,6 +9,7 @@
 #include <actnet/error.hpp>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "buffers/test_util.hpp"
@@ -19,14 +20,6 @@ namespace {
 using test::socket_pair;
 
 constexpr std::size_t cap = 64 * 1024;
-
-std::string gather(std::span<const iovec> iov) {
-  std::string s;
-  for (const iovec& v : iov) {
-    s.append(static_cast<const char*>(v.iov_base), v.iov_len);
-  }
-  return s;
-}
 
 // Each adapter gives the model test one vocabulary over a buffer's own API.
 struct ring_adapter {
@@ -48,20 +41,27 @@ struct ring_adapter {
   bool holds_memory() const { return buf.capacity() > 0; }
 };
 
-struct list_adapter {
+// linked_list_buffer and elastic_buffer: copy-push, zero-copy append, iovec peeks, read.
+template <class Buffer>
+struct iovec_adapter {
   static constexpr bool has_append = true;
-  linked_list_buffer buf{cap};
+  Buffer buf;
 
-  std::error_code write(const std::string& s) { return buf.push(s); }
+  std::error_code write(const std::string& s) {
+    if constexpr (std::is_same_v<Buffer, linked_list_buffer>) {
+      return buf.push(s);
+    } else {
+      return buf.write(s);
+    }
+  }
   std::error_code append(const std::string& s) { return buf.append(block::copy_of(s)); }
   result<std::string> peek(std::size_t n) const {
     if (n > buf.size()) {
       return errc::short_buffer;
     }
-    std::vector<iovec> iov(linked_list_buffer::max_iovecs);
-    return gather(std::span(iov).first(buf.peek(iov, n)));
+    return test::peeked(buf, n);
   }
-  std::string peek_all() const { return peek(buf.size()).value(); }
+  std::string peek_all() const { return test::peeked(buf); }
   result<std::string> take(std::size_t n) {
     std::string s(n, '\0');
     if (const std::error_code ec = buf.read(std::as_writable_bytes(std::span(s.data(), n)))) {
@@ -70,32 +70,21 @@ struct list_adapter {
     return s;
   }
   void after_handler() {}
-  bool holds_memory() const { return buf.block_count() > 0; }
+  bool holds_memory() const {
+    if constexpr (std::is_same_v<Buffer, linked_list_buffer>) {
+      return buf.block_count() > 0;
+    } else {
+      return buf.ring_capacity() > 0 || buf.list_size() > 0;
+    }
+  }
 };
 
-struct elastic_adapter {
-  static constexpr bool has_append = true;
-  elastic_buffer buf{4096, cap};
+struct list_adapter : iovec_adapter<linked_list_buffer> {
+  list_adapter() { buf = linked_list_buffer(cap); }
+};
 
-  std::error_code write(const std::string& s) { return buf.write(s); }
-  std::error_code append(const std::string& s) { return buf.append(block::copy_of(s)); }
-  result<std::string> peek(std::size_t n) const {
-    if (n > buf.size()) {
-      return errc::short_buffer;
-    }
-    std::vector<iovec> iov(linked_list_buffer::max_iovecs);
-    return gather(std::span(iov).first(buf.peek(iov, n)));
-  }
-  std::string peek_all() const { return peek(buf.size()).value(); }
-  result<std::string> take(std::size_t n) {
-    std::string s(n, '\0');
-    if (const std::error_code ec = buf.read(std::as_writable_bytes(std::span(s.data(), n)))) {
-      return ec;
-    }
-    return s;
-  }
-  void after_handler() {}
-  bool holds_memory() const { return buf.ring_capacity() > 0 || buf.list_size() > 0; }
+struct elastic_adapter : iovec_adapter<elastic_buffer> {
+  elastic_adapter() { buf = elastic_buffer(4096, cap); }
 };
 
 template <class Adapter>

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <actnet/buffers/block_pool.hpp>
@@ -12,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace actnet::test {
 
@@ -91,6 +93,19 @@ class socket_pair {
   }
   int fds_[2] = {-1, -1};
 };
+
+/// The first bytes of a buffer with an iovec peek (linked_list_buffer, elastic_buffer), as a
+/// string: at most `max_bytes` of them, through as many iovecs as writev takes.
+template <class Buffer>
+std::string peeked(const Buffer& b, std::size_t max_bytes = SIZE_MAX) {
+  std::vector<iovec> iov(1024);
+  const std::size_t count = b.peek(iov, max_bytes);
+  std::string s;
+  for (std::size_t i = 0; i < count; ++i) {
+    s.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  }
+  return s;
+}
 
 /// Pool bytes in use now, for "gives its memory back" checks against a baseline.
 inline std::int64_t pool_in_use() {

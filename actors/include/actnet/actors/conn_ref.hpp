@@ -21,6 +21,17 @@ namespace detail {
 /// What a mailbox message runs on its loop: the loop, the target connection (null when there
 /// is none or it has gone) and an error for completions.
 using message_fn = unique_function<void(event_loop&, connection*, std::error_code)>;
+/// The kinds of mailbox message (see detail::message in event_loop.hpp).
+enum class message_kind : std::uint8_t {
+  none,
+  closure,
+  tell,
+  async_write,
+  close,
+  wake,
+  adopt,
+  stop
+};
 }  // namespace detail
 
 /// The default completion of an async write: none.
@@ -95,6 +106,7 @@ class conn_ref {
     }
   }
   static block gather(std::span<const std::span<const std::byte>> parts);
+  void send(detail::message_kind kind, block payload, detail::message_fn fn) const;
   void send_write(block payload, detail::message_fn done) const;
   void send_tell(detail::message_fn fn) const;
 

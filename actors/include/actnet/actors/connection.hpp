@@ -62,12 +62,14 @@ class connection {
   /// The first `n` bytes without consuming them (zero-copy when they are contiguous, else two
   /// spans); short_buffer if fewer are buffered. Valid until the next inbound call.
   [[nodiscard]] result<byte_views> peek(std::size_t n);
-  /// Every buffered byte without consuming it.
+  /// Every buffered byte without consuming it. (Past the inbound cap, where joining two reads
+  /// would overflow the ring, only the older bytes; the connection then closes with
+  /// capacity_exceeded after on_data.)
   [[nodiscard]] byte_views peek_all();
   /// Consumes `n` bytes and returns views of them; short_buffer (nothing consumed) if fewer are
   /// buffered. The views stay valid until on_data() returns.
   [[nodiscard]] result<byte_views> next(std::size_t n);
-  /// Consumes and returns every buffered byte.
+  /// Consumes and returns every buffered byte. (Past the inbound cap: nothing, as next().)
   [[nodiscard]] byte_views next_all();
   /// Drops `n` bytes; short_buffer (nothing dropped) if fewer are buffered.
   [[nodiscard]] std::error_code discard(std::size_t n) noexcept;

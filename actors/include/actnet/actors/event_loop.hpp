@@ -31,7 +31,7 @@ namespace detail {
 /// A mailbox message. The built-in kinds carry their payload inline (an fd, a pooled block, a
 /// closure of up to 48 bytes), so posting one allocates nothing of its own.
 struct message {
-  enum class kind : std::uint8_t { none, closure, tell, async_write, close, wake, adopt, stop };
+  using kind = message_kind;
   kind what = kind::none;
   std::uint32_t slot = 0;
   std::uint32_t generation = 0;
@@ -123,6 +123,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void adopt(int fd, std::uint32_t listener);
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
+  void note_dropped_accept(std::error_code ec);
   void on_io(connection& c, std::uint32_t events);
   void read_from(connection& c);
   void write_out(connection& c);
@@ -152,7 +153,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
   std::vector<std::byte> read_buffer_;
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
-  unique_fd spare_fd_;  // given up to accept-and-drop when out of fds (EMFILE)
+  unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
+  std::uint64_t dropped_accepts_ = 0;  // since the last log line about them
+  timer_clock::time_point last_drop_log_{};
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};
