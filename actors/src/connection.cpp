@@ -14,6 +14,7 @@
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
+#include "actnet/reactor/syscalls.hpp"
 
 namespace actnet {
 namespace {
@@ -46,10 +47,7 @@ std::error_code connection::gather(std::size_t n) {
   return {};
 }
 
-std::error_code connection::keep_fresh() {
-  if (fresh_.empty()) {
-    return {};
-  }
+std::error_code connection::keep_fresh_slow() {
   const std::error_code ec = in_.write(fresh_);
   fresh_ = {};
   return ec;
@@ -160,7 +158,7 @@ std::error_code connection::write(std::span<const std::byte> bytes) {
     return errc::connection_closed;
   }
   if (out_.empty() && !bytes.empty()) {
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0 && !would_block(errno)) {
       return fail({errno, std::system_category()});
     }
@@ -189,7 +187,7 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
-    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    const ssize_t n = detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (n < 0 && !would_block(errno)) {
       return fail({errno, std::system_category()});
     }
@@ -207,6 +205,14 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
   return {};
 }
 
+std::error_code connection::write(const byte_views& bytes) {
+  if (bytes.second.empty()) {
+    return write(bytes.first);  // one send(2), no msghdr to build
+  }
+  const std::array parts{bytes.first, bytes.second};
+  return writev(parts);
+}
+
 std::error_code connection::write(block payload) {
   loop_->assert_in_loop();
   if (state_ != state::open) {
@@ -220,7 +226,8 @@ std::error_code connection::write(block payload) {
     return {};
   }
   const std::span<const std::byte> bytes = payload.data();
-  const ssize_t n = bytes.empty() ? 0 : ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  const ssize_t n =
+      bytes.empty() ? 0 : detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   if (n < 0 && !would_block(errno)) {
     return fail({errno, std::system_category()});
   }

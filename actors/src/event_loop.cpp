@@ -16,6 +16,7 @@
 #include "actnet/actors/engine.hpp"
 #include "actnet/buffers/block_pool.hpp"
 #include "actnet/error.hpp"
+#include "actnet/reactor/syscalls.hpp"
 #include "log.hpp"
 
 namespace actnet {
@@ -378,7 +379,7 @@ void event_loop::on_io(connection& c, std::uint32_t events) {
 void event_loop::read_from(connection& c) {
   std::size_t total = 0;
   for (;;) {
-    const ssize_t n = ::read(c.fd_, read_buffer_.data(), read_buffer_.size());
+    const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
       c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
       deliver(c);
@@ -425,8 +426,10 @@ void event_loop::deliver(connection& c) {
   if (threw) {
     c.fresh_ = {};
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
-  } else if (const std::error_code ec = c.keep_fresh()) {
-    finish(c, ec);  // past the inbound cap
+  } else if (!c.fresh_.empty()) {
+    if (const std::error_code ec = c.keep_fresh_slow()) {
+      finish(c, ec);  // past the inbound cap
+    }
   }
   c.in_.trim();
   c.ring_views_ = false;

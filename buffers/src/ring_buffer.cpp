@@ -86,12 +86,6 @@ void ring_buffer::clear() noexcept {
   release();
 }
 
-void ring_buffer::trim() noexcept {
-  if (size_ == 0) {
-    release();
-  }
-}
-
 bool ring_buffer::reserve(std::size_t extra, std::span<std::byte>* retired, bool move) {
   const std::size_t needed = size_ + extra;
   if (needed > max_capacity()) {

@@ -85,6 +85,8 @@ class connection {
   std::error_code write(std::string_view text) {
     return write(std::as_bytes(std::span(text.data(), text.size())));
   }
+  /// Writes views from peek()/next() (one or two spans) with one system call.
+  std::error_code write(const byte_views& bytes);
   /// Writes several spans in order with one system call when nothing is waiting.
   std::error_code writev(std::span<const std::span<const std::byte>> parts);
   /// Writes a pooled block; buffered without a copy when the socket does not take it all.
@@ -140,7 +142,10 @@ class connection {
   enum class state : std::uint8_t { open, closing, closed };
 
   // Moves this read's unconsumed bytes into the ring so the loop's buffer can be reused.
-  [[nodiscard]] std::error_code keep_fresh();
+  [[nodiscard]] std::error_code keep_fresh() {
+    return fresh_.empty() ? std::error_code() : keep_fresh_slow();
+  }
+  [[nodiscard]] std::error_code keep_fresh_slow();
   // Makes the first `n` inbound bytes sit in the ring (a copy of fresh bytes, when needed).
   [[nodiscard]] std::error_code gather(std::size_t n);
   std::error_code buffer_rest(std::span<const std::byte> rest);

@@ -115,7 +115,11 @@ class ring_buffer {
   /// Drops every byte and gives the block back.
   void clear() noexcept;
   /// Gives the block back if the buffer is empty (after next() drained it).
-  void trim() noexcept;
+  void trim() noexcept {
+    if (size_ == 0 && data_ != nullptr) {
+      release();
+    }
+  }
 
  protected:
   struct cap_tag {};
