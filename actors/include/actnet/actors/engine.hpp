@@ -44,7 +44,7 @@ struct engine_options {
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
   /// Listener and connection socket options (TCP_NODELAY on by default).
-  socket_options socket;
+  socket_options socket{};
 };
 
 /// A server: listen() on one or more addresses, then run() until stop().
