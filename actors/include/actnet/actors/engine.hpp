@@ -75,7 +75,9 @@ class engine {
   address listen(std::string_view url, factory make);
 
   /// Blocks until stop() (or a handler's shutdown_engine()): on_boot, the loops, and at the end
-  /// every connection closed (on_close once each), every thread joined, on_shutdown.
+  /// every connection closed (on_close once each), every thread joined, on_shutdown. An engine
+  /// runs once: a second run() throws std::logic_error. stop() before run() makes run() return
+  /// at once.
   void run();
   /// Thread-safe and idempotent: stop accepting, close every connection, return from run().
   void stop() noexcept;
