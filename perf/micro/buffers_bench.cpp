@@ -27,6 +27,7 @@
 #include "actnet/buffers/ring_buffer.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/result.hpp"
+#include "bench_main.hpp"
 
 namespace {
 
@@ -573,20 +574,5 @@ class summary_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A short default keeps the whole suite well under a minute on a busy machine; the flag is
-  // put first so a --benchmark_min_time given on the command line still wins.
-  static char default_min_time[] = "--benchmark_min_time=0.2";
-  std::vector<char*> args(argv, argv + argc);
-  args.insert(args.begin() + 1, default_min_time);
-  args.push_back(nullptr);
-  int count = argc + 1;
-  register_all();
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) {
-    return 1;
-  }
-  summary_reporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  return actnet::perf::bench_main<summary_reporter>(argc, argv, register_all);
 }
