@@ -466,20 +466,13 @@ void register_all() {
 // the bare queue, and conn_tell's round trip as a ratio to the loops', from the same run (the
 // median of the repetitions when there are several), since ratios survive machine noise where
 // absolute figures do not.
-class summary_reporter : public benchmark::ConsoleReporter {
+class summary_reporter : public actnet::perf::summary_reporter_base {
  public:
-  // Colours only on a terminal, so results piped to a file stay plain text.
-  summary_reporter()
-      : ConsoleReporter(::isatty(STDOUT_FILENO) != 0 ? OO_ColorTabular : OO_Tabular) {}
-
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
-      if (run.error_occurred) {
-        continue;
-      }
-      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type == Run::RT_Aggregate && !median) {
+      bool median = false;
+      if (!summarised(run, median)) {
         continue;
       }
       const std::string& name = run.run_name.function_name;

@@ -3,10 +3,28 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <vector>
 
 namespace actnet::perf {
+
+/// The console table (coloured only on a terminal, so piped results stay plain text), for
+/// reporters that add a summary of ratios after it.
+class summary_reporter_base : public benchmark::ConsoleReporter {
+ public:
+  summary_reporter_base()
+      : ConsoleReporter(::isatty(STDOUT_FILENO) != 0 ? OO_ColorTabular : OO_Tabular) {}
+
+ protected:
+  /// Whether `run` feeds the summary: a plain run, or the median of repetitions (then `median`
+  /// is set, and that figure wins over plain runs of the same benchmark). Errors and the other
+  /// aggregates (mean, stddev, cv) do not.
+  static bool summarised(const Run& run, bool& median) {
+    median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+    return !run.error_occurred && (run.run_type != Run::RT_Aggregate || median);
+  }
+};
 
 /// Registers with `register_all`, runs everything with `reporter` as the display reporter.
 template <class Reporter, class Register>

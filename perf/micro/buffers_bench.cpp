@@ -490,20 +490,13 @@ void register_all() {
 // to the naive baseline of the same family and size, measured in the same run (the median of
 // the repetitions when there are several), since ratios survive machine noise where absolute
 // figures do not.
-class summary_reporter : public benchmark::ConsoleReporter {
+class summary_reporter : public actnet::perf::summary_reporter_base {
  public:
-  // Colours only on a terminal, so results piped to a file stay plain text.
-  summary_reporter()
-      : ConsoleReporter(::isatty(STDOUT_FILENO) != 0 ? OO_ColorTabular : OO_Tabular) {}
-
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
-      if (run.error_occurred) {
-        continue;
-      }
-      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type == Run::RT_Aggregate && !median) {
+      bool median = false;
+      if (!summarised(run, median)) {
         continue;
       }
       double rate = 0;
