@@ -53,7 +53,7 @@ std::error_code connection::keep_fresh_slow() {
   return ec;
 }
 
-result<byte_views> connection::peek(std::size_t n) {
+result<byte_views> connection::peek_slow(std::size_t n) {
   if (n > inbound_buffered()) {
     return errc::short_buffer;
   }
@@ -73,7 +73,7 @@ byte_views connection::peek_all() {
   return all ? *all : in_.peek_all();  // gathering can fail only at the inbound cap
 }
 
-result<byte_views> connection::next(std::size_t n) {
+result<byte_views> connection::next_slow(std::size_t n) {
   if (n > inbound_buffered()) {
     return errc::short_buffer;
   }
@@ -91,8 +91,8 @@ result<byte_views> connection::next(std::size_t n) {
   return in_.next(n);
 }
 
-byte_views connection::next_all() {
-  const result<byte_views> all = next(inbound_buffered());
+byte_views connection::next_all_slow() {
+  const result<byte_views> all = next_slow(inbound_buffered());
   return all ? *all : byte_views{};
 }
 
@@ -143,7 +143,7 @@ void connection::want_write(bool on) noexcept {
 
 std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
   if (rest.empty()) {
-    return {};
+    return detail::no_error();
   }
   if (const std::error_code ec = out_.write(rest)) {
     return fail(ec);
@@ -152,19 +152,25 @@ std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
   return {};
 }
 
-std::error_code connection::write(std::span<const std::byte> bytes) {
+void connection::assert_loop_thread() const noexcept {
   loop_->assert_in_loop();
+}
+
+std::error_code connection::write_partial(std::span<const std::byte> bytes, ssize_t sent) {
+  if (sent < 0) {
+    if (!would_block(errno)) {
+      return fail({errno, std::system_category()});
+    }
+    sent = 0;
+  }
+  return buffer_rest(bytes.subspan(static_cast<std::size_t>(sent)));
+}
+
+std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open) {
     return errc::connection_closed;
   }
-  if (out_.empty() && !bytes.empty()) {
-    const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0 && !would_block(errno)) {
-      return fail({errno, std::system_category()});
-    }
-    bytes = bytes.subspan(n < 0 ? 0 : static_cast<std::size_t>(n));
-  }
-  return buffer_rest(bytes);
+  return buffer_rest(bytes);  // behind the waiting output (or nothing to write)
 }
 
 std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
@@ -205,10 +211,7 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
   return {};
 }
 
-std::error_code connection::write(const byte_views& bytes) {
-  if (bytes.second.empty()) {
-    return write(bytes.first);  // one send(2), no msghdr to build
-  }
+std::error_code connection::write_two(const byte_views& bytes) {
   const std::array parts{bytes.first, bytes.second};
   return writev(parts);
 }

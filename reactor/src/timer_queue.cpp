@@ -16,7 +16,13 @@ timer_id timer_queue::add(timer_clock::time_point when, unique_function<void()> 
 }
 
 bool timer_queue::cancel(timer_id id) noexcept {
-  return callbacks_.erase(id) > 0;
+  if (callbacks_.erase(id) == 0) {
+    return false;
+  }
+  if (callbacks_.empty()) {
+    heap_.clear();  // only cancelled entries are left: empty() means no work at all
+  }
+  return true;
 }
 
 void timer_queue::drop_cancelled_top() {

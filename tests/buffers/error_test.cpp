@@ -19,6 +19,13 @@ TEST(error, actnet_codes_convert_to_error_codes_of_the_actnet_category) {
   EXPECT_NE(std::error_code(errc::short_buffer), std::error_code(errc::capacity_exceeded));
 }
 
+TEST(error, no_error_is_the_default_error_code) {
+  const std::error_code none = detail::no_error();
+  EXPECT_FALSE(none);
+  EXPECT_EQ(none, std::error_code{});
+  EXPECT_EQ(&none.category(), &std::system_category());
+}
+
 TEST(result, holds_a_value_or_an_error_but_not_both) {
   const result<int> value = 42;
   ASSERT_TRUE(value);

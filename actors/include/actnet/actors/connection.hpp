@@ -11,6 +11,7 @@
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/buffers/byte_views.hpp"
@@ -19,6 +20,7 @@
 #include "actnet/error.hpp"
 #include "actnet/reactor/address.hpp"
 #include "actnet/reactor/socket.hpp"
+#include "actnet/reactor/syscalls.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/result.hpp"
 
@@ -61,16 +63,33 @@ class connection {
   [[nodiscard]] std::size_t inbound_buffered() const noexcept { return in_.size() + fresh_.size(); }
   /// The first `n` bytes without consuming them (zero-copy when they are contiguous, else two
   /// spans); short_buffer if fewer are buffered. Valid until the next inbound call.
-  [[nodiscard]] result<byte_views> peek(std::size_t n);
+  [[nodiscard]] result<byte_views> peek(std::size_t n) {
+    if (in_.empty() && n <= fresh_.size()) {  // the common case: all in this read
+      return byte_views{fresh_.first(n), {}};
+    }
+    return peek_slow(n);
+  }
   /// Every buffered byte without consuming it. (Past the inbound cap, where joining two reads
   /// would overflow the ring, only the older bytes; the connection then closes with
   /// capacity_exceeded after on_data.)
   [[nodiscard]] byte_views peek_all();
   /// Consumes `n` bytes and returns views of them; short_buffer (nothing consumed) if fewer are
   /// buffered. The views stay valid until on_data() returns.
-  [[nodiscard]] result<byte_views> next(std::size_t n);
+  [[nodiscard]] result<byte_views> next(std::size_t n) {
+    if (in_.empty() && n <= fresh_.size()) {  // the common case: all in this read
+      const std::span<const std::byte> taken = fresh_.first(n);
+      fresh_ = fresh_.subspan(n);
+      return byte_views{taken, {}};
+    }
+    return next_slow(n);
+  }
   /// Consumes and returns every buffered byte. (Past the inbound cap: nothing, as next().)
-  [[nodiscard]] byte_views next_all();
+  [[nodiscard]] byte_views next_all() {
+    if (in_.empty()) {
+      return {std::exchange(fresh_, {}), {}};
+    }
+    return next_all_slow();
+  }
   /// Drops `n` bytes; short_buffer (nothing dropped) if fewer are buffered.
   [[nodiscard]] std::error_code discard(std::size_t n) noexcept;
   /// Copies exactly out.size() bytes out and consumes them; short_buffer otherwise.
@@ -81,12 +100,25 @@ class connection {
   /// Writes `bytes`: straight to the socket when nothing is waiting, buffering what it does not
   /// take; behind the buffered bytes otherwise. Errors: connection_closed after close,
   /// capacity_exceeded past the outbound cap (the connection is then closed with that error).
-  std::error_code write(std::span<const std::byte> bytes);
+  std::error_code write(std::span<const std::byte> bytes) {
+    check_thread();
+    if (state_ == state::open && out_.empty() && !bytes.empty()) [[likely]] {
+      // Inline, the per-message path: one system call, and done when the socket takes it all.
+      const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
+        return detail::no_error();
+      }
+      return write_partial(bytes, n);
+    }
+    return write_queued(bytes);
+  }
   std::error_code write(std::string_view text) {
     return write(std::as_bytes(std::span(text.data(), text.size())));
   }
   /// Writes views from peek()/next() (one or two spans) with one system call.
-  std::error_code write(const byte_views& bytes);
+  std::error_code write(const byte_views& bytes) {
+    return bytes.second.empty() ? write(bytes.first) : write_two(bytes);
+  }
   /// Writes several spans in order with one system call when nothing is waiting.
   std::error_code writev(std::span<const std::span<const std::byte>> parts);
   /// Writes a pooled block; buffered without a copy when the socket does not take it all.
@@ -148,6 +180,20 @@ class connection {
   [[nodiscard]] std::error_code keep_fresh_slow();
   // Makes the first `n` inbound bytes sit in the ring (a copy of fresh bytes, when needed).
   [[nodiscard]] std::error_code gather(std::size_t n);
+  [[nodiscard]] result<byte_views> peek_slow(std::size_t n);
+  [[nodiscard]] result<byte_views> next_slow(std::size_t n);
+  [[nodiscard]] byte_views next_all_slow();
+  std::error_code write_two(const byte_views& bytes);
+  // write() after a send that took `sent` bytes (-1: failed, errno says why).
+  std::error_code write_partial(std::span<const std::byte> bytes, ssize_t sent);
+  // write() when it cannot try the socket first: closed, output waiting, or nothing to write.
+  std::error_code write_queued(std::span<const std::byte> bytes);
+  void check_thread() const noexcept {
+#ifndef NDEBUG
+    assert_loop_thread();
+#endif
+  }
+  void assert_loop_thread() const noexcept;
   std::error_code buffer_rest(std::span<const std::byte> rest);
   std::error_code fail(std::error_code ec) noexcept;
   void want_write(bool on) noexcept;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -129,11 +130,19 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void write_out(connection& c);
   void deliver(connection& c);  // on_data, then keep the unconsumed bytes
   void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
-  void reap() noexcept;                                         // run scheduled closes
+  void reap() noexcept {                                        // run scheduled closes
+    if (!closing_.empty()) [[unlikely]] {
+      reap_scheduled();
+    }
+  }
+  void reap_scheduled() noexcept;
+  void release_retired() noexcept;
   void close_all(std::error_code reason) noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   void add_listener(std::size_t listener_index, int fd);
-  void assert_in_loop() const noexcept;
+  void assert_in_loop() const noexcept {
+    assert(thread_id_.load(std::memory_order_relaxed) == std::thread::id{} || in_loop_thread());
+  }
 
   engine& owner_;
   const engine_options& options_;

@@ -1,30 +1,69 @@
 // The system calls on the per-message path, without glibc's cancellation-point wrapping.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 
 namespace actnet::detail {
 
-// In a multi-threaded process glibc's read/send/sendmsg switch thread cancellation on and off
-// around every call (about 60 instructions each; callgrind). actnet never cancels threads, so
-// the loops call the kernel through syscall(2), which is not a cancellation point. Same results,
-// same errno.
+// In a multi-threaded process glibc's read/send/sendmsg/epoll_wait switch thread cancellation
+// on and off around every call (about 60 instructions each; callgrind), and even syscall(2)
+// costs a call and a dozen instructions of argument shuffling. actnet never cancels threads, so
+// on x86-64 the loops enter the kernel inline; elsewhere through syscall(2). Same results, same
+// errno.
 
+#if defined(__x86_64__)
+
+inline long raw_syscall(long nr, long a, long b, long c, long d = 0, long e = 0,
+                        long f = 0) noexcept {
+  long ret = 0;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  if (ret < 0 && ret > -4096) [[unlikely]] {
+    errno = static_cast<int>(-ret);
+    return -1;
+  }
+  return ret;
+}
+
+#else
+
+inline long raw_syscall(long nr, long a, long b, long c, long d = 0, long e = 0,
+                        long f = 0) noexcept {
+  return ::syscall(nr, a, b, c, d, e, f);
+}
+
+#endif
+
+// NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): system call arguments are longs.
 inline ssize_t sys_read(int fd, void* buf, std::size_t n) noexcept {
-  return ::syscall(SYS_read, fd, buf, n);
+  return raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(n));
 }
 
 inline ssize_t sys_send(int fd, const void* buf, std::size_t n, int flags) noexcept {
-  return ::syscall(SYS_sendto, fd, buf, n, flags, nullptr, 0);
+  return raw_syscall(SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(n), flags);
 }
 
 inline ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
-  return ::syscall(SYS_sendmsg, fd, msg, flags);
+  return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(msg), flags);
 }
+
+inline int sys_epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
+  return static_cast<int>(
+      raw_syscall(SYS_epoll_pwait, epfd, reinterpret_cast<long>(events), max, timeout_ms,
+                  /*sigmask=*/0, /*sigsetsize (unused without a mask)=*/8));
+}
+// NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
 
 }  // namespace actnet::detail
