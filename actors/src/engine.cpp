@@ -48,6 +48,9 @@ engine_options checked(engine_options o) {
   if (o.mailbox_budget == 0) {
     bad_option("mailbox_budget", o.mailbox_budget, "must be at least 1");
   }
+  if (o.idle_release.count() < 0) {
+    bad_option("idle_release (ms)", o.idle_release.count(), "must not be negative (0: never)");
+  }
   if (o.socket.backlog < 0) {
     bad_option("socket.backlog", o.socket.backlog, "must not be negative");
   }

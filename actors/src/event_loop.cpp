@@ -4,6 +4,9 @@
 #include "actnet/actors/event_loop.hpp"
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -202,8 +205,8 @@ void event_loop::run() {
     for (const poll_event& ev : *ready) {
       const std::uint64_t key = ev.data.u64;
       if ((key & listener_tag) == 0) [[likely]] {
-        if (connection* c = find(static_cast<std::uint32_t>(key),
-                                 static_cast<std::uint32_t>(key >> 32))) {
+        if (connection* c =
+                find(static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32))) {
           on_io(*c, ev.events);
           reap();
         }
@@ -414,7 +417,11 @@ void event_loop::adopt(int fd, std::uint32_t listener) {
     slot = free_slots_.back();
     free_slots_.pop_back();
   }
-  const std::uint32_t generation = slots_[slot].generation;
+  const std::uint32_t generation = next_generation_;
+  // Generations stay below 2^31, so a connection's epoll key never has the listener bit.
+  next_generation_ = (next_generation_ + 1) & 0x7fffffffU;
+  next_generation_ = next_generation_ == 0 ? 1 : next_generation_;
+  slots_[slot].generation = generation;
   c->loop_ = this;
   c->fd_ = fd;
   c->slot_ = slot;
@@ -426,6 +433,7 @@ void event_loop::adopt(int fd, std::uint32_t listener) {
       options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
   if (const std::error_code ec = poller_.add(fd, interest, key_of(slot, generation))) {
     detail::log().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
+    slots_[slot].generation = 0;
     free_slots_.push_back(slot);
     return;
   }
@@ -489,12 +497,55 @@ void event_loop::reap_scheduled() noexcept {
     ::close(c.fd_);
     slot_entry& s = slots_[c.slot_];
     s.conn = nullptr;
-    // Generations stay below 2^31, so a connection's epoll key never has the listener bit.
-    s.generation = (s.generation + 1) & 0x7fffffffU;
-    s.generation = s.generation == 0 ? 1 : s.generation;
+    s.generation = 0;
     free_slots_.push_back(c.slot_);
-    connections_.fetch_sub(1, std::memory_order_relaxed);
+    const std::size_t before = connections_.fetch_sub(1, std::memory_order_relaxed);
     delete &c;
+    if (before == 1) {
+      schedule_idle_release();
+    }
+  }
+}
+
+void event_loop::schedule_idle_release() {
+  if (idle_release_pending_ || stopping_ || options_.idle_release.count() == 0) {
+    return;
+  }
+  idle_release_pending_ = true;
+  try {
+    timers_.add(timer_clock::now() + options_.idle_release, [this] {
+      idle_release_pending_ = false;
+      if (connection_count() == 0 && !stopping_) {
+        release_idle_memory();
+      }
+    });
+  } catch (const std::bad_alloc&) {
+    idle_release_pending_ = false;  // no memory for a timer: nothing to give back later either
+  }
+}
+
+void event_loop::release_idle_memory() noexcept {
+  // Nothing points into these once the loop has no connections; they grow again on demand.
+  std::vector<slot_entry>().swap(slots_);
+  std::vector<std::uint32_t>().swap(free_slots_);
+  std::vector<closing>().swap(closing_);
+  std::vector<std::span<std::byte>>().swap(retired_);
+  std::vector<conn_ref>().swap(continue_reading_);
+  poller_.shrink();
+  block_pool::release_idle_memory();
+#if defined(__GLIBC__)
+  ::malloc_trim(0);  // the connection objects' heap pages
+#endif
+  // mimalloc decommits freed pages after a delay (up to 500 ms for whole segments), and only
+  // when it is called again: a second pass after that delay gives them back.
+  try {
+    timers_.add(timer_clock::now() + std::chrono::milliseconds(600), [this] {
+      if (connection_count() == 0) {
+        block_pool::release_idle_memory();
+      }
+    });
+  } catch (const std::bad_alloc&) {
+    // the pages stay with the allocator until the next release
   }
 }
 

@@ -293,4 +293,9 @@ void block_pool::trim_thread_cache() noexcept {
   }
 }
 
+void block_pool::release_idle_memory() noexcept {
+  trim_thread_cache();
+  mi_collect(/*force=*/true);
+}
+
 }  // namespace actnet

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <new>
 #include <span>
 
 #include "actnet/reactor/syscalls.hpp"
@@ -76,6 +77,18 @@ result<std::span<const poll_event>> poller::wait(int timeout_ms) {
   }
   grow_ = static_cast<std::size_t>(n) == events_.size() && events_.size() < max_events;
   return std::span<const poll_event>(events_.data(), static_cast<std::size_t>(n));
+}
+
+void poller::shrink() noexcept {
+  if (events_.size() == initial_events) {
+    return;
+  }
+  try {
+    std::vector<epoll_event>(initial_events).swap(events_);
+    grow_ = false;
+  } catch (const std::bad_alloc&) {
+    // keeps working with the bigger array
+  }
 }
 
 void poller::wake() noexcept {

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -484,6 +485,69 @@ TEST(engine, a_bad_option_is_rejected_naming_it_and_its_value) {
   } catch (const std::invalid_argument& ex) {
     EXPECT_NE(std::string(ex.what()).find("read_buffer_size = 10"), std::string::npos) << ex.what();
   }
+}
+
+// -- memory after a burst of connections --
+
+// What loop 0 reports on its own thread.
+std::size_t slot_table_size(engine& e) {
+  std::promise<std::size_t> size;
+  e.loop(0).post([&size](event_loop& l) { size.set_value(l.slot_table_size()); });
+  return size.get_future().get();
+}
+
+TEST(engine, an_idle_loop_gives_its_slot_table_back_and_refs_stay_unique) {
+  published p;
+  engine_options o = test::small_options(1);
+  o.idle_release = std::chrono::milliseconds(20);
+  running_engine e(o);
+  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
+  e.start();
+  std::vector<int> fds;
+  for (int i = 0; i < 50; ++i) {
+    fds.push_back(connect_to(bound));
+    ASSERT_GE(fds.back(), 0);
+  }
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 50; }));
+  EXPECT_EQ(slot_table_size(*e), 50U);
+  const conn_ref old = first_ref(p);
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  ASSERT_TRUE(eventually([&] { return p.closed == 50; }));
+  EXPECT_TRUE(eventually([&] { return slot_table_size(*e) == 0; }));
+
+  // The first new connection takes slot 0 again, where `old` pointed: the ref must not reach it.
+  const int fd = connect_to(bound);
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 1; }));
+  std::atomic<bool> done{false};
+  std::error_code result;
+  old.async_write("stale", [&](std::error_code ec) {
+    result = ec;
+    done = true;
+  });
+  ASSERT_TRUE(eventually([&] { return done.load(); }));
+  EXPECT_EQ(result, make_error_code(errc::connection_closed));
+  const conn_ref fresh = [&] {
+    const std::lock_guard lock(p.mutex);
+    return p.refs.back();
+  }();
+  fresh.async_write("fresh");
+  EXPECT_EQ(test::recv_exact(fd, 5), "fresh");
+  ::close(fd);
+}
+
+TEST(engine, idle_release_zero_keeps_the_slot_table) {
+  published p;
+  engine_options o = test::small_options(1);
+  o.idle_release = std::chrono::milliseconds(0);
+  running_engine e(o);
+  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
+  e.start();
+  ::close(connect_to(bound));
+  ASSERT_TRUE(eventually([&] { return p.closed == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(slot_table_size(*e), 1U);
 }
 
 TEST(engine, listening_on_a_port_in_use_names_the_address) {

@@ -50,5 +50,8 @@ inline constexpr std::size_t read_buffer_size = std::size_t{64} << 10;
 inline constexpr std::size_t edge_triggered_chunk = std::size_t{1} << 20;
 /// What a connection may hold unconsumed inbound before it is closed with capacity_exceeded.
 inline constexpr std::size_t inbound_cap = ring_max_capacity;
+/// How long a loop waits, once its last connection has closed, before it gives its memory
+/// back (slot table, event array, its thread's block cache, free heap pages), in ms.
+inline constexpr std::size_t idle_release_ms = 1000;
 
 }  // namespace actnet::defaults

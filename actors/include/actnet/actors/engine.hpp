@@ -45,6 +45,12 @@ struct engine_options {
   std::size_t mailbox_budget = defaults::mailbox_budget;
   /// Listener and connection socket options (TCP_NODELAY on by default).
   socket_options socket{};
+  /// A loop whose last connection closed gives its memory back after this long without a new
+  /// one (its slot table and event array, its thread's block cache, free heap pages to the
+  /// OS); 0 never does. It
+  /// runs on the loop's thread, between events, and takes about a millisecond. After a burst of
+  /// connections, the server returns to its idle size.
+  std::chrono::milliseconds idle_release{defaults::idle_release_ms};
 };
 
 /// A server: listen() on one or more addresses, then run() until stop().

@@ -97,6 +97,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard]] std::uint64_t dropped_messages() const noexcept {
     return dropped_.load(std::memory_order_relaxed);
   }
+  /// Loop-thread only: entries in the connection slot table (its high-water mark since the
+  /// last idle release; 0 after one).
+  [[nodiscard]] std::size_t slot_table_size() const noexcept { return slots_.size(); }
   /// Thread-safe: how often a sender had to wake this loop (coalesced wake-ups).
   [[nodiscard]] std::uint64_t wakeups() const noexcept { return mailbox_.wakeups(); }
 
@@ -111,7 +114,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   struct slot_entry {
     connection* conn = nullptr;
-    std::uint32_t generation = 1;
+    std::uint32_t generation = 0;  // 0: free (no conn_ref carries generation 0)
   };
 
   void send(detail::message&& m);  // thread-safe
@@ -138,6 +141,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void reap_scheduled() noexcept;
   void release_retired() noexcept;
   void close_all(std::error_code reason) noexcept;
+  void schedule_idle_release();
+  void release_idle_memory() noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   void add_listener(std::size_t listener_index, int fd);
   void assert_in_loop() const noexcept {
@@ -153,6 +158,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   timer_queue timers_;
   std::vector<slot_entry> slots_;
   std::vector<std::uint32_t> free_slots_;
+  // Every connection gets the next generation (31 bits, never 0), so a conn_ref names one
+  // connection even after the slot table was released and grown again.
+  std::uint32_t next_generation_ = 1;
+  bool idle_release_pending_ = false;
   struct closing {
     connection* conn = nullptr;
     std::error_code reason;

@@ -41,6 +41,9 @@ class block_pool {
 
   /// Gives the calling thread's cached blocks back to mimalloc.
   static void trim_thread_cache() noexcept;
+  /// trim_thread_cache(), then asks mimalloc to return its free pages to the OS (slower: for
+  /// a thread going idle, not for a hot path).
+  static void release_idle_memory() noexcept;
 
   static constexpr std::size_t min_block = 64;
   static constexpr std::size_t max_block = std::size_t{1} << 31;

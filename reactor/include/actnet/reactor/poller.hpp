@@ -58,6 +58,9 @@ class poller {
   /// wake() calls, until this is called).
   void consume_wake() noexcept;
 
+  /// Shrinks the event array back to initial_events (for an idle loop; not during a wait's
+  /// reports, which live in it). Keeps the larger array if the smaller cannot be allocated.
+  void shrink() noexcept;
   /// The current size of the event array.
   [[nodiscard]] std::size_t capacity() const noexcept { return events_.size(); }
 
