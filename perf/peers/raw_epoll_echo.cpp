@@ -1,5 +1,7 @@
 // raw_epoll_echo: the perf harness's baseline echo server, what a skilled engineer writes with
-// bare epoll: one thread, level-triggered, one shared read buffer, backpressure on partial writes.
+// bare epoll: one thread per loop (one by default), level-triggered, one read buffer per loop,
+// backpressure on partial writes. With --loops N > 1 each loop has its own SO_REUSEPORT
+// listener on the same port, and the kernel spreads the connections.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +24,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -121,7 +124,7 @@ std::string bound_url(int fd, const listen_address& a) {
   return "tcp://[" + std::string(host.data()) + "]:" + std::to_string(ntohs(v6->sin6_port));
 }
 
-int open_listener(const listen_address& a) {
+int open_listener(const listen_address& a, bool reuse_port) {
   const int fd = ::socket(a.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     die_errno("socket");
@@ -129,6 +132,9 @@ int open_listener(const listen_address& a) {
   if (a.is_tcp) {
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      die_errno("SO_REUSEPORT");
+    }
   } else {
     // A socket file left by a previous run that died would make bind fail; anything that is not
     // a socket is left alone.
@@ -358,21 +364,31 @@ void raise_nofile_limit() {
 
 }  // namespace
 
+constexpr const char* usage =
+    "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH [--loops N]\n";
+
 int main(int argc, char** argv) {
   std::string url;
+  long loops = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--listen" && i + 1 < argc) {
       url = argv[++i];
     } else if (arg.starts_with("--listen=")) {
       url = std::string(arg.substr(9));
+    } else if (arg == "--loops" && i + 1 < argc) {
+      char* end = nullptr;
+      loops = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || loops < 1 || loops > 256) {
+        die("--loops: expected 1..256, got " + std::string(argv[i]));
+      }
     } else {
-      std::fprintf(stderr, "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH\n");
+      std::fprintf(stderr, "%s", usage);
       return 2;
     }
   }
   if (url.empty()) {
-    std::fprintf(stderr, "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH\n");
+    std::fprintf(stderr, "%s", usage);
     return 2;
   }
   raise_nofile_limit();
@@ -390,15 +406,47 @@ int main(int argc, char** argv) {
     die_errno("signalfd");
   }
 
-  const listen_address a = parse_listen(url);
-  const int listen_fd = open_listener(a);
-  std::printf("listening on %s\n", bound_url(listen_fd, a).c_str());
+  listen_address a = parse_listen(url);
+  if (loops > 1 && !a.is_tcp) {
+    die("--loops above 1 needs a tcp:// address (one SO_REUSEPORT listener per loop)");
+  }
+  std::vector<int> listeners{open_listener(a, loops > 1)};
+  const std::string bound = bound_url(listeners[0], a);
+  if (loops > 1) {
+    // The others bind the port the first one got (port 0 asks the kernel for one).
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(listeners[0], reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      die_errno("getsockname");
+    }
+    std::memcpy(&a.storage, &ss, len);
+    a.length = len;
+    while (static_cast<long>(listeners.size()) < loops) {
+      listeners.push_back(open_listener(a, true));
+    }
+  }
+  std::printf("listening on %s\n", bound.c_str());
   std::fflush(stdout);
   {
-    echo_server server(listen_fd, a.is_tcp, signal_fd);
-    server.run();
+    // Every loop watches the signalfd: a signal makes all of them return.
+    std::vector<std::thread> others;
+    for (std::size_t i = 1; i < listeners.size(); ++i) {
+      others.emplace_back([&, i] {
+        echo_server server(listeners[i], a.is_tcp, signal_fd);
+        server.run();
+      });
+    }
+    {
+      echo_server server(listeners[0], a.is_tcp, signal_fd);
+      server.run();
+    }
+    for (std::thread& t : others) {
+      t.join();
+    }
   }
-  ::close(listen_fd);
+  for (const int fd : listeners) {
+    ::close(fd);
+  }
   ::close(signal_fd);
   if (!a.is_tcp) {
     ::unlink(a.unix_path.c_str());
