@@ -60,9 +60,9 @@ inline ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
 }
 
 inline int sys_epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
-  return static_cast<int>(
-      raw_syscall(SYS_epoll_pwait, epfd, reinterpret_cast<long>(events), max, timeout_ms,
-                  /*sigmask=*/0, /*sigsetsize (unused without a mask)=*/8));
+  return static_cast<int>(raw_syscall(SYS_epoll_pwait, epfd, reinterpret_cast<long>(events), max,
+                                      timeout_ms,
+                                      /*sigmask=*/0, /*sigsetsize (unused without a mask)=*/8));
 }
 // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
 
