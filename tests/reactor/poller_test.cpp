@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -28,7 +29,7 @@ TEST(poller, reports_a_readable_fd_with_its_data) {
   const auto ready = p.wait(1000);
   ASSERT_TRUE(ready);
   ASSERT_EQ(ready->size(), 1U);
-  EXPECT_EQ((*ready)[0].data.u64, 42U);
+  EXPECT_EQ(std::uint64_t{(*ready)[0].data.u64}, 42U);
   EXPECT_NE((*ready)[0].events & io::readable, 0U);
 }
 
@@ -50,7 +51,7 @@ TEST(poller, level_triggered_reports_again_until_drained_edge_triggered_once) {
   ASSERT_EQ(p.wait(1000)->size(), 2U);
   const auto again = p.wait(0);  // nothing was read
   ASSERT_EQ(again->size(), 1U);
-  EXPECT_EQ((*again)[0].data.u64, 1U);
+  EXPECT_EQ(std::uint64_t{(*again)[0].data.u64}, 1U);
 }
 
 TEST(poller, modify_switches_interest_to_writable) {
@@ -61,7 +62,7 @@ TEST(poller, modify_switches_interest_to_writable) {
   ASSERT_FALSE(p.modify(s.fds[0], io::writable, 8));
   const auto ready = p.wait(1000);
   ASSERT_EQ(ready->size(), 1U);
-  EXPECT_EQ((*ready)[0].data.u64, 8U);
+  EXPECT_EQ(std::uint64_t{(*ready)[0].data.u64}, 8U);
   EXPECT_NE((*ready)[0].events & io::writable, 0U);
   ASSERT_FALSE(p.remove(s.fds[0]));
   EXPECT_TRUE(p.wait(0)->empty());
@@ -85,7 +86,7 @@ TEST(poller, wake_from_another_thread_ends_a_blocking_wait_with_the_wake_key) {
   waker.join();
   ASSERT_TRUE(ready);
   ASSERT_EQ(ready->size(), 1U);
-  EXPECT_EQ((*ready)[0].data.u64, poller::wake_key);
+  EXPECT_EQ(std::uint64_t{(*ready)[0].data.u64}, poller::wake_key);
   p.consume_wake();
   EXPECT_TRUE(p.wait(0)->empty());  // edge-triggered: reported once
   p.wake();

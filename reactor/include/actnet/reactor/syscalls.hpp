@@ -60,9 +60,10 @@ inline ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
 }
 
 inline int sys_epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
+  constexpr long no_mask = 0;
+  constexpr long mask_size = 8;  // the kernel's sigset size; unused without a mask
   return static_cast<int>(raw_syscall(SYS_epoll_pwait, epfd, reinterpret_cast<long>(events), max,
-                                      timeout_ms,
-                                      /*sigmask=*/0, /*sigsetsize (unused without a mask)=*/8));
+                                      timeout_ms, no_mask, mask_size));
 }
 // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
 
