@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -222,6 +223,18 @@ class publishing_connection : public connection {
   published* p_;
 };
 
+// Sends `text` with async_write and waits for its completion's error code.
+std::error_code completion_of(const conn_ref& target, std::string_view text) {
+  auto result = std::make_shared<std::promise<std::error_code>>();  // outlives a timed-out wait
+  std::future<std::error_code> f = result->get_future();
+  target.async_write(text, [result](std::error_code ec) { result->set_value(ec); });
+  if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << "no completion within 20 s";
+    return {};
+  }
+  return f.get();
+}
+
 conn_ref first_ref(published& p) {
   EXPECT_TRUE(eventually([&] {
     const std::lock_guard lock(p.mutex);
@@ -273,14 +286,7 @@ TEST(engine, async_writes_from_four_threads_arrive_complete_and_in_order_per_thr
 
   ::close(fd);
   ASSERT_TRUE(eventually([&] { return p.closed == 1; }));
-  std::atomic<bool> told{false};
-  std::error_code result;
-  target.async_write("too late", [&](std::error_code ec) {
-    result = ec;
-    told = true;
-  });
-  ASSERT_TRUE(eventually([&] { return told.load(); }));
-  EXPECT_EQ(result, make_error_code(errc::connection_closed));
+  EXPECT_EQ(completion_of(target, "too late"), make_error_code(errc::connection_closed));
   EXPECT_GE(e->loop(0).dropped_messages() + e->loop(1).dropped_messages(), 1U);
 }
 
@@ -496,13 +502,27 @@ std::size_t slot_table_size(engine& e) {
   return size.get_future().get();
 }
 
-TEST(engine, an_idle_loop_gives_its_slot_table_back_and_refs_stay_unique) {
+// One loop of publishing connections whose loop releases memory `delay` after going idle.
+struct idle_release_server {
+  static engine_options options(std::chrono::milliseconds delay) {
+    engine_options o = test::small_options(1);
+    o.idle_release = delay;
+    return o;
+  }
+  explicit idle_release_server(std::chrono::milliseconds delay) : e(options(delay)) {
+    bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
+    e.start();
+  }
   published p;
-  engine_options o = test::small_options(1);
-  o.idle_release = std::chrono::milliseconds(20);
-  running_engine e(o);
-  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
-  e.start();
+  running_engine e;
+  address bound;
+};
+
+TEST(engine, an_idle_loop_gives_its_slot_table_back_and_refs_stay_unique) {
+  idle_release_server server(std::chrono::milliseconds(20));
+  published& p = server.p;
+  running_engine& e = server.e;
+  const address& bound = server.bound;
   std::vector<int> fds;
   for (int i = 0; i < 50; ++i) {
     fds.push_back(connect_to(bound));
@@ -520,14 +540,7 @@ TEST(engine, an_idle_loop_gives_its_slot_table_back_and_refs_stay_unique) {
   // The first new connection takes slot 0 again, where `old` pointed: the ref must not reach it.
   const int fd = connect_to(bound);
   ASSERT_TRUE(eventually([&] { return e->count_connections() == 1; }));
-  std::atomic<bool> done{false};
-  std::error_code result;
-  old.async_write("stale", [&](std::error_code ec) {
-    result = ec;
-    done = true;
-  });
-  ASSERT_TRUE(eventually([&] { return done.load(); }));
-  EXPECT_EQ(result, make_error_code(errc::connection_closed));
+  EXPECT_EQ(completion_of(old, "stale"), make_error_code(errc::connection_closed));
   const conn_ref fresh = [&] {
     const std::lock_guard lock(p.mutex);
     return p.refs.back();
@@ -538,16 +551,11 @@ TEST(engine, an_idle_loop_gives_its_slot_table_back_and_refs_stay_unique) {
 }
 
 TEST(engine, idle_release_zero_keeps_the_slot_table) {
-  published p;
-  engine_options o = test::small_options(1);
-  o.idle_release = std::chrono::milliseconds(0);
-  running_engine e(o);
-  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
-  e.start();
-  ::close(connect_to(bound));
-  ASSERT_TRUE(eventually([&] { return p.closed == 1; }));
+  idle_release_server server(std::chrono::milliseconds(0));
+  ::close(connect_to(server.bound));
+  ASSERT_TRUE(eventually([&] { return server.p.closed == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(slot_table_size(*e), 1U);
+  EXPECT_EQ(slot_table_size(*server.e), 1U);
 }
 
 TEST(engine, listening_on_a_port_in_use_names_the_address) {
