@@ -1,5 +1,6 @@
 // The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
-// --help; "listening on URL" once per listener; SIGINT/SIGTERM stop gracefully, exit 0.
+// --lb STRATEGY, --help; "listening on URL" once per listener; SIGINT/SIGTERM stop gracefully, exit
+// 0.
 #pragma once
 
 #include <pthread.h>
@@ -40,6 +41,21 @@ inline common_flags parse_flags(
       ++i;
     } else if (arg == "--loops" && value != nullptr) {
       f.options.loops = std::strtoul(value, nullptr, 10);
+      ++i;
+    } else if (arg == "--lb" && value != nullptr) {
+      const std::string_view lb = value;
+      if (lb == "round_robin") {
+        f.options.balancing = load_balancing::round_robin;
+      } else if (lb == "source_addr_hash") {
+        f.options.balancing = load_balancing::source_addr_hash;
+      } else if (lb == "least_connections") {
+        f.options.balancing = load_balancing::least_connections;
+      } else {
+        std::fprintf(stderr,
+                     "--lb: expected round_robin, source_addr_hash or least_connections, got %s\n",
+                     value);
+        std::exit(2);
+      }
       ++i;
     } else if (const int used = extra ? extra(arg, value) : 0; used > 0) {
       i += used - 1;

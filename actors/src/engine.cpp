@@ -9,6 +9,7 @@
 #include <csignal>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "actnet/error.hpp"
 #include "log.hpp"
@@ -45,6 +46,12 @@ engine_options checked(engine_options o) {
     bad_option("outbound_ring_threshold", o.outbound_ring_threshold,
                "must be at least 1 and (rounded up to a power of two) at most outbound_cap");
   }
+  if (o.balancing != load_balancing::round_robin &&
+      o.balancing != load_balancing::source_addr_hash &&
+      o.balancing != load_balancing::least_connections) {
+    bad_option("balancing", static_cast<int>(o.balancing),
+               "must be round_robin, source_addr_hash or least_connections");
+  }
   if (o.mailbox_budget == 0) {
     bad_option("mailbox_budget", o.mailbox_budget, "must be at least 1");
   }
@@ -62,8 +69,15 @@ engine_options checked(engine_options o) {
 
 }  // namespace
 
-engine::engine(engine_options options) : options_(checked(options)) {
+engine::engine(engine_options options) : options_(checked(std::move(options))) {
   std::signal(SIGPIPE, SIG_IGN);
+  balancer_ = options_.custom_balancer ? options_.custom_balancer(options_.loops)
+                                       : make_balancer(options_.balancing, options_.loops);
+  if (balancer_ == nullptr || balancer_->targets() != options_.loops) {
+    throw std::invalid_argument(
+        "actnet: engine option custom_balancer must return a balancer over " +
+        std::to_string(options_.loops) + " loop(s)");
+  }
   loops_.reserve(options_.loops);
   for (std::size_t i = 0; i < options_.loops; ++i) {
     loops_.push_back(std::make_unique<event_loop>(*this, i, options_));
@@ -119,10 +133,6 @@ std::size_t engine::count_connections() const noexcept {
     n += l->connection_count();
   }
   return n;
-}
-
-event_loop& engine::next_loop() noexcept {
-  return *loops_[next_loop_++ % loops_.size()];
 }
 
 void engine::stop() noexcept {

@@ -57,6 +57,7 @@ detail::message& detail::message::operator=(message&& other) noexcept {
     generation = other.generation;
     fd = std::exchange(other.fd, -1);
     listener = other.listener;
+    lease = std::move(other.lease);
     payload = std::move(other.payload);
     fn = std::move(other.fn);
   }
@@ -266,7 +267,7 @@ void event_loop::handle_unguarded(detail::message&& m) {
       m.fn(*this, nullptr, {});
       return;
     case kind::adopt:
-      adopt(std::exchange(m.fd, -1), m.listener);
+      adopt(std::exchange(m.fd, -1), m.listener, std::move(m.lease));
       return;
     case kind::stop:
       stopping_ = true;
@@ -333,7 +334,9 @@ void event_loop::drain_stopped() {
 
 void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
   for (;;) {
-    result<unique_fd> accepted = accept_connection(listen_fd);
+    sockaddr_storage peer{};
+    socklen_t peer_length = 0;
+    result<unique_fd> accepted = accept_connection(listen_fd, peer, peer_length);
     if (!accepted) {
       const std::error_code ec = accepted.error();
       if (would_block(ec)) {
@@ -360,15 +363,24 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
       pause_accepting(listener_index, listen_fd);
       return;
     }
-    event_loop& target = options_.reuse_port ? *this : owner_.next_loop();
+    // SO_REUSEPORT: the kernel chose this loop. Otherwise the balancer chooses, and the lease
+    // it gives travels with the connection, counting it there until the connection is gone.
+    balancer_assignment to{0, {}};
+    if (!options_.reuse_port) {
+      to = owner_.balancer_->assign(reinterpret_cast<const sockaddr*>(&peer),  // NOLINT
+                                    peer_length);
+    }
+    balancer_lease& lease = to.lease;
+    event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
     if (&target == this) {
-      adopt(accepted->release(), static_cast<std::uint32_t>(listener_index));
+      adopt(accepted->release(), static_cast<std::uint32_t>(listener_index), std::move(lease));
       reap();
     } else {
       detail::message m;
       m.what = detail::message::kind::adopt;
       m.fd = accepted->release();
       m.listener = static_cast<std::uint32_t>(listener_index);
+      m.lease = std::move(lease);
       target.send(std::move(m));
     }
   }
@@ -395,7 +407,7 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
   });
 }
 
-void event_loop::adopt(int fd, std::uint32_t listener) {
+void event_loop::adopt(int fd, std::uint32_t listener, balancer_lease lease) {
   unique_fd owned(fd);
   const engine::listener& from = owner_.listeners_[listener];
   std::unique_ptr<connection> c;
@@ -427,6 +439,7 @@ void event_loop::adopt(int fd, std::uint32_t listener) {
   c->slot_ = slot;
   c->generation_ = generation;
   c->transport_ = from.bound.transport();
+  c->lease_ = std::move(lease);
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
   const std::uint32_t interest =

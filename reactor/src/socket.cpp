@@ -188,6 +188,21 @@ result<unique_fd> accept_connection(int listen_fd) noexcept {
   }
 }
 
+result<unique_fd> accept_connection(int listen_fd, sockaddr_storage& peer,
+                                    socklen_t& length) noexcept {
+  for (;;) {
+    length = sizeof peer;
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &length,  // NOLINT
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      return unique_fd(fd);
+    }
+    if (errno != EINTR) {
+      return last_error();
+    }
+  }
+}
+
 std::error_code set_nodelay(int fd, bool on) noexcept {
   return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
 }

@@ -33,7 +33,7 @@ struct echo_process {
   std::string first_line;
   address bound;
 
-  echo_process(const char* loops, rlim_t fd_limit = 0) {
+  explicit echo_process(const char* loops, rlim_t fd_limit = 0, const char* lb = "round_robin") {
     int fds[2];
     if (::pipe(fds) != 0) {
       return;
@@ -48,7 +48,7 @@ struct echo_process {
       ::close(fds[0]);
       ::close(fds[1]);
       ::execl(ACTNET_ECHO_SERVER, ACTNET_ECHO_SERVER, "--listen", "tcp://127.0.0.1:0", "--loops",
-              loops, static_cast<char*>(nullptr));
+              loops, "--lb", lb, static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     ::close(fds[1]);
@@ -93,6 +93,31 @@ TEST(echo_sample, prints_its_address_echoes_and_stops_cleanly_on_sigterm) {
   const int status = server.stop();
   EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(echo_sample, serves_with_each_load_balancing_strategy_and_rejects_an_unknown_one) {
+  for (const char* lb : {"round_robin", "source_addr_hash", "least_connections"}) {
+    echo_process server("2", 0, lb);
+    ASSERT_EQ(server.first_line.rfind("listening on ", 0), 0U) << lb << ": " << server.first_line;
+    std::vector<int> fds;
+    for (int i = 0; i < 4; ++i) {
+      fds.push_back(test::connect_to(server.bound));
+      ASSERT_GE(fds.back(), 0) << lb;
+      ASSERT_TRUE(test::send_all(fds.back(), "ping"));
+      EXPECT_EQ(test::recv_exact(fds.back(), 4), "ping") << lb;
+    }
+    for (const int fd : fds) {
+      ::close(fd);
+    }
+    const int status = server.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << lb;
+  }
+  echo_process bad("1", 0, "fastest");
+  EXPECT_TRUE(bad.first_line.empty()) << bad.first_line;  // refused before listening
+  int status = 0;
+  ::waitpid(bad.pid, &status, 0);
+  bad.pid = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
 }
 
 long cpu_ticks(pid_t pid) {

@@ -558,6 +558,100 @@ TEST(engine, idle_release_zero_keeps_the_slot_table) {
   EXPECT_EQ(slot_table_size(*server.e), 1U);
 }
 
+// -- load balancing (main-reactor mode) --
+
+// Opens `n` connections and waits until the engine holds them.
+std::vector<int> open_connections(running_engine& e, const address& bound, int n) {
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    fds.push_back(connect_to(bound));
+    EXPECT_GE(fds.back(), 0);
+  }
+  EXPECT_TRUE(eventually([&] { return e->count_connections() == static_cast<std::size_t>(n); }));
+  return fds;
+}
+
+TEST(engine, least_connections_spreads_and_its_counts_fall_to_zero_when_connections_close) {
+  engine_options o = test::small_options(2);
+  o.balancing = load_balancing::least_connections;
+  running_engine e(o);
+  const address bound = e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  EXPECT_EQ(e->load_balancer().name(), "least_connections");
+  const std::vector<int> fds = open_connections(e, bound, 10);
+  EXPECT_EQ(e->load_balancer().connections(0), 5U);
+  EXPECT_EQ(e->load_balancer().connections(1), 5U);
+  EXPECT_EQ(e->loop(0).connection_count(), 5U);
+  EXPECT_EQ(e->loop(1).connection_count(), 5U);
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  EXPECT_TRUE(eventually([&] {
+    return e->load_balancer().connections(0) == 0 && e->load_balancer().connections(1) == 0;
+  }));
+}
+
+TEST(engine, source_addr_hash_puts_one_clients_connections_on_one_loop) {
+  engine_options o = test::small_options(2);
+  o.balancing = load_balancing::source_addr_hash;
+  running_engine e(o);
+  const address bound = e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const std::vector<int> fds = open_connections(e, bound, 10);
+  const std::size_t target =
+      source_addr_hash::hash(bound.data(), bound.size()) % 2;  // the client is 127.0.0.1 too
+  EXPECT_EQ(e->loop(target).connection_count(), 10U);
+  EXPECT_EQ(e->loop(1 - target).connection_count(), 0U);
+  ASSERT_TRUE(test::send_all(fds[0], "still echoes"));
+  EXPECT_EQ(test::recv_exact(fds[0], 12), "still echoes");
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+}
+
+class last_loop final : public balancer {
+ public:
+  using balancer::balancer;
+  [[nodiscard]] std::string_view name() const noexcept override { return "last_loop"; }
+
+ private:
+  std::size_t pick(const sockaddr* /*peer*/, socklen_t /*length*/) noexcept override {
+    return targets() - 1;
+  }
+};
+
+TEST(engine, a_custom_balancer_chooses_the_loop) {
+  engine_options o = test::small_options(3);
+  o.custom_balancer = [](std::size_t loops) { return std::make_unique<last_loop>(loops); };
+  running_engine e(o);
+  const address bound = e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const std::vector<int> fds = open_connections(e, bound, 4);
+  EXPECT_EQ(e->loop(2).connection_count(), 4U);
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+}
+
+TEST(engine, a_bad_balancer_option_is_rejected_naming_it) {
+  engine_options o = test::small_options(2);
+  o.custom_balancer = [](std::size_t) { return std::make_unique<last_loop>(5); };
+  try {
+    engine e(o);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("custom_balancer"), std::string::npos) << ex.what();
+  }
+  engine_options bad = test::small_options(2);
+  bad.balancing = static_cast<load_balancing>(42);
+  try {
+    engine e(bad);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("balancing = 42"), std::string::npos) << ex.what();
+  }
+}
+
 TEST(engine, listening_on_a_port_in_use_names_the_address) {
   engine first(test::small_options());
   const address bound = first.listen<echo_connection>("tcp://127.0.0.1:0");

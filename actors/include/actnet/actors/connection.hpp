@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "actnet/actors/conn_ref.hpp"
+#include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/byte_views.hpp"
 #include "actnet/buffers/elastic_buffer.hpp"
 #include "actnet/buffers/ring_buffer.hpp"
@@ -214,6 +215,7 @@ class connection {
   bool peer_closed_ = false;  // the peer's FIN came while output was still waiting
   bool ring_views_ = false;   // next() returned views into the ring during this on_data
   transport transport_ = transport::tcp;
+  balancer_lease lease_;  // counts this connection on the engine's balancer while it lives
 };
 
 }  // namespace actnet

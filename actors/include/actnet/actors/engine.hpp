@@ -15,6 +15,7 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/balancer/balancer.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
 #include "actnet/reactor/socket.hpp"
@@ -27,9 +28,15 @@ namespace actnet {
 struct engine_options {
   /// Loop actors (threads); 0 means one per hardware thread.
   std::size_t loops = 0;
-  /// false: loop 0 accepts and hands each connection to a loop, round-robin (gnet's main
-  /// reactor). true: every loop has its own SO_REUSEPORT listener and the kernel balances.
+  /// false: loop 0 accepts and hands each connection to the loop the balancer picks (gnet's
+  /// main reactor). true: every loop has its own SO_REUSEPORT listener and the kernel balances.
   bool reuse_port = false;
+  /// Main-reactor mode: which loop gets each accepted connection (round-robin by default,
+  /// source_addr_hash: one loop per client IP, least_connections: the loop holding fewest).
+  load_balancing balancing = load_balancing::round_robin;
+  /// A strategy of one's own instead: called once with the number of loops; overrides
+  /// `balancing` when set. Its pick() runs on the accepting loop's thread.
+  std::function<std::unique_ptr<balancer>(std::size_t loops)> custom_balancer;
   /// Edge-triggered epoll: each wake-up reads until the socket is empty or
   /// edge_triggered_chunk bytes were read (then the connection continues next iteration).
   bool edge_triggered = false;
@@ -93,6 +100,9 @@ class engine {
   [[nodiscard]] std::size_t loop_count() const noexcept { return loops_.size(); }
   [[nodiscard]] event_loop& loop(std::size_t i) const { return *loops_.at(i); }
   [[nodiscard]] const engine_options& options() const noexcept { return options_; }
+  /// The balancer that hands accepted connections to loops (main-reactor mode), with its
+  /// per-loop connection counts. Thread-safe to read.
+  [[nodiscard]] const balancer& load_balancer() const noexcept { return *balancer_; }
   /// The bound addresses, in listen() order.
   [[nodiscard]] std::vector<address> addresses() const;
 
@@ -113,7 +123,6 @@ class engine {
   };
   void tick();
   void close_listeners() noexcept;
-  [[nodiscard]] event_loop& next_loop() noexcept;
 
   engine_options options_;
   std::vector<std::unique_ptr<event_loop>> loops_;
@@ -121,7 +130,7 @@ class engine {
   std::function<void(engine&)> on_boot_;
   std::function<void(engine&)> on_shutdown_;
   std::function<std::chrono::nanoseconds(engine&)> on_tick_;
-  std::size_t next_loop_ = 0;  // loop 0's thread only (it accepts)
+  std::unique_ptr<balancer> balancer_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::mutex run_mutex_;

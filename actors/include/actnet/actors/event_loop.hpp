@@ -15,6 +15,7 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/mailbox.hpp"
+#include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/block.hpp"
 #include "actnet/reactor/poller.hpp"
 #include "actnet/reactor/timer_queue.hpp"
@@ -38,6 +39,7 @@ struct message {
   std::uint32_t generation = 0;
   int fd = -1;                 // adopt: the accepted socket
   std::uint32_t listener = 0;  // adopt: which listener accepted it
+  balancer_lease lease;        // adopt: the connection's count on the balancer
   block payload;               // async_write
   message_fn fn;               // closure, tell, async_write's completion
 
@@ -48,6 +50,7 @@ struct message {
         generation(other.generation),
         fd(std::exchange(other.fd, -1)),  // the fd has one owner: the moved-from has none
         listener(other.listener),
+        lease(std::move(other.lease)),
         payload(std::move(other.payload)),
         fn(std::move(other.fn)) {}
   message& operator=(message&& other) noexcept;
@@ -124,7 +127,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
   void run_timers();
-  void adopt(int fd, std::uint32_t listener);
+  void adopt(int fd, std::uint32_t listener, balancer_lease lease);
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);

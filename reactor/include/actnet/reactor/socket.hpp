@@ -52,6 +52,9 @@ struct socket_options {
 /// accept4() with SOCK_NONBLOCK | SOCK_CLOEXEC, retried on EINTR. An empty queue gives
 /// resource_unavailable_try_again; other errors (ECONNABORTED, EMFILE...) come back as they are.
 [[nodiscard]] result<unique_fd> accept_connection(int listen_fd) noexcept;
+/// The same, and the peer's address into `peer` / `length` (length: the size on the way in).
+[[nodiscard]] result<unique_fd> accept_connection(int listen_fd, sockaddr_storage& peer,
+                                                  socklen_t& length) noexcept;
 
 /// TCP_NODELAY: send small writes at once instead of waiting to coalesce them (Nagle).
 [[nodiscard]] std::error_code set_nodelay(int fd, bool on) noexcept;
