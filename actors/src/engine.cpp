@@ -1,6 +1,8 @@
 // engine: validating options, listening, starting and stopping the loops.
 #include "actnet/actors/engine.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -117,6 +119,62 @@ address engine::listen(std::string_view url, factory make) {
   result<address> bound = local_address(fd->get(), wanted.transport());
   listeners_.push_back({bound ? *bound : wanted, std::move(*fd), std::move(make), wanted});
   return listeners_.back().bound;
+}
+
+std::error_code engine::enroll(int fd, factory make) {
+  unique_fd owned(fd);
+  const auto sys_error = [] { return std::error_code(errno, std::system_category()); };
+  int type = 0;
+  int domain = 0;
+  socklen_t size = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0) {
+    return sys_error();  // not a socket (ENOTSOCK), or not an fd (EBADF)
+  }
+  size = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0) {
+    return sys_error();
+  }
+  if (type != SOCK_STREAM) {
+    return std::make_error_code(std::errc::wrong_protocol_type);  // datagrams come with UDP
+  }
+  if (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX) {
+    return std::make_error_code(std::errc::address_family_not_supported);
+  }
+  sockaddr_storage peer{};
+  socklen_t peer_length = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0) {  // NOLINT
+    return sys_error();  // not connected: ENOTCONN
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    return sys_error();
+  }
+  const transport t = domain == AF_UNIX ? transport::unix_stream : transport::tcp;
+  if (t == transport::tcp && options_.socket.tcp_nodelay) {
+    (void)set_nodelay(fd, true);
+  }
+  balancer_assignment to =
+      balancer_->assign(reinterpret_cast<const sockaddr*>(&peer), peer_length);  // NOLINT
+  loops_[to.target]->post([fd = std::move(owned), make = std::move(make), t,
+                           lease = std::move(to.lease)](event_loop& loop) mutable {
+    loop.adopt(std::move(fd), make, t, std::move(lease));
+  });
+  return {};
+}
+
+result<unique_fd> engine::dup_listener(std::size_t index) const {
+  if (index >= listeners_.size()) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  if (!listeners_[index].fd) {
+    return std::make_error_code(std::errc::bad_file_descriptor);
+  }
+  const int copy = ::fcntl(listeners_[index].fd.get(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return std::error_code(errno, std::system_category());
+  }
+  return unique_fd(copy);
 }
 
 std::vector<address> engine::addresses() const {

@@ -267,7 +267,8 @@ void event_loop::handle_unguarded(detail::message&& m) {
       m.fn(*this, nullptr, {});
       return;
     case kind::adopt:
-      adopt(std::exchange(m.fd, -1), m.listener, std::move(m.lease));
+      adopt(unique_fd(std::exchange(m.fd, -1)), owner_.listeners_[m.listener].make,
+            owner_.listeners_[m.listener].bound.transport(), std::move(m.lease));
       return;
     case kind::stop:
       stopping_ = true;
@@ -373,7 +374,8 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
     balancer_lease& lease = to.lease;
     event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
     if (&target == this) {
-      adopt(accepted->release(), static_cast<std::uint32_t>(listener_index), std::move(lease));
+      adopt(std::move(*accepted), owner_.listeners_[listener_index].make,
+            owner_.listeners_[listener_index].bound.transport(), std::move(lease));
       reap();
     } else {
       detail::message m;
@@ -407,12 +409,12 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
   });
 }
 
-void event_loop::adopt(int fd, std::uint32_t listener, balancer_lease lease) {
-  unique_fd owned(fd);
-  const engine::listener& from = owner_.listeners_[listener];
+void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<connection>()>& make,
+                       transport t, balancer_lease lease) {
+  const int fd = owned.get();
   std::unique_ptr<connection> c;
   try {
-    c = from.make();
+    c = make();
   } catch (const std::exception& e) {
     detail::log().error("loop {}: connection factory threw: {}", index_, e.what());
     return;
@@ -438,7 +440,7 @@ void event_loop::adopt(int fd, std::uint32_t listener, balancer_lease lease) {
   c->fd_ = fd;
   c->slot_ = slot;
   c->generation_ = generation;
-  c->transport_ = from.bound.transport();
+  c->transport_ = t;
   c->lease_ = std::move(lease);
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);

@@ -652,6 +652,66 @@ TEST(engine, a_bad_balancer_option_is_rejected_naming_it) {
   }
 }
 
+// -- outside connections and listener handover --
+
+TEST(engine, an_enrolled_socket_becomes_a_connection_on_the_balancers_loop) {
+  engine_options o = test::small_options(2);
+  o.balancing = load_balancing::least_connections;
+  running_engine e(o);
+  (void)e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  int pair[2] = {-1, -1};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  ASSERT_FALSE(e->enroll<echo_connection>(pair[0]));
+  ASSERT_TRUE(test::send_all(pair[1], "from outside"));
+  EXPECT_EQ(test::recv_exact(pair[1], 12), "from outside");
+  EXPECT_EQ(e->count_connections(), 1U);
+  EXPECT_EQ(e->load_balancer().connections(0) + e->load_balancer().connections(1), 1U);
+  ::close(pair[1]);
+  EXPECT_TRUE(eventually([&] {
+    return e->count_connections() == 0 && e->load_balancer().connections(0) == 0 &&
+           e->load_balancer().connections(1) == 0;
+  }));
+}
+
+TEST(engine, enroll_refuses_what_is_not_a_connected_stream_socket_and_closes_it) {
+  running_engine e;
+  e.start();
+  int pipe_fds[2] = {-1, -1};
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  ::close(pipe_fds[1]);
+  EXPECT_EQ(e->enroll<echo_connection>(pipe_fds[0]), std::errc::not_a_socket);
+  EXPECT_EQ(::fcntl(pipe_fds[0], F_GETFD), -1);  // closed
+  const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(e->enroll<echo_connection>(udp), std::errc::wrong_protocol_type);
+  const int unconnected = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(e->enroll<echo_connection>(unconnected), std::errc::not_connected);
+  EXPECT_EQ(e->count_connections(), 0U);
+}
+
+TEST(engine, a_duplicated_listener_keeps_the_port_after_the_engine_is_gone) {
+  address bound;
+  unique_fd copy;
+  {
+    engine e(test::small_options());
+    bound = e.listen<echo_connection>("tcp://127.0.0.1:0");
+    EXPECT_EQ(e.dup_listener(1).error(), std::errc::invalid_argument);
+    result<unique_fd> dup = e.dup_listener(0);
+    ASSERT_TRUE(dup) << dup.error().message();
+    copy = std::move(*dup);
+  }
+  int listening = 0;
+  socklen_t size = sizeof listening;
+  ASSERT_EQ(::getsockopt(copy.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &size), 0);
+  EXPECT_EQ(listening, 1);
+  const int client = connect_to(bound);  // the port is still served, by the copy
+  ASSERT_GE(client, 0);
+  const int accepted = ::accept4(copy.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  EXPECT_GE(accepted, 0);
+  ::close(accepted);
+  ::close(client);
+}
+
 TEST(engine, listening_on_a_port_in_use_names_the_address) {
   engine first(test::small_options());
   const address bound = first.listen<echo_connection>("tcp://127.0.0.1:0");

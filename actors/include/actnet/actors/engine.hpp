@@ -87,6 +87,26 @@ class engine {
   }
   address listen(std::string_view url, factory make);
 
+  /// Thread-safe: takes over `fd`, a connected stream socket made elsewhere (TCP or unix), as a
+  /// connection of class Conn on the loop the balancer picks (gnet's Enroll). The fd is set
+  /// non-blocking and close-on-exec, and TCP_NODELAY as the listeners' options say. Returns at
+  /// once: an error (the fd is closed) when it is not a connected stream socket; otherwise
+  /// on_open runs on that loop soon (once run() runs; if the engine stops first, the fd is
+  /// closed and the message counted as dropped).
+  template <class Conn, class... Args>
+  std::error_code enroll(int fd, Args... args) {
+    static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
+    return enroll(fd, factory([args...] { return std::make_unique<Conn>(args...); }));
+  }
+  std::error_code enroll(int fd, factory make);
+
+  /// A duplicate of listener `index`'s socket (listen() order), close-on-exec, for
+  /// handing the port over to another process or engine (gnet's Dup). It keeps listening after
+  /// this engine stops. Call it before run() or from a handler (not during shutdown). Errors:
+  /// invalid_argument for an unknown index, bad_file_descriptor once the listener is closed, or
+  /// dup's error.
+  [[nodiscard]] result<unique_fd> dup_listener(std::size_t index) const;
+
   /// Blocks until stop() (or a handler's shutdown_engine()): on_boot, the loops, and at the end
   /// every connection closed (on_close once each), every thread joined, on_shutdown. An engine
   /// runs once: a second run() throws std::logic_error. stop() before run() makes run() return

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "actnet/actors/mailbox.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/block.hpp"
+#include "actnet/reactor/address.hpp"
 #include "actnet/reactor/poller.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/reactor/unique_fd.hpp"
@@ -127,7 +129,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
   void run_timers();
-  void adopt(int fd, std::uint32_t listener, balancer_lease lease);
+  // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
+  void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make, transport t,
+             balancer_lease lease);
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);
