@@ -1,6 +1,6 @@
 // The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
-// --lb STRATEGY, --help; "listening on URL" once per listener; SIGINT/SIGTERM stop gracefully, exit
-// 0.
+// --lb STRATEGY, --cpus LIST, --help; "listening on URL" once per listener; SIGINT/SIGTERM stop
+// gracefully, exit 0.
 #pragma once
 
 #include <pthread.h>
@@ -41,6 +41,19 @@ inline common_flags parse_flags(
       ++i;
     } else if (arg == "--loops" && value != nullptr) {
       f.options.loops = std::strtoul(value, nullptr, 10);
+      ++i;
+    } else if (arg == "--cpus" && value != nullptr) {
+      // "0,2,3": loop i on the i-th CPU of the list (round and round).
+      for (const char* p = value; *p != '\0';) {
+        char* end = nullptr;
+        const long cpu = std::strtol(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0')) {
+          std::fprintf(stderr, "--cpus: expected a list such as 0,1, got %s\n", value);
+          std::exit(2);
+        }
+        f.options.cpu_affinity.push_back(static_cast<int>(cpu));
+        p = *end == ',' ? end + 1 : end;
+      }
       ++i;
     } else if (arg == "--lb" && value != nullptr) {
       const std::string_view lb = value;

@@ -2,6 +2,8 @@
 #include "actnet/actors/engine.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -59,6 +61,18 @@ engine_options checked(engine_options o) {
   }
   if (o.idle_release.count() < 0) {
     bad_option("idle_release (ms)", o.idle_release.count(), "must not be negative (0: never)");
+  }
+  if (!o.cpu_affinity.empty()) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+      CPU_ZERO(&allowed);
+    }
+    for (const int cpu : o.cpu_affinity) {
+      if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
+        bad_option("cpu_affinity", cpu, "is not a CPU this process may run on");
+      }
+    }
   }
   if (o.socket.backlog < 0) {
     bad_option("socket.backlog", o.socket.backlog, "must not be negative");
@@ -119,6 +133,20 @@ address engine::listen(std::string_view url, factory make) {
   result<address> bound = local_address(fd->get(), wanted.transport());
   listeners_.push_back({bound ? *bound : wanted, std::move(*fd), std::move(make), wanted});
   return listeners_.back().bound;
+}
+
+void engine::pin_thread(std::size_t loop) const noexcept {
+  if (options_.cpu_affinity.empty()) {
+    return;
+  }
+  const int cpu = options_.cpu_affinity[loop % options_.cpu_affinity.size()];
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (const int err = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); err != 0) {
+    detail::log().warn("loop {}: cannot pin to CPU {}: {}", loop, cpu,
+                       std::error_code(err, std::system_category()).message());
+  }
 }
 
 std::error_code engine::enroll(int fd, factory make) {
@@ -265,9 +293,13 @@ void engine::run() {
   }
   std::vector<std::thread> threads;
   for (std::size_t k = 1; k < loops_.size(); ++k) {
-    threads.emplace_back([loop = loops_[k].get()] { loop->run(); });
+    threads.emplace_back([this, k] {
+      pin_thread(k);
+      loops_[k]->run();
+    });
   }
   try {
+    pin_thread(0);
     loops_[0]->run();
   } catch (...) {
     stop();

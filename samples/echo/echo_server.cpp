@@ -17,12 +17,14 @@ class echo_connection final : public actnet::connection {
 };
 
 constexpr std::string_view usage =
-    R"(usage: echo_server [--listen URL]... [--loops N] [--lb STRATEGY] [--et] [--reuseport]
+    R"(usage: echo_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST] [--et]
+                   [--reuseport]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
                  default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY  which loop gets each connection: round_robin (default), source_addr_hash
                  (one loop per client IP) or least_connections
+  --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
   --et           edge-triggered epoll
   --reuseport    one SO_REUSEPORT listener per loop instead of one accepting loop
 Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.

@@ -1,6 +1,7 @@
 // samples/echo: the sample contract, run as a user would: a process that prints its address,
 // echoes, and exits 0 on SIGTERM.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -33,7 +34,8 @@ struct echo_process {
   std::string first_line;
   address bound;
 
-  explicit echo_process(const char* loops, rlim_t fd_limit = 0, const char* lb = "round_robin") {
+  explicit echo_process(const char* loops, rlim_t fd_limit = 0, const char* lb = "round_robin",
+                        const char* cpus = "") {
     int fds[2];
     if (::pipe(fds) != 0) {
       return;
@@ -48,7 +50,7 @@ struct echo_process {
       ::close(fds[0]);
       ::close(fds[1]);
       ::execl(ACTNET_ECHO_SERVER, ACTNET_ECHO_SERVER, "--listen", "tcp://127.0.0.1:0", "--loops",
-              loops, "--lb", lb, static_cast<char*>(nullptr));
+              loops, "--lb", lb, "--cpus", cpus, static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     ::close(fds[1]);
@@ -111,6 +113,23 @@ TEST(echo_sample, serves_with_each_load_balancing_strategy_and_rejects_an_unknow
     }
     const int status = server.stop();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << lb;
+  }
+  {
+    // Pinned to the first CPU this test may use.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &set)) {
+      ++first;
+    }
+    const std::string cpus = std::to_string(first);
+    echo_process pinned("2", 0, "round_robin", cpus.c_str());
+    const int fd = test::connect_to(pinned.bound);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(test::send_all(fd, "pinned"));
+    EXPECT_EQ(test::recv_exact(fd, 6), "pinned");
+    ::close(fd);
   }
   echo_process bad("1", 0, "fastest");
   EXPECT_TRUE(bad.first_line.empty()) << bad.first_line;  // refused before listening

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/epoll.h>
 
 #include <actnet/error.hpp>
@@ -710,6 +711,43 @@ TEST(engine, a_duplicated_listener_keeps_the_port_after_the_engine_is_gone) {
   EXPECT_GE(accepted, 0);
   ::close(accepted);
   ::close(client);
+}
+
+// -- options --
+
+// The CPUs the calling thread may run on.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) {
+      cpus.push_back(c);
+    }
+  }
+  return cpus;
+}
+
+TEST(engine, cpu_affinity_pins_every_loop_thread) {
+  const int last = allowed_cpus().back();
+  engine_options o = test::small_options(2);
+  o.cpu_affinity = {last};
+  running_engine e(o);
+  e.start();
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::promise<std::vector<int>> cpus;
+    e->loop(i).post([&cpus](event_loop&) { cpus.set_value(allowed_cpus()); });
+    EXPECT_EQ(cpus.get_future().get(), std::vector<int>{last}) << "loop " << i;
+  }
+  engine_options bad = test::small_options(1);
+  bad.cpu_affinity = {100000};
+  try {
+    engine rejected(bad);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("cpu_affinity = 100000"), std::string::npos) << ex.what();
+  }
 }
 
 TEST(engine, listening_on_a_port_in_use_names_the_address) {

@@ -50,6 +50,10 @@ struct engine_options {
   std::size_t outbound_cap = defaults::elastic_max_size;
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
+  /// CPUs to pin the loop threads to: loop i runs on cpu_affinity[i % size()] (so {0, 1} with 4
+  /// loops gives 0, 1, 0, 1). Empty (the default): no pinning. Loop 0 runs on the thread that
+  /// calls run(), which keeps the pinning afterwards. A CPU this process may not use is rejected.
+  std::vector<int> cpu_affinity;
   /// Listener and connection socket options (TCP_NODELAY on by default).
   socket_options socket{};
   /// A loop whose last connection closed gives its memory back after this long without a new
@@ -143,6 +147,7 @@ class engine {
   };
   void tick();
   void close_listeners() noexcept;
+  void pin_thread(std::size_t loop) const noexcept;  // cpu_affinity, on the loop's thread
 
   engine_options options_;
   std::vector<std::unique_ptr<event_loop>> loops_;
