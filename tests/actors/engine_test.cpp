@@ -670,6 +670,18 @@ TEST(engine, an_enrolled_socket_becomes_a_connection_on_the_balancers_loop) {
   }));
 }
 
+TEST(engine, a_socket_enrolled_into_an_engine_that_never_runs_is_closed_with_it) {
+  int pair[2] = {-1, -1};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  {
+    engine e(balanced(2, load_balancing::least_connections));
+    ASSERT_FALSE(e.enroll<echo_connection>(pair[0]));
+    EXPECT_EQ(e.load_balancer().connections(0) + e.load_balancer().connections(1), 1U);
+  }  // the pending adoption (fd and balancer lease) is dropped with the engine
+  EXPECT_TRUE(test::peer_closed(pair[1]));
+  ::close(pair[1]);
+}
+
 TEST(engine, enroll_refuses_what_is_not_a_connected_stream_socket_and_closes_it) {
   running_engine e;
   e.start();

@@ -150,12 +150,14 @@ class engine {
   void pin_thread(std::size_t loop) const noexcept;  // cpu_affinity, on the loop's thread
 
   engine_options options_;
+  // Before the loops: destroyed after them, since connections and pending adoptions still
+  // hold leases on it while the loops are torn down.
+  std::unique_ptr<balancer> balancer_;
   std::vector<std::unique_ptr<event_loop>> loops_;
   std::vector<listener> listeners_;
   std::function<void(engine&)> on_boot_;
   std::function<void(engine&)> on_shutdown_;
   std::function<std::chrono::nanoseconds(engine&)> on_tick_;
-  std::unique_ptr<balancer> balancer_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::mutex run_mutex_;
