@@ -371,18 +371,17 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
       to = owner_.balancer_->assign(reinterpret_cast<const sockaddr*>(&peer),  // NOLINT
                                     peer_length);
     }
-    balancer_lease& lease = to.lease;
     event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
     if (&target == this) {
       adopt(std::move(*accepted), owner_.listeners_[listener_index].make,
-            owner_.listeners_[listener_index].bound.transport(), std::move(lease));
+            owner_.listeners_[listener_index].bound.transport(), std::move(to.lease));
       reap();
     } else {
       detail::message m;
       m.what = detail::message::kind::adopt;
       m.fd = accepted->release();
       m.listener = static_cast<std::uint32_t>(listener_index);
-      m.lease = std::move(lease);
+      m.lease = std::move(to.lease);
       target.send(std::move(m));
     }
   }
