@@ -2,7 +2,6 @@
 // tunes it: one single-threaded io_context per thread, async_read_some then async_write.
 // Includes the Asio headers it uses, not <boost/asio.hpp>: in 1.74 that pulls in awaitable.hpp,
 // which misses <utility> under g++ 12 in C++20 mode.
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -24,6 +23,8 @@
 #include <thread>
 #include <utility>
 
+#include "peer_common.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -33,15 +34,11 @@ using error_code = boost::system::error_code;
 // Asio has no buffer shared between connections, so each session owns one; 16 KiB holds a
 // pipelined burst of small messages without costing an idle connection much.
 constexpr std::size_t session_buffer_size = 16 * 1024;
-constexpr long max_loops = 256;
 
 // Not in Asio's option list; its documented way to add one.
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "asio_echo: %s\n", what.c_str());
-  std::exit(1);
-}
+using peers::die;
 
 // Reads, then writes back everything read, then reads again: the next read starts only when
 // the write is done, so a client that does not read stops the server reading from it.
@@ -116,24 +113,7 @@ void open_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, bool 
 }
 
 tcp::endpoint parse_listen(std::string_view url) {
-  if (!url.starts_with("tcp://")) {
-    die("--listen: expected tcp://HOST:PORT, got " + std::string(url));
-  }
-  const std::string_view hostport = url.substr(6);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string_view::npos) {
-    die("--listen: missing port in " + std::string(url));
-  }
-  std::string host(hostport.substr(0, colon));
-  const std::string port_text(hostport.substr(colon + 1));
-  char* end = nullptr;
-  const long port = std::strtol(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
-    die("--listen: bad port in " + std::string(url));
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const auto [host, port] = peers::split_tcp_url(url);
   error_code ec;
   const asio::ip::address address = asio::ip::make_address(host, ec);
   if (ec) {
@@ -149,49 +129,12 @@ std::string bound_url(const tcp::endpoint& bound) {
   return bound.address().is_v6() ? "tcp://[" + host + "]:" + port : "tcp://" + host + ":" + port;
 }
 
-// Descriptors are the only per-connection limit; the default soft limit (often 1024) is far
-// below what a load run opens.
-void raise_nofile_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
-[[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: asio_echo --listen tcp://HOST:PORT [--loops N]\n");
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string url;
-  std::string loops_text = "1";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--listen" && i + 1 < argc) {
-      url = argv[++i];
-    } else if (arg.starts_with("--listen=")) {
-      url = std::string(arg.substr(9));
-    } else if (arg == "--loops" && i + 1 < argc) {
-      loops_text = argv[++i];
-    } else if (arg.starts_with("--loops=")) {
-      loops_text = std::string(arg.substr(8));
-    } else {
-      usage();
-    }
-  }
-  if (url.empty()) {
-    usage();
-  }
-  char* end = nullptr;
-  const long loops = std::strtol(loops_text.c_str(), &end, 10);
-  if (loops_text.empty() || *end != '\0' || loops < 1 || loops > max_loops) {
-    die("--loops: expected 1.." + std::to_string(max_loops) + ", got '" + loops_text + "'");
-  }
-  raise_nofile_limit();
+  const auto [url, loops] =
+      peers::parse_args(argc, argv, "usage: asio_echo --listen tcp://HOST:PORT [--loops N]\n");
+  peers::raise_nofile_limit();
 
   tcp::endpoint endpoint = parse_listen(url);
   // A list: workers hold an io_context, which cannot move.

@@ -2,7 +2,6 @@
 // one uv_loop per thread, a shared 64 KiB read buffer per loop, uv_try_write before uv_write.
 #include <arpa/inet.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -18,15 +17,13 @@
 #include <string_view>
 #include <vector>
 
+#include "peer_common.hpp"
+
 namespace {
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
-constexpr long max_loops = 256;
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "libuv_echo: %s\n", what.c_str());
-  std::exit(1);
-}
+using peers::die;
 
 void check(int status, const char* what) {
   if (status < 0) {
@@ -190,27 +187,10 @@ struct listen_address {
 };
 
 listen_address parse_listen(std::string_view url) {
-  if (!url.starts_with("tcp://")) {
-    die("--listen: expected tcp://HOST:PORT, got " + std::string(url));
-  }
-  const std::string_view hostport = url.substr(6);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string_view::npos) {
-    die("--listen: missing port in " + std::string(url));
-  }
-  std::string host(hostport.substr(0, colon));
-  const std::string port_text(hostport.substr(colon + 1));
-  char* end = nullptr;
-  const long port = std::strtol(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
-    die("--listen: bad port in " + std::string(url));
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const auto [host, port] = peers::split_tcp_url(url);
   listen_address a;
   a.host = host;
-  const int p = static_cast<int>(port);
+  const int p = port;
   if (uv_ip4_addr(host.c_str(), p, reinterpret_cast<sockaddr_in*>(&a.storage)) != 0 &&
       uv_ip6_addr(host.c_str(), p, reinterpret_cast<sockaddr_in6*>(&a.storage)) != 0) {
     die("--listen: '" + host + "' is not an IPv4 or IPv6 literal");
@@ -259,49 +239,12 @@ void open_listener(loop_context& ctx, const sockaddr_storage& address, bool reus
   check(uv_listen(as_stream(&ctx.listener), SOMAXCONN, on_new_connection), "listen");
 }
 
-// Descriptors are the only per-connection limit; the default soft limit (often 1024) is far
-// below what a load run opens.
-void raise_nofile_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
-[[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: libuv_echo --listen tcp://HOST:PORT [--loops N]\n");
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string url;
-  std::string loops_text = "1";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--listen" && i + 1 < argc) {
-      url = argv[++i];
-    } else if (arg.starts_with("--listen=")) {
-      url = std::string(arg.substr(9));
-    } else if (arg == "--loops" && i + 1 < argc) {
-      loops_text = argv[++i];
-    } else if (arg.starts_with("--loops=")) {
-      loops_text = std::string(arg.substr(8));
-    } else {
-      usage();
-    }
-  }
-  if (url.empty()) {
-    usage();
-  }
-  char* end = nullptr;
-  const long loops = std::strtol(loops_text.c_str(), &end, 10);
-  if (loops_text.empty() || *end != '\0' || loops < 1 || loops > max_loops) {
-    die("--loops: expected 1.." + std::to_string(max_loops) + ", got '" + loops_text + "'");
-  }
-  raise_nofile_limit();
+  const auto [url, loops] =
+      peers::parse_args(argc, argv, "usage: libuv_echo --listen tcp://HOST:PORT [--loops N]\n");
+  peers::raise_nofile_limit();
   // uv_try_write uses write(), which raises SIGPIPE on a reset connection; the error code is
   // what the read and write callbacks act on.
   ::signal(SIGPIPE, SIG_IGN);

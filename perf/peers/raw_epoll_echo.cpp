@@ -8,7 +8,6 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "peer_common.hpp"
+
 namespace {
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
@@ -36,10 +37,7 @@ constexpr std::size_t read_buffer_size = 64 * 1024;
 // client cannot starve the rest.
 constexpr int reads_per_event = 8;
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "raw_epoll_echo: %s\n", what.c_str());
-  std::exit(1);
-}
+using peers::die;
 
 [[noreturn]] void die_errno(const std::string& what) {
   die(what + ": " + std::strerror(errno));
@@ -67,24 +65,7 @@ listen_address parse_listen(std::string_view url) {
     a.length = sizeof un;
     return a;
   }
-  if (!url.starts_with("tcp://")) {
-    die("--listen: expected tcp://HOST:PORT or unix://PATH, got " + std::string(url));
-  }
-  const std::string_view hostport = url.substr(6);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string_view::npos) {
-    die("--listen: missing port in " + std::string(url));
-  }
-  std::string host(hostport.substr(0, colon));
-  const std::string port_text(hostport.substr(colon + 1));
-  char* end = nullptr;
-  const long port = std::strtol(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
-    die("--listen: bad port in " + std::string(url));
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const auto [host, port] = peers::split_tcp_url(url);
   sockaddr_in v4{};
   sockaddr_in6 v6{};
   if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
@@ -352,46 +333,14 @@ class echo_server {
   std::array<char, read_buffer_size> buffer_{};
 };
 
-// Descriptors are the only per-connection limit; the default soft limit (often 1024) is far
-// below what a load run opens.
-void raise_nofile_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
 }  // namespace
 
 constexpr const char* usage =
     "usage: raw_epoll_echo --listen tcp://HOST:PORT | unix://PATH [--loops N]\n";
 
 int main(int argc, char** argv) {
-  std::string url;
-  long loops = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--listen" && i + 1 < argc) {
-      url = argv[++i];
-    } else if (arg.starts_with("--listen=")) {
-      url = std::string(arg.substr(9));
-    } else if (arg == "--loops" && i + 1 < argc) {
-      char* end = nullptr;
-      loops = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || loops < 1 || loops > 256) {
-        die("--loops: expected 1..256, got " + std::string(argv[i]));
-      }
-    } else {
-      std::fprintf(stderr, "%s", usage);
-      return 2;
-    }
-  }
-  if (url.empty()) {
-    std::fprintf(stderr, "%s", usage);
-    return 2;
-  }
-  raise_nofile_limit();
+  const auto [url, loops] = peers::parse_args(argc, argv, usage);
+  peers::raise_nofile_limit();
 
   // Blocked before anything else, so the signals wait in the signalfd instead of killing us.
   sigset_t mask;
