@@ -48,6 +48,10 @@ std::error_code connection::gather(std::size_t n) {
 }
 
 std::error_code connection::keep_fresh_slow() {
+  if (dgram_ != nullptr) {
+    fresh_ = {};  // a datagram's unconsumed bytes end with it
+    return {};
+  }
   const std::error_code ec = in_.write(fresh_);
   fresh_ = {};
   return ec;
@@ -170,13 +174,66 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open) {
     return errc::connection_closed;
   }
+  if (dgram_ != nullptr) {
+    const std::array parts{bytes};
+    return send_datagram(parts);
+  }
   return buffer_rest(bytes);  // behind the waiting output (or nothing to write)
+}
+
+std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,
+                                          const sockaddr* to, socklen_t to_length) {
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  if (to == nullptr) {
+    if (dgram_->peer_length == 0) {
+      return std::make_error_code(std::errc::destination_address_required);
+    }
+    to = reinterpret_cast<const sockaddr*>(&dgram_->peer);  // NOLINT
+    to_length = dgram_->peer_length;
+  }
+  std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  if (parts.size() > iov.size()) {
+    return std::make_error_code(std::errc::argument_list_too_long);
+  }
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    iov[i] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+  }
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(to);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  msg.msg_namelen = to_length;
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = parts.size();
+  for (;;) {
+    if (detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL) >= 0) {
+      return {};
+    }
+    if (errno != EINTR) {
+      return {errno, std::system_category()};  // the datagram is dropped; the socket serves on
+    }
+  }
+}
+
+std::error_code connection::send_to(const address& to, std::span<const std::byte> bytes) {
+  loop_->assert_in_loop();
+  if (dgram_ == nullptr) {
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
+  if (!to.valid() || to.transport() != transport::udp) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  const std::array parts{bytes};
+  return send_datagram(parts, to.data(), to.size());
 }
 
 std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
   loop_->assert_in_loop();
   if (state_ != state::open) {
     return errc::connection_closed;
+  }
+  if (dgram_ != nullptr) {
+    return send_datagram(parts);
   }
   std::size_t first_unsent = 0;
   std::size_t sent = 0;
@@ -220,6 +277,10 @@ std::error_code connection::write(block payload) {
   loop_->assert_in_loop();
   if (state_ != state::open) {
     return errc::connection_closed;
+  }
+  if (dgram_ != nullptr) {
+    const std::array parts{std::span<const std::byte>(payload.data())};
+    return send_datagram(parts);
   }
   if (!out_.empty()) {
     if (const std::error_code ec = out_.append(std::move(payload))) {
@@ -295,7 +356,9 @@ void connection::abort() noexcept {
     return;
   }
   out_.clear();
-  (void)actnet::set_linger(fd_, std::chrono::seconds(0));
+  if (dgram_ == nullptr) {  // (a UDP session shares its socket: nothing to reset)
+    (void)actnet::set_linger(fd_, std::chrono::seconds(0));
+  }
   loop_->finish(*this, {});
 }
 
@@ -326,6 +389,14 @@ result<address> connection::local_address() const {
 }
 
 result<address> connection::remote_address() const {
+  if (dgram_ != nullptr) {
+    if (dgram_->peer_length == 0) {
+      return std::make_error_code(std::errc::not_connected);
+    }
+    return address::from_sockaddr(transport::udp,
+                                  reinterpret_cast<const sockaddr*>(&dgram_->peer),  // NOLINT
+                                  dgram_->peer_length);
+  }
   return actnet::peer_address(fd_, transport_);
 }
 

@@ -2,13 +2,16 @@
 #include "actnet/actors/engine.hpp"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <csignal>
 #include <stdexcept>
@@ -21,10 +24,14 @@
 namespace actnet {
 namespace {
 
+[[noreturn]] void bad_option(const char* name, const std::string& value, const char* rule) {
+  throw std::invalid_argument(std::string("actnet: engine option ") + name + " = " + value + ": " +
+                              rule);
+}
+
 template <class T>
 [[noreturn]] void bad_option(const char* name, T value, const char* rule) {
-  throw std::invalid_argument(std::string("actnet: engine option ") + name + " = " +
-                              std::to_string(value) + ": " + rule);
+  bad_option(name, std::to_string(value), rule);
 }
 
 engine_options checked(engine_options o) {
@@ -77,15 +84,44 @@ engine_options checked(engine_options o) {
   if (o.socket.backlog < 0) {
     bad_option("socket.backlog", o.socket.backlog, "must not be negative");
   }
+  if (!o.socket.bind_device.empty() && (o.socket.bind_device.size() >= IFNAMSIZ ||
+                                        ::if_nametoindex(o.socket.bind_device.c_str()) == 0)) {
+    bad_option("socket.bind_device", '"' + o.socket.bind_device + '"',
+               "is no network interface here");
+  }
+  std::array<char, IFNAMSIZ> name{};
+  if (o.socket.multicast_interface != 0 &&
+      ::if_indextoname(o.socket.multicast_interface, name.data()) == nullptr) {
+    bad_option("socket.multicast_interface", o.socket.multicast_interface,
+               "is no network interface index here (see if_nametoindex)");
+  }
+  if (o.log_level && (*o.log_level < spdlog::level::trace || *o.log_level > spdlog::level::off)) {
+    bad_option("log_level", static_cast<int>(*o.log_level), "must be one of spdlog's levels");
+  }
   if (o.reuse_port) {
     o.socket.reuse_port = true;
   }
   return o;
 }
 
+std::shared_ptr<spdlog::logger> logger_for(const engine_options& o) {
+  std::shared_ptr<spdlog::logger> l = o.logger;
+  if (l == nullptr) {
+    if (!o.log_level) {
+      return {std::shared_ptr<spdlog::logger>(), &detail::log()};  // actnet's, not owned
+    }
+    l = detail::log().clone("actnet");
+  }
+  if (o.log_level) {
+    l->set_level(*o.log_level);
+  }
+  return l;
+}
+
 }  // namespace
 
-engine::engine(engine_options options) : options_(checked(std::move(options))) {
+engine::engine(engine_options options)
+    : options_(checked(std::move(options))), logger_(logger_for(options_)) {
   std::signal(SIGPIPE, SIG_IGN);
   balancer_ = options_.custom_balancer ? options_.custom_balancer(options_.loops)
                                        : make_balancer(options_.balancing, options_.loops);
@@ -117,22 +153,69 @@ void engine::close_listeners() noexcept {
   }
 }
 
-address engine::listen(std::string_view url, factory make) {
+address engine::listen(std::string_view url, factory make, const listen_options& options) {
   if (running_.load()) {
     throw std::logic_error("actnet: listen('" + std::string(url) + "') after run()");
   }
   const address wanted = address::parse(url);
-  if (wanted.transport() == transport::udp) {
-    throw std::invalid_argument("actnet: address '" + std::string(url) +
-                                "': UDP listeners are not supported yet (TCP and unix only)");
+  const auto bad = [&](const std::string& what) {
+    throw std::invalid_argument("actnet: listen('" + std::string(url) + "'): " + what);
+  };
+  if (options.udp_sessions && wanted.transport() != transport::udp) {
+    bad("udp_sessions is for udp addresses");
   }
-  result<unique_fd> fd = open_listener(wanted, options_.socket);
+  if (options.session_idle_timeout.count() <= 0) {
+    bad("session_idle_timeout = " + std::to_string(options.session_idle_timeout.count()) +
+        " ms: must be positive");
+  }
+  if (options.max_sessions == 0) {
+    bad("max_sessions = 0: must be at least 1");
+  }
+  socket_options socket = options_.socket;
+  if (wanted.transport() == transport::udp && !wanted.multicast() && loops_.size() > 1) {
+    socket.reuse_port = true;  // a socket per loop
+  }
+  result<unique_fd> fd = open_listener(wanted, socket);
   if (!fd) {
     throw std::system_error(fd.error(), "actnet: cannot listen on '" + std::string(url) + "'");
   }
-  result<address> bound = local_address(fd->get(), wanted.transport());
-  listeners_.push_back({bound ? *bound : wanted, std::move(*fd), std::move(make), wanted});
+  const result<address> local = local_address(fd->get(), wanted.transport());
+  const address bound = local ? *local : wanted;
+  std::vector<unique_fd> siblings;
+  if (socket.reuse_port && wanted.transport() == transport::udp) {
+    for (std::size_t k = 1; k < loops_.size(); ++k) {
+      result<unique_fd> sibling = open_listener(wanted.with_port(bound.port()), socket);
+      if (!sibling) {
+        throw std::system_error(
+            sibling.error(),
+            "actnet: UDP socket for loop " + std::to_string(k) + " on '" + std::string(url) + "'");
+      }
+      siblings.push_back(std::move(*sibling));
+    }
+  }
+  listeners_.push_back(
+      {bound, std::move(*fd), std::move(make), wanted, options, std::move(siblings)});
   return listeners_.back().bound;
+}
+
+void engine::open_datagram_sockets(std::size_t index) {
+  listener& l = listeners_[index];
+  // The engine keeps the bound socket (for dup_listener); loop 0's actor owns a duplicate.
+  const int copy = ::fcntl(l.fd.get(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    throw std::system_error(errno, std::system_category(),
+                            "actnet: UDP socket on '" + l.bound.to_string() + "'");
+  }
+  for (std::size_t k = 0; k < loops_.size(); ++k) {
+    unique_fd fd = k == 0 ? unique_fd(copy) : std::move(l.siblings.at(k - 1));
+    loops_[k]->post([index, owned = std::move(fd)](event_loop& loop) mutable {
+      loop.open_datagram(index, std::move(owned));
+    });
+    if (l.siblings.empty()) {
+      break;  // one socket serves this address
+    }
+  }
+  l.siblings.clear();
 }
 
 void engine::pin_thread(std::size_t loop) const noexcept {
@@ -144,8 +227,8 @@ void engine::pin_thread(std::size_t loop) const noexcept {
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   if (const int err = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); err != 0) {
-    detail::log().warn("loop {}: cannot pin to CPU {}: {}", loop, cpu,
-                       std::error_code(err, std::system_category()).message());
+    logger().warn("loop {}: cannot pin to CPU {}: {}", loop, cpu,
+                  std::error_code(err, std::system_category()).message());
   }
 }
 
@@ -240,7 +323,7 @@ void engine::tick() {
   try {
     next = on_tick_(*this);
   } catch (const std::exception& e) {
-    detail::log().error("on_tick threw: {}; the ticker stops", e.what());
+    logger().error("on_tick threw: {}; the ticker stops", e.what());
   }
   if (next >= std::chrono::nanoseconds::zero() && !stop_requested_.load()) {
     loops_[0]->after(next, [this] { tick(); });
@@ -271,6 +354,10 @@ void engine::run() {
   // socket on the same address; unix sockets cannot share a path, so loop 0 accepts those.
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     listener& l = listeners_[i];
+    if (l.bound.transport() == transport::udp) {
+      open_datagram_sockets(i);
+      continue;
+    }
     const bool shared = options_.reuse_port && l.bound.transport() == transport::tcp;
     loops_[0]->add_listener(i, l.fd.get());
     if (!shared) {

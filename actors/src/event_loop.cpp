@@ -7,12 +7,15 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cassert>
 #include <cerrno>
+#include <cstring>
 #include <exception>
+#include <unordered_map>
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
@@ -127,6 +130,10 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
 }
 
 [[gnu::always_inline]] inline void event_loop::read_from(connection& c) {
+  if (c.dgram_ != nullptr) [[unlikely]] {
+    read_datagrams(c);
+    return;
+  }
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
@@ -169,7 +176,7 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
   try {
     c.on_data();
   } catch (const std::exception& e) {
-    detail::log().error("loop {}: on_data threw: {}", index_, e.what());
+    owner_.logger().error("loop {}: on_data threw: {}", index_, e.what());
     c.fresh_ = {};
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
   }
@@ -198,8 +205,8 @@ void event_loop::run() {
       mailbox_.awake();
     }
     if (!ready) {
-      detail::log().error("loop {}: epoll_wait failed: {}; stopping the engine", index_,
-                          ready.error().message());
+      owner_.logger().error("loop {}: epoll_wait failed: {}; stopping the engine", index_,
+                            ready.error().message());
       owner_.stop();  // a dead loop would still be handed connections
       break;
     }
@@ -252,9 +259,9 @@ void event_loop::handle(detail::message&& m) {
   try {
     handle_unguarded(std::move(m));
   } catch (const std::exception& e) {
-    detail::log().error("loop {}: a message handler threw: {}", index_, e.what());
+    owner_.logger().error("loop {}: a message handler threw: {}", index_, e.what());
   } catch (...) {
-    detail::log().error("loop {}: a message handler threw", index_);
+    owner_.logger().error("loop {}: a message handler threw", index_);
   }
 }
 
@@ -314,9 +321,9 @@ void event_loop::run_timers() {
   try {
     timers_.run_due(timer_clock::now());
   } catch (const std::exception& e) {
-    detail::log().error("loop {}: a timer threw: {}", index_, e.what());
+    owner_.logger().error("loop {}: a timer threw: {}", index_, e.what());
   } catch (...) {
-    detail::log().error("loop {}: a timer threw", index_);
+    owner_.logger().error("loop {}: a timer threw", index_);
   }
 }
 
@@ -360,7 +367,7 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
         }
         continue;
       }
-      detail::log().error("loop {}: accept failed: {}", index_, ec.message());
+      owner_.logger().error("loop {}: accept failed: {}", index_, ec.message());
       pause_accepting(listener_index, listen_fd);
       return;
     }
@@ -392,8 +399,8 @@ void event_loop::note_dropped_accept(std::error_code ec) {
   ++dropped_accepts_;
   const auto now = timer_clock::now();
   if (now - last_drop_log_ >= std::chrono::seconds(1)) {
-    detail::log().warn("loop {}: accept: {}; dropped {} connection(s)", index_, ec.message(),
-                       dropped_accepts_);
+    owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, ec.message(),
+                         dropped_accepts_);
     dropped_accepts_ = 0;
     last_drop_log_ = now;
   }
@@ -410,18 +417,36 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
 
 void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<connection>()>& make,
                        transport t, balancer_lease lease) {
-  const int fd = owned.get();
+  std::unique_ptr<connection> c = make_connection(make);
+  if (c == nullptr) {
+    return;
+  }
+  c->lease_ = std::move(lease);
+  const std::uint32_t interest =
+      options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
+  if (connection* conn = install(std::move(c), owned.get(), t, interest, true)) {
+    (void)owned.release();
+    open(*conn);
+  }
+}
+
+std::unique_ptr<connection> event_loop::make_connection(
+    const std::function<std::unique_ptr<connection>()>& make) {
   std::unique_ptr<connection> c;
   try {
     c = make();
   } catch (const std::exception& e) {
-    detail::log().error("loop {}: connection factory threw: {}", index_, e.what());
-    return;
+    owner_.logger().error("loop {}: connection factory threw: {}", index_, e.what());
+    return nullptr;
   }
   if (c == nullptr) {
-    detail::log().error("loop {}: connection factory returned no connection", index_);
-    return;
+    owner_.logger().error("loop {}: connection factory returned no connection", index_);
   }
+  return c;
+}
+
+connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t,
+                                std::uint32_t interest, bool counted) {
   std::uint32_t slot = 0;
   if (free_slots_.empty()) {
     slot = static_cast<std::uint32_t>(slots_.size());
@@ -440,26 +465,222 @@ void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<conn
   c->slot_ = slot;
   c->generation_ = generation;
   c->transport_ = t;
-  c->lease_ = std::move(lease);
+  c->counted_ = counted;
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
-  const std::uint32_t interest =
-      options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
-  if (const std::error_code ec = poller_.add(fd, interest, key_of(slot, generation))) {
-    detail::log().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
-    slots_[slot].generation = 0;
-    free_slots_.push_back(slot);
-    return;
+  if (interest != 0) {
+    if (const std::error_code ec = poller_.add(fd, interest, key_of(slot, generation))) {
+      owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
+      slots_[slot].generation = 0;
+      free_slots_.push_back(slot);
+      return nullptr;
+    }
   }
-  (void)owned.release();
   slots_[slot].conn = c.release();
-  connections_.fetch_add(1, std::memory_order_relaxed);
-  connection& conn = *slots_[slot].conn;
+  if (counted) {
+    connections_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return slots_[slot].conn;
+}
+
+void event_loop::open(connection& c) {
   try {
-    conn.on_open();
+    c.on_open();
   } catch (const std::exception& e) {
-    detail::log().error("loop {}: on_open threw: {}", index_, e.what());
-    finish(conn, std::make_error_code(std::errc::state_not_recoverable));
+    owner_.logger().error("loop {}: on_open threw: {}", index_, e.what());
+    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+// -- UDP --
+
+namespace detail {
+
+/// A peer's address as a hash key: family, port, IP and (IPv6) scope.
+struct peer_key {
+  std::array<std::uint64_t, 3> words{};
+  friend bool operator==(const peer_key&, const peer_key&) = default;
+};
+
+struct peer_key_hash {
+  std::size_t operator()(const peer_key& k) const noexcept {
+    std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (const std::uint64_t w : k.words) {
+      h = (h ^ w) * 0xff51afd7ed558ccdULL;
+      h ^= h >> 32;
+    }
+    return static_cast<std::size_t>(h);
+  }
+};
+
+/// The socket actor of a listener with UDP sessions: it owns the socket and hands each datagram
+/// to its peer's session, making one on the first datagram.
+class udp_router final : public connection {
+ public:
+  explicit udp_router(std::size_t listener) : listener_index(listener) {}
+  std::size_t listener_index;
+  std::unordered_map<peer_key, connection*, peer_key_hash> sessions;
+};
+
+}  // namespace detail
+
+namespace {
+
+detail::peer_key key_of_peer(const sockaddr_storage& peer) noexcept {
+  detail::peer_key k;
+  auto* bytes = reinterpret_cast<unsigned char*>(k.words.data());  // NOLINT
+  bytes[0] = static_cast<unsigned char>(peer.ss_family);
+  if (peer.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(peer);
+    std::memcpy(bytes + 2, &in.sin_port, sizeof in.sin_port);
+    std::memcpy(bytes + 4, &in.sin_addr, sizeof in.sin_addr);
+  } else if (peer.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    std::memcpy(bytes + 2, &in6.sin6_port, sizeof in6.sin6_port);
+    std::memcpy(bytes + 4, &in6.sin6_addr, sizeof in6.sin6_addr);
+    std::memcpy(bytes + 20, &in6.sin6_scope_id, sizeof in6.sin6_scope_id);
+  }
+  return k;
+}
+
+// recvfrom errors that concern one datagram or an earlier send, not the socket: skip them.
+bool transient_datagram_error(int e) noexcept {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == ECONNRESET ||
+         e == EMSGSIZE || e == ENOMEM || e == ENOBUFS;
+}
+
+}  // namespace
+
+void event_loop::open_datagram(std::size_t listener_index, unique_fd owned) {
+  const engine::listener& l = owner_.listeners_[listener_index];
+  std::unique_ptr<connection> c;
+  if (l.options.udp_sessions) {
+    c = std::make_unique<detail::udp_router>(listener_index);
+  } else {
+    c = make_connection(l.make);
+    if (c == nullptr) {
+      return;  // logged; this loop does not serve the address
+    }
+  }
+  auto endpoint = std::make_unique<detail::datagram_endpoint>();
+  endpoint->routes = l.options.udp_sessions;
+  c->dgram_ = std::move(endpoint);
+  // Level-triggered whatever the engine's mode: read_datagrams takes a bounded batch per event.
+  if (connection* conn = install(std::move(c), owned.get(), transport::udp, io::readable, false)) {
+    (void)owned.release();
+    if (!conn->dgram_->routes) {
+      open(*conn);
+    }
+  }
+}
+
+void event_loop::read_datagrams(connection& c) {
+  detail::datagram_endpoint& ep = *c.dgram_;
+  for (std::size_t i = 0; i < defaults::datagram_batch; ++i) {
+    ep.peer_length = sizeof ep.peer;
+    const ssize_t n = ::recvfrom(c.fd_, read_buffer_.data(), read_buffer_.size(), 0,
+                                 reinterpret_cast<sockaddr*>(&ep.peer), &ep.peer_length);  // NOLINT
+    if (n < 0) {
+      ep.peer_length = 0;
+      const int e = errno;
+      if (e == EINTR || transient_datagram_error(e)) {
+        continue;
+      }
+      if (e != EAGAIN && e != EWOULDBLOCK) {
+        finish(c, {e, std::system_category()});
+      }
+      return;
+    }
+    const std::span<const std::byte> datagram(read_buffer_.data(), static_cast<std::size_t>(n));
+    if (ep.routes) {
+      route_datagram(static_cast<detail::udp_router&>(c), datagram);
+    } else {
+      c.fresh_ = datagram;
+      deliver(c);
+    }
+    ep.peer_length = 0;  // a socket actor's sender is known during on_data only
+    if (c.state_ != connection::state::open) {
+      return;
+    }
+    reap();  // sessions closed by that datagram, so the next one from their peer opens anew
+  }
+}
+
+void event_loop::route_datagram(detail::udp_router& router, std::span<const std::byte> datagram) {
+  const detail::peer_key key = key_of_peer(router.dgram_->peer);
+  const engine::listener& l = owner_.listeners_[router.listener_index];
+  connection* session = nullptr;
+  if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
+    session = found->second;
+  } else {
+    if (router.sessions.size() >= l.options.max_sessions) {
+      note_refused_session();
+      return;
+    }
+    session = open_session(router, key);
+    if (session == nullptr) {
+      return;
+    }
+  }
+  if (session->state_ != connection::state::open) {
+    return;  // closing: its peer's datagrams end with it
+  }
+  session->dgram_->last_seen = timer_clock::now();
+  session->fresh_ = datagram;
+  deliver(*session);
+}
+
+connection* event_loop::open_session(detail::udp_router& router, const detail::peer_key& key) {
+  const engine::listener& l = owner_.listeners_[router.listener_index];
+  std::unique_ptr<connection> c = make_connection(l.make);
+  if (c == nullptr) {
+    return nullptr;
+  }
+  auto endpoint = std::make_unique<detail::datagram_endpoint>();
+  endpoint->peer = router.dgram_->peer;
+  endpoint->peer_length = router.dgram_->peer_length;
+  endpoint->socket = &router;
+  endpoint->last_seen = timer_clock::now();
+  c->dgram_ = std::move(endpoint);
+  connection* session = install(std::move(c), router.fd_, transport::udp, 0, true);
+  if (session == nullptr) {
+    return nullptr;
+  }
+  router.sessions.emplace(key, session);
+  watch_session_idle(session->ref(), l.options.session_idle_timeout);
+  open(*session);
+  return session;
+}
+
+void event_loop::watch_session_idle(conn_ref session, std::chrono::nanoseconds wait) {
+  // One timer per session, moved forward only when it fires: datagrams cost no timer work.
+  after(wait, [this, session] {
+    connection* c = find(session.slot_, session.generation_);
+    if (c == nullptr || !c->is_open()) {
+      return;
+    }
+    const auto& router = static_cast<const detail::udp_router&>(*c->dgram_->socket);
+    const std::chrono::nanoseconds idle =
+        owner_.listeners_[router.listener_index].options.session_idle_timeout;
+    const auto quiet = timer_clock::now() - c->dgram_->last_seen;
+    if (quiet >= idle) {
+      finish(*c, std::make_error_code(std::errc::timed_out));
+      reap();
+    } else {
+      watch_session_idle(session, idle - quiet);
+    }
+  });
+}
+
+void event_loop::note_refused_session() {
+  datagrams_dropped_.fetch_add(1, std::memory_order_relaxed);
+  ++refused_sessions_;
+  const auto now = timer_clock::now();
+  if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+    owner_.logger().warn("loop {}: UDP max_sessions reached; dropped datagrams from {} new peer(s)",
+                         index_, refused_sessions_);
+    refused_sessions_ = 0;
+    last_refusal_log_ = now;
   }
 }
 
@@ -502,20 +723,39 @@ void event_loop::reap_scheduled() noexcept {
     const closing next = closing_.back();
     closing_.pop_back();
     connection& c = *next.conn;
-    (void)poller_.remove(c.fd_);
+    if (c.dgram_ != nullptr && c.dgram_->routes) {
+      auto& router = static_cast<detail::udp_router&>(c);
+      if (!router.sessions.empty()) {
+        // Its sessions write through its socket: they close first (before it, at the bottom).
+        for (const auto& [key, session] : router.sessions) {
+          finish(*session, next.reason);
+        }
+        closing_.insert(closing_.begin(), next);
+        continue;
+      }
+    }
+    const bool session = c.dgram_ != nullptr && c.dgram_->socket != nullptr;
+    if (!session) {
+      (void)poller_.remove(c.fd_);
+    }
     try {
       c.on_close(next.reason);
     } catch (const std::exception& e) {
-      detail::log().error("loop {}: on_close threw: {}", index_, e.what());
+      owner_.logger().error("loop {}: on_close threw: {}", index_, e.what());
     }
-    ::close(c.fd_);
+    if (session) {
+      static_cast<detail::udp_router&>(*c.dgram_->socket)
+          .sessions.erase(key_of_peer(c.dgram_->peer));
+    } else {
+      ::close(c.fd_);
+    }
     slot_entry& s = slots_[c.slot_];
     s.conn = nullptr;
     s.generation = 0;
     free_slots_.push_back(c.slot_);
-    const std::size_t before = connections_.fetch_sub(1, std::memory_order_relaxed);
+    const bool counted = c.counted_;
     delete &c;
-    if (before == 1) {
+    if (counted && connections_.fetch_sub(1, std::memory_order_relaxed) == 1) {
       schedule_idle_release();
     }
   }
@@ -540,8 +780,11 @@ void event_loop::schedule_idle_release() {
 
 void event_loop::release_idle_memory() noexcept {
   // Nothing points into these once the loop has no connections; they grow again on demand.
-  std::vector<slot_entry>().swap(slots_);
-  std::vector<std::uint32_t>().swap(free_slots_);
+  // (UDP socket actors are not counted as connections: while one lives, the table stays.)
+  if (free_slots_.size() == slots_.size()) {
+    std::vector<slot_entry>().swap(slots_);
+    std::vector<std::uint32_t>().swap(free_slots_);
+  }
   std::vector<closing>().swap(closing_);
   std::vector<std::span<std::byte>>().swap(retired_);
   std::vector<conn_ref>().swap(continue_reading_);

@@ -407,6 +407,18 @@ bool address::abstract() const noexcept {
          reinterpret_cast<const sockaddr_un&>(storage_).sun_path[0] == '\0';
 }
 
+bool address::multicast() const noexcept {
+  if (family() == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(storage_);
+    return IN_MULTICAST(ntohl(in.sin_addr.s_addr));
+  }
+  if (family() == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage_);
+    return IN6_IS_ADDR_MULTICAST(&in6.sin6_addr);
+  }
+  return false;
+}
+
 std::string address::to_string() const {
   if (!valid()) {
     return {};

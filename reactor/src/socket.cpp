@@ -2,6 +2,7 @@
 #include "actnet/reactor/socket.hpp"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -74,6 +75,38 @@ std::error_code clear_stale_socket_file(const address& a) noexcept {
   return {};
 }
 
+std::error_code set_multicast_interface(int fd, int family, unsigned index) noexcept {
+  if (family == AF_INET6) {
+    return set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, static_cast<int>(index));
+  }
+  ip_mreqn req{};
+  req.imr_ifindex = static_cast<int>(index);
+  if (::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &req, sizeof req) != 0) {
+    return last_error();
+  }
+  return {};
+}
+
+std::error_code join_group(int fd, const address& group, unsigned index) noexcept {
+  if (group.family() == AF_INET6) {
+    ipv6_mreq req{};
+    req.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(group.data())->sin6_addr;
+    req.ipv6mr_interface =
+        index != 0 ? index : reinterpret_cast<const sockaddr_in6*>(group.data())->sin6_scope_id;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &req, sizeof req) != 0) {
+      return last_error();
+    }
+    return {};
+  }
+  ip_mreqn req{};
+  req.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(group.data())->sin_addr;
+  req.imr_ifindex = static_cast<int>(index);
+  if (::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &req, sizeof req) != 0) {
+    return last_error();
+  }
+  return {};
+}
+
 std::error_code apply_options(int fd, const address& a, const socket_options& o) noexcept {
   std::error_code ec;
   if (a.family() == AF_INET6) {
@@ -93,6 +126,17 @@ std::error_code apply_options(int fd, const address& a, const socket_options& o)
     if (!ec && o.keepalive.enabled) {
       ec = set_keepalive(fd, o.keepalive);
     }
+  }
+  if (a.transport() == transport::udp) {
+    if (!ec && o.broadcast && a.family() == AF_INET) {
+      ec = set_int(fd, SOL_SOCKET, SO_BROADCAST, 1);
+    }
+    if (!ec && o.multicast_interface != 0) {
+      ec = set_multicast_interface(fd, a.family(), o.multicast_interface);
+    }
+  }
+  if (!ec && !o.bind_device.empty()) {
+    ec = set_bind_device(fd, o.bind_device);
   }
   if (!ec && o.recv_buffer > 0) {
     ec = set_recv_buffer(fd, o.recv_buffer);
@@ -169,6 +213,11 @@ result<unique_fd> open_listener(const address& a, const socket_options& o) {
   }
   if (::bind(fd.get(), a.data(), a.size()) != 0) {
     return last_error();
+  }
+  if (a.transport() == transport::udp && a.multicast()) {
+    if (const auto ec = join_group(fd.get(), a, o.multicast_interface)) {
+      return ec;
+    }
   }
   if (type == SOCK_STREAM && ::listen(fd.get(), o.backlog > 0 ? o.backlog : somaxconn()) != 0) {
     return last_error();
@@ -254,6 +303,17 @@ std::error_code set_linger(int fd, std::optional<std::chrono::seconds> linger) n
 
 std::error_code set_reuse_addr(int fd, bool on) noexcept {
   return set_int(fd, SOL_SOCKET, SO_REUSEADDR, on ? 1 : 0);
+}
+
+std::error_code set_bind_device(int fd, const std::string& name) noexcept {
+  if (name.size() >= IFNAMSIZ) {
+    return invalid();
+  }
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size())) != 0) {
+    return last_error();
+  }
+  return {};
 }
 
 std::error_code set_reuse_port(int fd, bool on) noexcept {

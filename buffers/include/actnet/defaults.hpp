@@ -54,4 +54,11 @@ inline constexpr std::size_t inbound_cap = ring_max_capacity;
 /// back (slot table, event array, its thread's block cache, free heap pages), in ms.
 inline constexpr std::size_t idle_release_ms = 1000;
 
+/// UDP: datagrams read per readable event before the loop serves the others.
+inline constexpr std::size_t datagram_batch = 32;
+/// UDP sessions: closed after this long without a datagram from their peer.
+inline constexpr std::size_t udp_session_idle_ms = 30000;
+/// UDP sessions per socket (per loop); further new peers' datagrams are dropped.
+inline constexpr std::size_t udp_max_sessions = 65536;
+
 }  // namespace actnet::defaults

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -30,6 +31,20 @@ namespace actnet {
 class engine;
 class event_loop;
 
+namespace detail {
+
+/// Where a datagram connection's writes go: for a UDP socket actor the sender of the datagram
+/// on_data is handling, for a UDP session its peer.
+struct datagram_endpoint {
+  sockaddr_storage peer{};
+  socklen_t peer_length = 0;
+  connection* socket = nullptr;         // a session: the socket actor that routes to it
+  bool routes = false;                  // a socket actor that hands datagrams to sessions
+  timer_clock::time_point last_seen{};  // a session: its latest datagram
+};
+
+}  // namespace detail
+
 /// A connection actor. Every member function is loop-thread only (the loop that owns the
 /// connection calls the events; call the rest from them, from timers, or through
 /// conn_ref::tell) unless it says otherwise. Debug builds assert the thread.
@@ -38,6 +53,12 @@ class event_loop;
 /// earlier reads (kept in a ring buffer) followed by this read's bytes (still in the loop's read
 /// buffer, so consuming them is zero-copy). Outbound bytes the socket would not take at once wait
 /// in an elastic buffer and go out as the socket drains.
+///
+/// Datagram (UDP) connections differ: on_data sees exactly one datagram, and what it leaves
+/// unconsumed is dropped; each write sends one datagram (to the sender of the datagram being
+/// handled, or to the session's peer) and is never buffered: one the kernel refuses (a full
+/// send buffer: resource_unavailable_try_again) is dropped and its error returned, and the
+/// connection stays open. See engine::listen for socket actors and sessions.
 class connection {
  public:
   connection() = default;
@@ -103,7 +124,7 @@ class connection {
   /// capacity_exceeded past the outbound cap (the connection is then closed with that error).
   std::error_code write(std::span<const std::byte> bytes) {
     check_thread();
-    if (state_ == state::open && out_.empty() && !bytes.empty()) [[likely]] {
+    if (state_ == state::open && dgram_ == nullptr && out_.empty() && !bytes.empty()) [[likely]] {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
@@ -120,10 +141,18 @@ class connection {
   std::error_code write(const byte_views& bytes) {
     return bytes.second.empty() ? write(bytes.first) : write_two(bytes);
   }
-  /// Writes several spans in order with one system call when nothing is waiting.
+  /// Writes several spans in order with one system call when nothing is waiting (a datagram
+  /// connection: as one datagram).
   std::error_code writev(std::span<const std::span<const std::byte>> parts);
   /// Writes a pooled block; buffered without a copy when the socket does not take it all.
   std::error_code write(block payload);
+  /// A datagram connection: sends `bytes` as one datagram to `to` (a udp address, any host).
+  /// Errors: operation_not_supported on a stream, invalid_argument for an address that is not
+  /// udp, connection_closed after close, else the kernel's (the datagram is then dropped).
+  std::error_code send_to(const address& to, std::span<const std::byte> bytes);
+  std::error_code send_to(const address& to, std::string_view text) {
+    return send_to(to, std::as_bytes(std::span(text.data(), text.size())));
+  }
   /// Tries to send what is buffered now; errors as write().
   std::error_code flush();
   /// Bytes waiting to be sent.
@@ -151,7 +180,11 @@ class connection {
   [[nodiscard]] conn_ref ref() const noexcept { return {loop_, slot_, generation_}; }
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] bool is_open() const noexcept { return state_ == state::open; }
+  /// A UDP socket actor or session.
+  [[nodiscard]] bool is_datagram() const noexcept { return dgram_ != nullptr; }
   [[nodiscard]] result<address> local_address() const;
+  /// The peer. A UDP socket actor has one only during on_data (the datagram's sender);
+  /// elsewhere not_connected.
   [[nodiscard]] result<address> remote_address() const;
   [[nodiscard]] event_loop& loop() const noexcept { return *loop_; }
   [[nodiscard]] engine& owner() const noexcept;
@@ -189,6 +222,9 @@ class connection {
   std::error_code write_partial(std::span<const std::byte> bytes, ssize_t sent);
   // write() when it cannot try the socket first: closed, output waiting, or nothing to write.
   std::error_code write_queued(std::span<const std::byte> bytes);
+  // One datagram of `parts` to `to` (the endpoint's peer when null).
+  std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
+                                const sockaddr* to = nullptr, socklen_t to_length = 0);
   void check_thread() const noexcept {
 #ifndef NDEBUG
     assert_loop_thread();
@@ -215,6 +251,8 @@ class connection {
   bool peer_closed_ = false;  // the peer's FIN came while output was still waiting
   bool ring_views_ = false;   // next() returned views into the ring during this on_data
   transport transport_ = transport::tcp;
+  bool counted_ = false;  // in the loop's connection count (every connection but socket actors)
+  std::unique_ptr<detail::datagram_endpoint> dgram_;  // UDP only
   balancer_lease lease_;  // counts this connection on the engine's balancer while it lives
 };
 

@@ -1,6 +1,8 @@
 // engine: the server. N loop actors, its listeners, and how connections reach the loops.
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -8,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -20,6 +23,10 @@
 #include "actnet/reactor/address.hpp"
 #include "actnet/reactor/socket.hpp"
 #include "actnet/reactor/unique_fd.hpp"
+
+namespace spdlog {
+class logger;
+}
 
 namespace actnet {
 
@@ -62,6 +69,26 @@ struct engine_options {
   /// runs on the loop's thread, between events, and takes about a millisecond. After a burst of
   /// connections, the server returns to its idle size.
   std::chrono::milliseconds idle_release{defaults::idle_release_ms};
+  /// Where this engine logs: this spdlog logger, or (null, the default) actnet's own: "actnet"
+  /// on stderr, at the level ACTNET_LOG names, warnings and errors otherwise.
+  std::shared_ptr<spdlog::logger> logger;
+  /// This engine's log level. With no logger given, the engine logs through a copy of actnet's
+  /// at this level, so other engines keep theirs; with one, that logger's level is set.
+  std::optional<spdlog::level::level_enum> log_level;
+};
+
+/// Settings of one listener (engine::listen's optional first argument).
+struct listen_options {
+  /// UDP only. false (the default): each loop's socket is one connection actor, whose on_data
+  /// gets every datagram, write() replying to its sender. true: a connection actor per peer
+  /// address (a session): on_open at its first datagram, on_data for each of its datagrams,
+  /// write() to it, and on_close(timed_out) after session_idle_timeout without a datagram from
+  /// it (or on close() / engine stop).
+  bool udp_sessions = false;
+  std::chrono::milliseconds session_idle_timeout{defaults::udp_session_idle_ms};
+  /// Sessions per socket (so per loop); datagrams from further new peers are dropped, counted in
+  /// event_loop::datagrams_dropped() and logged once a second at most.
+  std::size_t max_sessions = defaults::udp_max_sessions;
 };
 
 /// A server: listen() on one or more addresses, then run() until stop().
@@ -81,15 +108,28 @@ class engine {
   ~engine();
 
   /// Listens on `url` with connections of class Conn (made with `args...`, copied). Returns
-  /// the bound address (the real port when port 0 was asked). Before run() only. Throws
-  /// std::invalid_argument for a bad address and std::system_error when it cannot listen,
-  /// both naming the address.
+  /// the bound address (the real port when port 0 was asked). Before run() only; call it once
+  /// per address, each with its own class (tcp, udp and unix may be mixed). Throws
+  /// std::invalid_argument for a bad address or option and std::system_error when it cannot
+  /// listen, both naming the address.
+  ///
+  /// UDP (udp://, udp4://, udp6://): every loop gets its own socket on the address
+  /// (SO_REUSEPORT; the kernel spreads peers over them by address), read level-triggered in
+  /// batches, whatever edge_triggered says. Each socket is a connection actor (on_open when the
+  /// loop starts, on_close at stop or close(); not counted in count_connections), or, with
+  /// listen_options::udp_sessions, hands each peer its own actor (counted). A multicast group
+  /// address is joined (on socket.multicast_interface) and served by loop 0 alone, which gets
+  /// each datagram once.
   template <class Conn, class... Args>
   address listen(std::string_view url, Args... args) {
-    static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
-    return listen(url, factory([args...] { return std::make_unique<Conn>(args...); }));
+    return listen<Conn>(listen_options{}, url, args...);
   }
-  address listen(std::string_view url, factory make);
+  template <class Conn, class... Args>
+  address listen(const listen_options& options, std::string_view url, Args... args) {
+    static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
+    return listen(url, factory([args...] { return std::make_unique<Conn>(args...); }), options);
+  }
+  address listen(std::string_view url, factory make, const listen_options& options = {});
 
   /// Thread-safe: takes over `fd`, a connected stream socket made elsewhere (TCP or unix), as a
   /// connection of class Conn on the loop the balancer picks (gnet's Enroll). The fd is set
@@ -130,6 +170,9 @@ class engine {
   /// The bound addresses, in listen() order.
   [[nodiscard]] std::vector<address> addresses() const;
 
+  /// Thread-safe: the logger this engine writes to (engine_options::logger and log_level).
+  [[nodiscard]] spdlog::logger& logger() const noexcept { return *logger_; }
+
   /// Runs on the run() thread before the loops start.
   void on_boot(std::function<void(engine&)> fn) { on_boot_ = std::move(fn); }
   /// Runs on the run() thread after every loop has stopped.
@@ -144,12 +187,18 @@ class engine {
     unique_fd fd;  // main-reactor mode: loop 0 accepts on it
     factory make;
     address requested;  // as parsed (keeps tcp6's IPv6-only), for SO_REUSEPORT siblings
+    listen_options options;
+    // UDP: the other loops' sockets, opened with the first so that the SO_REUSEPORT group is
+    // whole before any datagram arrives (a group that grows moves peers between sockets).
+    std::vector<unique_fd> siblings;
   };
   void tick();
   void close_listeners() noexcept;
+  void open_datagram_sockets(std::size_t index);     // run(): post each loop its socket actor
   void pin_thread(std::size_t loop) const noexcept;  // cpu_affinity, on the loop's thread
 
   engine_options options_;
+  std::shared_ptr<spdlog::logger> logger_;
   // Before the loops: destroyed after them, since connections and pending adoptions still
   // hold leases on it while the loops are torn down.
   std::unique_ptr<balancer> balancer_;

@@ -32,6 +32,9 @@ struct engine_options;
 
 namespace detail {
 
+class udp_router;
+struct peer_key;
+
 /// A mailbox message. The built-in kinds carry their payload inline (an fd, a pooled block, a
 /// closure of up to 48 bytes), so posting one allocates nothing of its own.
 struct message {
@@ -105,6 +108,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   /// Loop-thread only: entries in the connection slot table (its high-water mark since the
   /// last idle release; 0 after one).
   [[nodiscard]] std::size_t slot_table_size() const noexcept { return slots_.size(); }
+  /// Thread-safe: datagrams dropped because their socket had max_sessions sessions already.
+  [[nodiscard]] std::uint64_t datagrams_dropped() const noexcept {
+    return datagrams_dropped_.load(std::memory_order_relaxed);
+  }
   /// Thread-safe: how often a sender had to wake this loop (coalesced wake-ups).
   [[nodiscard]] std::uint64_t wakeups() const noexcept { return mailbox_.wakeups(); }
 
@@ -132,6 +139,20 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
   void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make, transport t,
              balancer_lease lease);
+  std::unique_ptr<connection> make_connection(
+      const std::function<std::unique_ptr<connection>()>& make);  // null (logged) on failure
+  // Gives `c` a slot and, when `interest` is not 0, registers fd with the poller. Null (logged,
+  // fd left open) on failure.
+  connection* install(std::unique_ptr<connection> c, int fd, transport t, std::uint32_t interest,
+                      bool counted);
+  void open(connection& c);  // on_open
+  // UDP: the socket actor of listener `listener_index` on this loop, and its datagrams.
+  void open_datagram(std::size_t listener_index, unique_fd fd);
+  void read_datagrams(connection& c);
+  void route_datagram(detail::udp_router& router, std::span<const std::byte> datagram);
+  connection* open_session(detail::udp_router& router, const detail::peer_key& key);
+  void watch_session_idle(conn_ref session, std::chrono::nanoseconds wait);
+  void note_refused_session();
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);
@@ -181,9 +202,12 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
   std::uint64_t dropped_accepts_ = 0;  // since the last log line about them
   timer_clock::time_point last_drop_log_{};
+  std::uint64_t refused_sessions_ = 0;  // since the last log line about them
+  timer_clock::time_point last_refusal_log_{};
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> datagrams_dropped_{0};
 };
 
 }  // namespace actnet

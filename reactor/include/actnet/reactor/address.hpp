@@ -62,6 +62,8 @@ class address {
   [[nodiscard]] bool v6_only() const noexcept { return v6_only_; }
   /// A unix abstract name (unix://@name), which lives in no file system.
   [[nodiscard]] bool abstract() const noexcept;
+  /// An IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast group.
+  [[nodiscard]] bool multicast() const noexcept;
   /// The form parse() reads back into an equal address: "tcp://127.0.0.1:8080",
   /// "tcp6://[::1]:8080", "udp://[fe80::1%eth0]:53", "unix:///tmp/s.sock", "unix://@name".
   [[nodiscard]] std::string to_string() const;

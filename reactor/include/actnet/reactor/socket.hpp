@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <system_error>
 
 #include "actnet/reactor/address.hpp"
@@ -34,6 +35,12 @@ struct socket_options {
   int recv_buffer = 0;          ///< SO_RCVBUF in bytes; 0 keeps the OS default
   int send_buffer = 0;          ///< SO_SNDBUF in bytes; 0 keeps the OS default
   int backlog = 0;              ///< listen() backlog; 0 means somaxconn()
+  /// SO_BINDTODEVICE: only traffic through this network interface ("lo", "eth0"); empty: any.
+  std::string bind_device;
+  /// UDP multicast: the interface (index, as if_nametoindex gives) to join groups on and send
+  /// multicast from (IP_MULTICAST_IF / IPV6_MULTICAST_IF); 0 lets the routing table choose.
+  unsigned multicast_interface = 0;
+  bool broadcast = true;  ///< SO_BROADCAST on UDP IPv4 sockets: may send to broadcast addresses
 };
 
 /// The listen backlog the kernel allows: /proc/sys/net/core/somaxconn capped at 65535, or 4096
@@ -41,9 +48,10 @@ struct socket_options {
 [[nodiscard]] int somaxconn() noexcept;
 
 /// A non-blocking, close-on-exec socket listening on `a` (tcp, unix) or bound to it (udp), with
-/// `o` applied before bind. IPv6 sockets get IPV6_V6ONLY set to a.v6_only() either way, so
-/// tcp://[::]:port is dual-stack whatever the sysctl default. For a unix path, a socket file
-/// nobody listens on (left by a crash) is removed before bind; a live one gives
+/// `o` applied before bind. A udp multicast address is bound (so only the group's datagrams
+/// arrive) and its group joined on o.multicast_interface. IPv6 sockets get IPV6_V6ONLY set to
+/// a.v6_only() either way, so tcp://[::]:port is dual-stack whatever the sysctl default. For a unix
+/// path, a socket file nobody listens on (left by a crash) is removed before bind; a live one gives
 /// address_in_use and any other kind of file gives file_exists: only sockets are ever deleted.
 /// Finding out whether a socket file is live connects to it, so a live server sees one
 /// connection open and close. Negative or invalid options give invalid_argument.
@@ -72,6 +80,9 @@ struct socket_options {
                                          std::optional<std::chrono::seconds> linger) noexcept;
 [[nodiscard]] std::error_code set_reuse_addr(int fd, bool on) noexcept;
 [[nodiscard]] std::error_code set_reuse_port(int fd, bool on) noexcept;
+/// SO_BINDTODEVICE to the interface `name`; an empty name unbinds. A name of IFNAMSIZ bytes or
+/// more gives invalid_argument, an unknown one no_such_device.
+[[nodiscard]] std::error_code set_bind_device(int fd, const std::string& name) noexcept;
 
 /// getsockname() / getpeername() as an address of transport `t`. A socket whose family does
 /// not fit `t` gives address_family_not_supported; an unconnected one has no peer (not_connected).
