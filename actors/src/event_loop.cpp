@@ -29,6 +29,9 @@ namespace actnet {
 namespace {
 
 constexpr std::uint64_t listener_tag = std::uint64_t{1} << 63;
+// With listener_tag: a UDP socket actor, by slot (it leaves the poller before its slot is
+// reused), so the stream connections' path has no datagram check.
+constexpr std::uint64_t datagram_tag = std::uint64_t{1} << 62;
 
 std::uint64_t key_of(std::uint32_t slot, std::uint32_t generation) noexcept {
   return (std::uint64_t{generation} << 32) | slot;
@@ -130,10 +133,6 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
 }
 
 [[gnu::always_inline]] inline void event_loop::read_from(connection& c) {
-  if (c.dgram_ != nullptr) [[unlikely]] {
-    read_datagrams(c);
-    return;
-  }
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
@@ -220,6 +219,12 @@ void event_loop::run() {
         }
       } else if (key == poller::wake_key) {
         poller_.consume_wake();  // the mailbox is drained below
+      } else if ((key & datagram_tag) != 0) {
+        const auto slot = static_cast<std::uint32_t>(key);
+        if (slot < slots_.size() && slots_[slot].conn != nullptr && slots_[slot].conn->is_open()) {
+          read_datagrams(*slots_[slot].conn);
+          reap();
+        }
       } else {
         const auto listener = static_cast<std::size_t>(key & ~listener_tag);
         const int fd = options_.reuse_port && listener < listeners_.size() && listeners_[listener]
@@ -469,7 +474,9 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
   if (interest != 0) {
-    if (const std::error_code ec = poller_.add(fd, interest, key_of(slot, generation))) {
+    const std::uint64_t key =
+        c->dgram_ != nullptr ? listener_tag | datagram_tag | slot : key_of(slot, generation);
+    if (const std::error_code ec = poller_.add(fd, interest, key)) {
       owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
       slots_[slot].generation = 0;
       free_slots_.push_back(slot);
