@@ -121,4 +121,41 @@ inline int open_fds() {
   return n;
 }
 
+/// A blocking UDP client of `server`, bound to its loopback address (127.0.0.1 for a multicast
+/// group), with a receive timeout.
+class udp_client {
+ public:
+  explicit udp_client(const address& server, int timeout_ms = 20000) : server_(server) {
+    fd_ = ::socket(server.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    // Bound to the server's loopback address, so local() is the address the server sees.
+    const address here =
+        server.multicast() ? address::parse("udp4://127.0.0.1:0") : server.with_port(0);
+    ::bind(fd_, here.data(), here.size());
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  udp_client(const udp_client&) = delete;
+  udp_client& operator=(const udp_client&) = delete;
+  ~udp_client() { ::close(fd_); }
+
+  bool send(std::string_view s) const { return send_to(server_, s); }
+  bool send_to(const address& to, std::string_view s) const {
+    return ::sendto(fd_, s.data(), s.size(), 0, to.data(), to.size()) ==
+           static_cast<ssize_t>(s.size());
+  }
+  /// One datagram ("" after the timeout).
+  [[nodiscard]] std::string receive() const {
+    std::string out(65536, '\0');
+    const ssize_t n = ::recv(fd_, out.data(), out.size(), 0);
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+  }
+  [[nodiscard]] address local() const { return *local_address(fd_, transport::udp); }
+  [[nodiscard]] int fd() const { return fd_; }
+
+ private:
+  address server_;
+  int fd_ = -1;
+};
+
 }  // namespace actnet::test
