@@ -84,9 +84,10 @@ inline common_flags parse_flags(
   return f;
 }
 
-/// Listens, prints the addresses, runs until SIGINT/SIGTERM. Returns the process exit code.
-template <class Conn>
-int serve(const common_flags& flags) {
+/// Listens (connections of class Conn made with `args...`), lets `setup` add hooks to the
+/// engine, prints the addresses, runs until SIGINT/SIGTERM. Returns the process exit code.
+template <class Conn, class... Args>
+int serve(const common_flags& flags, const std::function<void(engine&)>& setup = {}, Args... args) {
   // Block the stop signals in every thread; one thread waits for them and stops the engine.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -96,8 +97,11 @@ int serve(const common_flags& flags) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   try {
     engine e(flags.options);
+    if (setup) {
+      setup(e);
+    }
     for (const std::string& url : flags.listen) {
-      const address bound = e.listen<Conn>(url);
+      const address bound = e.listen<Conn>(url, args...);
       std::printf("listening on %s\n", bound.to_string().c_str());
     }
     std::fflush(stdout);

@@ -1,5 +1,5 @@
-// echo_server: writes back every byte it receives. The smallest actnet server, and the one the
-// perf harness measures.
+// echo_server: writes back every byte it receives, over TCP, unix sockets and UDP (one class
+// for all three). The smallest actnet server, and the one the perf harness measures.
 #include <actnet/actors/connection.hpp>
 #include <array>
 #include <cstring>
@@ -19,8 +19,9 @@ class echo_connection final : public actnet::connection {
 constexpr std::string_view usage =
     R"(usage: echo_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST] [--et]
                    [--reuseport]
-  --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
-                 default tcp://127.0.0.1:7000; port 0 picks a free port)
+  --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://HOST:PORT (each
+                 datagram echoed to its sender), unix://PATH or unix://@NAME (repeatable,
+                 mixed kinds welcome; default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY  which loop gets each connection: round_robin (default), source_addr_hash
                  (one loop per client IP) or least_connections

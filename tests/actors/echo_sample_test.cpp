@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/sample_process.hpp"
 #include "actors/test_util.hpp"
 
 #if defined(__has_feature)
@@ -26,62 +27,14 @@
 namespace actnet {
 namespace {
 
-// echo_server as a child process: started with `loops` loops (and an fd limit when asked),
-// its first line read for the address, stopped with SIGTERM by stop().
-struct echo_process {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-  std::string first_line;
-  address bound;
-
+// echo_server as a child process, started with `loops` loops (and an fd limit when asked).
+struct echo_process : test::sample_process {
   explicit echo_process(const char* loops, rlim_t fd_limit = 0, const char* lb = "round_robin",
-                        const char* cpus = "") {
-    int fds[2];
-    if (::pipe(fds) != 0) {
-      return;
-    }
-    pid = ::fork();
-    if (pid == 0) {
-      if (fd_limit > 0) {
-        const rlimit limit{fd_limit, fd_limit};
-        ::setrlimit(RLIMIT_NOFILE, &limit);
-      }
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      ::execl(ACTNET_ECHO_SERVER, ACTNET_ECHO_SERVER, "--listen", "tcp://127.0.0.1:0", "--loops",
-              loops, "--lb", lb, "--cpus", cpus, static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    ::close(fds[1]);
-    out = ::fdopen(fds[0], "r");
-    char line[256] = {};
-    if (out != nullptr && std::fgets(line, sizeof line, out) != nullptr) {
-      first_line = line;
-      if (first_line.rfind("listening on ", 0) == 0) {
-        bound = address::parse(first_line.substr(13, first_line.size() - 14));
-      }
-    }
-  }
-  echo_process(const echo_process&) = delete;
-  echo_process& operator=(const echo_process&) = delete;
-  ~echo_process() {
-    if (pid > 0) {
-      (void)stop();
-    }
-    if (out != nullptr) {
-      std::fclose(out);
-    }
-  }
-
-  /// SIGTERM, then the exit status (as from waitpid).
-  int stop() {
-    ::kill(pid, SIGTERM);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return status;
-  }
+                        const char* cpus = "")
+      : sample_process(
+            ACTNET_ECHO_SERVER,
+            {"--listen", "tcp://127.0.0.1:0", "--loops", loops, "--lb", lb, "--cpus", cpus},
+            fd_limit) {}
 };
 
 TEST(echo_sample, prints_its_address_echoes_and_stops_cleanly_on_sigterm) {
@@ -95,6 +48,30 @@ TEST(echo_sample, prints_its_address_echoes_and_stops_cleanly_on_sigterm) {
   const int status = server.stop();
   EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(echo_sample, serves_tcp_udp_and_unix_listeners_at_once) {
+  const std::string path = "/tmp/actnet-echo-sample-" + std::to_string(::getpid()) + ".sock";
+  test::sample_process server(ACTNET_ECHO_SERVER,
+                              {"--loops", "2", "--listen", "tcp://127.0.0.1:0", "--listen",
+                               "udp://127.0.0.1:0", "--listen", "unix://" + path},
+                              0, 3);
+  ASSERT_EQ(server.addresses.size(), 3U) << server.first_line;
+  for (const std::size_t i : {0, 2}) {
+    const int fd = test::connect_to(server.addresses[i]);
+    ASSERT_GE(fd, 0) << server.addresses[i].to_string();
+    ASSERT_TRUE(test::send_all(fd, "stream echo"));
+    EXPECT_EQ(test::recv_exact(fd, 11), "stream echo");
+    ::close(fd);
+  }
+  const test::udp_client client(server.addresses[1]);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(client.send("datagram " + std::to_string(i)));
+    EXPECT_EQ(client.receive(), "datagram " + std::to_string(i));
+  }
+  const int status = server.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file goes with the server";
 }
 
 TEST(echo_sample, serves_with_each_load_balancing_strategy_and_rejects_an_unknown_one) {
