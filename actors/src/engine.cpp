@@ -175,6 +175,9 @@ address engine::listen(std::string_view url, factory make, const listen_options&
   if (wanted.transport() == transport::udp && !wanted.multicast() && loops_.size() > 1) {
     socket.reuse_port = true;  // a socket per loop
   }
+  if (wanted.multicast()) {
+    socket.reuse_port = false;  // one socket: a group's datagrams reach every socket bound to it
+  }
   result<unique_fd> fd = open_listener(wanted, socket);
   if (!fd) {
     throw std::system_error(fd.error(), "actnet: cannot listen on '" + std::string(url) + "'");
@@ -182,7 +185,7 @@ address engine::listen(std::string_view url, factory make, const listen_options&
   const result<address> local = local_address(fd->get(), wanted.transport());
   const address bound = local ? *local : wanted;
   std::vector<unique_fd> siblings;
-  if (socket.reuse_port && wanted.transport() == transport::udp) {
+  if (wanted.transport() == transport::udp && !wanted.multicast()) {
     for (std::size_t k = 1; k < loops_.size(); ++k) {
       result<unique_fd> sibling = open_listener(wanted.with_port(bound.port()), socket);
       if (!sibling) {

@@ -489,12 +489,15 @@ class counting_datagrams : public connection {
   std::atomic<int>* count_;
 };
 
-TEST(udp, a_multicast_group_is_joined_and_each_datagram_arrives_once) {
+class multicast : public ::testing::TestWithParam<bool> {};
+
+TEST_P(multicast, a_group_is_joined_and_each_datagram_arrives_once) {
   const unsigned lo = ::if_nametoindex("lo");
   ASSERT_NE(lo, 0U);
   std::atomic<int> received{0};
   engine_options o = test::small_options(2);
   o.socket.multicast_interface = lo;
+  o.reuse_port = GetParam();
   running_engine e(o);
   const address group = e->listen<counting_datagrams>("udp4://239.255.42.99:0", &received);
   e.start();
@@ -513,6 +516,9 @@ TEST(udp, a_multicast_group_is_joined_and_each_datagram_arrives_once) {
   ASSERT_TRUE(eventually([&] { return received.load() >= count + 1; }));
   EXPECT_EQ(received.load(), count + 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(udp, multicast, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "reuse_port" : "main_reactor"; });
 
 TEST(udp, an_ipv6_multicast_group_is_joined_on_the_interface) {
   const unsigned lo = ::if_nametoindex("lo");
