@@ -144,6 +144,7 @@ engine::~engine() {
 }
 
 void engine::close_listeners() noexcept {
+  const std::lock_guard lock(listener_fds_);
   for (listener& l : listeners_) {
     if (l.fd && l.bound.transport() == transport::unix_stream && !l.bound.abstract()) {
       const auto* un = reinterpret_cast<const sockaddr_un*>(l.bound.data());
@@ -164,9 +165,10 @@ address engine::listen(std::string_view url, factory make, const listen_options&
   if (options.udp_sessions && wanted.transport() != transport::udp) {
     bad("udp_sessions is for udp addresses");
   }
-  if (options.session_idle_timeout.count() <= 0) {
+  if (options.session_idle_timeout.count() <= 0 ||
+      options.session_idle_timeout > std::chrono::hours(24 * 365)) {
     bad("session_idle_timeout = " + std::to_string(options.session_idle_timeout.count()) +
-        " ms: must be positive");
+        " ms: must be positive and at most a year");
   }
   if (options.max_sessions == 0) {
     bad("max_sessions = 0: must be at least 1");
@@ -277,7 +279,15 @@ std::error_code engine::enroll(int fd, factory make) {
   return {};
 }
 
+void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
+  if (loop == 0) {  // loop 0's socket is a duplicate of this one: both must go
+    const std::lock_guard lock(listener_fds_);
+    listeners_[index].fd.reset();
+  }
+}
+
 result<unique_fd> engine::dup_listener(std::size_t index) const {
+  const std::lock_guard lock(listener_fds_);
   if (index >= listeners_.size()) {
     return std::make_error_code(std::errc::invalid_argument);
   }

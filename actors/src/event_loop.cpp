@@ -29,8 +29,8 @@ namespace actnet {
 namespace {
 
 constexpr std::uint64_t listener_tag = std::uint64_t{1} << 63;
-// With listener_tag: a UDP socket actor, by slot (it leaves the poller before its slot is
-// reused), so the stream connections' path has no datagram check.
+// With listener_tag: a UDP socket actor (generation << 32 | slot, as a connection's key), so
+// the stream connections' path has no datagram check.
 constexpr std::uint64_t datagram_tag = std::uint64_t{1} << 62;
 
 std::uint64_t key_of(std::uint32_t slot, std::uint32_t generation) noexcept {
@@ -220,9 +220,12 @@ void event_loop::run() {
       } else if (key == poller::wake_key) {
         poller_.consume_wake();  // the mailbox is drained below
       } else if ((key & datagram_tag) != 0) {
-        const auto slot = static_cast<std::uint32_t>(key);
-        if (slot < slots_.size() && slots_[slot].conn != nullptr && slots_[slot].conn->is_open()) {
-          read_datagrams(*slots_[slot].conn);
+        // The generation matters: a socket actor closed earlier in this batch may have had
+        // its slot taken by another connection since.
+        const std::uint64_t k = key & ~(listener_tag | datagram_tag);
+        connection* c = find(static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32));
+        if (c != nullptr && c->is_open() && c->dgram_ != nullptr && c->dgram_->socket == nullptr) {
+          read_datagrams(*c);
           reap();
         }
       } else {
@@ -461,8 +464,9 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
     free_slots_.pop_back();
   }
   const std::uint32_t generation = next_generation_;
-  // Generations stay below 2^31, so a connection's epoll key never has the listener bit.
-  next_generation_ = (next_generation_ + 1) & 0x7fffffffU;
+  // Generations stay below 2^30, so a key (generation << 32 | slot) never has the listener or
+  // the datagram bit.
+  next_generation_ = (next_generation_ + 1) & 0x3fffffffU;
   next_generation_ = next_generation_ == 0 ? 1 : next_generation_;
   slots_[slot].generation = generation;
   c->loop_ = this;
@@ -474,8 +478,9 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
   if (interest != 0) {
-    const std::uint64_t key =
-        c->dgram_ != nullptr ? listener_tag | datagram_tag | slot : key_of(slot, generation);
+    const std::uint64_t key = c->dgram_ != nullptr
+                                  ? listener_tag | datagram_tag | key_of(slot, generation)
+                                  : key_of(slot, generation);
     if (const std::error_code ec = poller_.add(fd, interest, key)) {
       owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
       slots_[slot].generation = 0;
@@ -571,6 +576,7 @@ void event_loop::open_datagram(std::size_t listener_index, unique_fd owned) {
   }
   auto endpoint = std::make_unique<detail::datagram_endpoint>();
   endpoint->routes = l.options.udp_sessions;
+  endpoint->listener = listener_index;
   c->dgram_ = std::move(endpoint);
   // Level-triggered whatever the engine's mode: read_datagrams takes a bounded batch per event.
   if (connection* conn = install(std::move(c), owned.get(), transport::udp, io::readable, false)) {
@@ -585,7 +591,8 @@ void event_loop::read_datagrams(connection& c) {
   detail::datagram_endpoint& ep = *c.dgram_;
   for (std::size_t i = 0; i < defaults::datagram_batch; ++i) {
     ep.peer_length = sizeof ep.peer;
-    const ssize_t n = ::recvfrom(c.fd_, read_buffer_.data(), read_buffer_.size(), 0,
+    // MSG_TRUNC: the datagram's real length, so one cut to the read buffer is seen.
+    const ssize_t n = ::recvfrom(c.fd_, read_buffer_.data(), read_buffer_.size(), MSG_TRUNC,
                                  reinterpret_cast<sockaddr*>(&ep.peer), &ep.peer_length);  // NOLINT
     if (n < 0) {
       ep.peer_length = 0;
@@ -597,6 +604,11 @@ void event_loop::read_datagrams(connection& c) {
         finish(c, {e, std::system_category()});
       }
       return;
+    }
+    if (static_cast<std::size_t>(n) > read_buffer_.size()) {
+      ep.peer_length = 0;
+      note_dropped_datagram("longer than read_buffer_size");  // never half a datagram
+      continue;
     }
     const std::span<const std::byte> datagram(read_buffer_.data(), static_cast<std::size_t>(n));
     if (ep.routes) {
@@ -621,7 +633,7 @@ void event_loop::route_datagram(detail::udp_router& router, std::span<const std:
     session = found->second;
   } else {
     if (router.sessions.size() >= l.options.max_sessions) {
-      note_refused_session();
+      note_dropped_datagram("from a new peer past max_sessions");
       return;
     }
     session = open_session(router, key);
@@ -679,15 +691,15 @@ void event_loop::watch_session_idle(conn_ref session, std::chrono::nanoseconds w
   });
 }
 
-void event_loop::note_refused_session() {
+void event_loop::note_dropped_datagram(const char* why) {
   datagrams_dropped_.fetch_add(1, std::memory_order_relaxed);
-  ++refused_sessions_;
+  ++unlogged_drops_;
   const auto now = timer_clock::now();
-  if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
-    owner_.logger().warn("loop {}: UDP max_sessions reached; dropped datagrams from {} new peer(s)",
-                         index_, refused_sessions_);
-    refused_sessions_ = 0;
-    last_refusal_log_ = now;
+  if (now - last_datagram_drop_log_ >= std::chrono::seconds(1)) {
+    owner_.logger().warn("loop {}: dropped {} datagram(s) (the latest {})", index_, unlogged_drops_,
+                         why);
+    unlogged_drops_ = 0;
+    last_datagram_drop_log_ = now;
   }
 }
 
@@ -755,6 +767,12 @@ void event_loop::reap_scheduled() noexcept {
           .sessions.erase(key_of_peer(c.dgram_->peer));
     } else {
       ::close(c.fd_);
+      if (c.dgram_ != nullptr && !stopping_) {
+        // A socket actor closed while serving: its socket must leave the port's SO_REUSEPORT
+        // group, or the kernel keeps sending it peers nobody reads. (Loop 0's is a duplicate
+        // of the engine's, which closes with it.)
+        owner_.socket_actor_closed(c.dgram_->listener, index_);
+      }
     }
     slot_entry& s = slots_[c.slot_];
     s.conn = nullptr;
@@ -792,9 +810,17 @@ void event_loop::release_idle_memory() noexcept {
     std::vector<slot_entry>().swap(slots_);
     std::vector<std::uint32_t>().swap(free_slots_);
   }
-  std::vector<closing>().swap(closing_);
-  std::vector<std::span<std::byte>>().swap(retired_);
-  std::vector<conn_ref>().swap(continue_reading_);
+  // Only what is empty: a close still pending here (a UDP socket actor's: those are not
+  // counted) must still be carried out.
+  if (closing_.empty()) {
+    std::vector<closing>().swap(closing_);
+  }
+  if (retired_.empty()) {
+    std::vector<std::span<std::byte>>().swap(retired_);
+  }
+  if (continue_reading_.empty()) {
+    std::vector<conn_ref>().swap(continue_reading_);
+  }
   poller_.shrink();
   block_pool::release_idle_memory();
 #if defined(__GLIBC__)

@@ -112,7 +112,11 @@ std::error_code apply_options(int fd, const address& a, const socket_options& o)
   if (a.family() == AF_INET6) {
     ec = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, a.v6_only() ? 1 : 0);
   }
-  if (!ec && o.reuse_addr) {
+  // Not on unicast UDP: two UDP sockets with SO_REUSEADDR may bind one port, and a second
+  // server on it would start without an error and take a share of the datagrams.
+  // (SO_REUSEPORT, which actnet's own per-loop sockets use, must be asked for by both.)
+  const bool unicast_udp = a.transport() == transport::udp && !a.multicast();
+  if (!ec && o.reuse_addr && !unicast_udp) {
     ec = set_reuse_addr(fd, true);
   }
   // A unix socket has no port to share.

@@ -15,11 +15,14 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/test_util.hpp"
@@ -235,6 +238,85 @@ TEST(udp, edge_triggered_engines_serve_udp_level_triggered) {
   }
 }
 
+TEST(udp, a_datagram_longer_than_the_read_buffer_is_dropped_and_counted_never_cut) {
+  engine_options o = test::small_options();
+  o.read_buffer_size = 1024;
+  running_engine e(o);
+  const address bound = e->listen<udp_echo>("udp://127.0.0.1:0");
+  e.start();
+  const udp_client client(bound);
+  ASSERT_TRUE(client.send(std::string(2000, 'L')));
+  ASSERT_TRUE(client.send("short"));
+  EXPECT_EQ(client.receive(), "short") << "the long one is not echoed, cut or whole";
+  EXPECT_EQ(e->loop(0).datagrams_dropped(), 1U);
+}
+
+TEST(udp, a_second_server_on_the_same_udp_port_is_refused) {
+  engine first(test::small_options());
+  const address bound = first.listen<udp_echo>("udp://127.0.0.1:0");
+  engine second(test::small_options());
+  try {
+    (void)second.listen<udp_echo>(bound.to_string());
+    ADD_FAILURE() << "a second socket bound " << bound.to_string();
+  } catch (const std::system_error& ex) {
+    EXPECT_EQ(ex.code(), std::errc::address_in_use) << ex.what();
+  }
+}
+
+TEST(udp, a_closed_socket_actor_gives_its_port_back) {
+  datagram_log log;
+  running_engine e;
+  const address bound = e->listen<closing_on_quit>("udp://127.0.0.1:0", &log);
+  e.start();
+  const udp_client client(bound);
+  ASSERT_TRUE(client.send("quit"));
+  ASSERT_TRUE(eventually([&] { return log.closed.load() == 1; }));
+  // No socket keeps the port (the engine's own copy closed with loop 0's actor).
+  EXPECT_EQ(e->dup_listener(0).error(), std::errc::bad_file_descriptor);
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(::bind(fd, bound.data(), bound.size()), 0) << std::strerror(errno);
+  ::close(fd);
+}
+
+class publishing_socket : public connection {
+ public:
+  explicit publishing_socket(std::promise<conn_ref>* p) : p_(p) {}
+  void on_open() override { p_->set_value(ref()); }
+  void on_close(std::error_code /*reason*/) override { closed++; }
+  static inline std::atomic<int> closed{0};
+
+ private:
+  std::promise<conn_ref>* p_;
+};
+
+class plain : public connection {};
+
+TEST(udp, a_socket_actor_closed_in_the_same_timer_batch_as_the_idle_release_still_closes) {
+  // The idle release (due once the TCP client leaves) and a timer that closes the UDP socket
+  // actor run in one batch, because a third timer holds the loop until both are due. The
+  // release must not drop the pending close (socket actors are not counted as connections).
+  publishing_socket::closed = 0;
+  std::promise<conn_ref> socket_ref;
+  engine_options o = test::small_options();
+  o.idle_release = std::chrono::milliseconds(60);
+  running_engine e(o);
+  const address tcp = e->listen<plain>("tcp://127.0.0.1:0");
+  (void)e->listen<publishing_socket>("udp://127.0.0.1:0", &socket_ref);
+  e.start();
+  const conn_ref udp_socket = socket_ref.get_future().get();
+  const int fd = test::connect_to(tcp);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 1; }));
+  ::close(fd);
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 0; }));
+  udp_socket.tell<connection>([](connection& c) {
+    (void)c.loop().after(std::chrono::milliseconds(5),
+                         [] { std::this_thread::sleep_for(std::chrono::milliseconds(150)); });
+    (void)c.after(std::chrono::milliseconds(20), [](connection& self) { self.close(); });
+  });
+  EXPECT_TRUE(eventually([&] { return publishing_socket::closed.load() == 1; }));
+}
+
 // -- sessions --
 
 struct session_log {
@@ -415,6 +497,9 @@ TEST(udp, session_options_are_checked) {
   EXPECT_THROW(e.listen<udp_echo>(sessions(), "tcp://127.0.0.1:0"), std::invalid_argument);
   EXPECT_THROW(e.listen<udp_echo>(sessions(std::chrono::milliseconds(0)), "udp://127.0.0.1:0"),
                std::invalid_argument);
+  EXPECT_THROW(e.listen<udp_echo>(sessions(std::chrono::milliseconds::max()), "udp://127.0.0.1:0"),
+               std::invalid_argument)
+      << "a timeout past a year would overflow the timer";
   try {
     e.listen<udp_echo>(sessions(std::chrono::seconds(1), 0), "udp://127.0.0.1:0");
     ADD_FAILURE() << "max_sessions 0 accepted";

@@ -40,6 +40,7 @@ struct datagram_endpoint {
   socklen_t peer_length = 0;
   connection* socket = nullptr;         // a session: the socket actor that routes to it
   bool routes = false;                  // a socket actor that hands datagrams to sessions
+  std::size_t listener = 0;             // a socket actor: its engine listener
   timer_clock::time_point last_seen{};  // a session: its latest datagram
 };
 
@@ -58,7 +59,8 @@ struct datagram_endpoint {
 /// unconsumed is dropped; each write sends one datagram (to the sender of the datagram being
 /// handled, or to the session's peer) and is never buffered: one the kernel refuses (a full
 /// send buffer: resource_unavailable_try_again) is dropped and its error returned, and the
-/// connection stays open. See engine::listen for socket actors and sessions.
+/// connection stays open. An empty write sends an empty datagram; writev takes at most 64
+/// parts (argument_list_too_long beyond). See engine::listen for socket actors and sessions.
 class connection {
  public:
   connection() = default;

@@ -146,9 +146,9 @@ class engine {
 
   /// A duplicate of listener `index`'s socket (listen() order), close-on-exec, for
   /// handing the port over to another process or engine (gnet's Dup). It keeps listening after
-  /// this engine stops. Call it before run() or from a handler (not during shutdown). Errors:
-  /// invalid_argument for an unknown index, bad_file_descriptor once the listener is closed, or
-  /// dup's error.
+  /// this engine stops. Thread-safe. Errors: invalid_argument for an unknown index,
+  /// bad_file_descriptor once the listener is closed (at stop, or for UDP once loop 0's socket
+  /// actor has closed), or dup's error.
   [[nodiscard]] result<unique_fd> dup_listener(std::size_t index) const;
 
   /// Blocks until stop() (or a handler's shutdown_engine()): on_boot, the loops, and at the end
@@ -194,7 +194,9 @@ class engine {
   };
   void tick();
   void close_listeners() noexcept;
-  void open_datagram_sockets(std::size_t index);     // run(): post each loop its socket actor
+  void open_datagram_sockets(std::size_t index);  // run(): post each loop its socket actor
+  // A UDP socket actor closed before stop (loop thread): loop 0's socket leaves the port.
+  void socket_actor_closed(std::size_t index, std::size_t loop) noexcept;
   void pin_thread(std::size_t loop) const noexcept;  // cpu_affinity, on the loop's thread
 
   engine_options options_;
@@ -204,6 +206,7 @@ class engine {
   std::unique_ptr<balancer> balancer_;
   std::vector<std::unique_ptr<event_loop>> loops_;
   std::vector<listener> listeners_;
+  mutable std::mutex listener_fds_;  // listeners_[i].fd once run() has started
   std::function<void(engine&)> on_boot_;
   std::function<void(engine&)> on_shutdown_;
   std::function<std::chrono::nanoseconds(engine&)> on_tick_;

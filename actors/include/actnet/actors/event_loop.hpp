@@ -106,9 +106,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     return dropped_.load(std::memory_order_relaxed);
   }
   /// Loop-thread only: entries in the connection slot table (its high-water mark since the
-  /// last idle release; 0 after one).
+  /// last idle release; 0 after one, unless a UDP socket actor holds a slot).
   [[nodiscard]] std::size_t slot_table_size() const noexcept { return slots_.size(); }
-  /// Thread-safe: datagrams dropped because their socket had max_sessions sessions already.
+  /// Thread-safe: datagrams dropped: from a new peer when the socket had max_sessions sessions
+  /// already, or longer than read_buffer_size (never delivered cut).
   [[nodiscard]] std::uint64_t datagrams_dropped() const noexcept {
     return datagrams_dropped_.load(std::memory_order_relaxed);
   }
@@ -152,7 +153,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void route_datagram(detail::udp_router& router, std::span<const std::byte> datagram);
   connection* open_session(detail::udp_router& router, const detail::peer_key& key);
   void watch_session_idle(conn_ref session, std::chrono::nanoseconds wait);
-  void note_refused_session();
+  void note_dropped_datagram(const char* why);  // counted; logged once a second at most
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);
@@ -202,8 +203,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
   std::uint64_t dropped_accepts_ = 0;  // since the last log line about them
   timer_clock::time_point last_drop_log_{};
-  std::uint64_t refused_sessions_ = 0;  // since the last log line about them
-  timer_clock::time_point last_refusal_log_{};
+  std::uint64_t unlogged_drops_ = 0;  // datagrams dropped since the last log line about them
+  timer_clock::time_point last_datagram_drop_log_{};
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};

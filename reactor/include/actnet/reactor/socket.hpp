@@ -28,7 +28,9 @@ struct keepalive {
 };
 
 struct socket_options {
-  bool reuse_addr = true;       ///< SO_REUSEADDR: rebind at once while old connections linger
+  /// SO_REUSEADDR: rebind at once while old connections linger (TCP), share a multicast port
+  /// (UDP). Never set on unicast UDP, where it would let a second server bind the same port.
+  bool reuse_addr = true;
   bool reuse_port = false;      ///< SO_REUSEPORT: several listeners share one port (not unix)
   bool tcp_nodelay = true;      ///< TCP_NODELAY (tcp only); accepted sockets inherit it
   actnet::keepalive keepalive;  ///< tcp only; accepted sockets inherit it
