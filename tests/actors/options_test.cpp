@@ -32,7 +32,20 @@ struct observed {
   std::error_code write_error;
   std::error_code close_reason;
   std::atomic<int> closed{0};
+
+  void note_close(std::error_code reason) {
+    const std::lock_guard lock(mutex);
+    close_reason = reason;
+    closed++;
+  }
 };
+
+// Raises `high` to `value` if that is higher (several loops may race to it).
+void raise_to(std::atomic<std::size_t>& high, std::size_t value) {
+  std::size_t seen = high.load();
+  while (value > seen && !high.compare_exchange_weak(seen, value)) {
+  }
+}
 
 // Consumes everything, noting the most one on_data saw.
 class measuring : public connection {
@@ -40,9 +53,7 @@ class measuring : public connection {
   explicit measuring(observed* o) : o_(o) {}
   void on_data() override {
     const std::size_t n = inbound_buffered();
-    std::size_t seen = o_->largest_delivery.load();
-    while (n > seen && !o_->largest_delivery.compare_exchange_weak(seen, n)) {
-    }
+    raise_to(o_->largest_delivery, n);
     o_->total += n;
     (void)discard(n);
   }
@@ -75,10 +86,7 @@ class flooding : public connection {
     const std::string block(16 * 1024, 'y');
     for (int i = 0; i < 4096; ++i) {
       const std::error_code ec = write(block);
-      std::size_t seen = o_->largest_outbound.load();
-      const std::size_t now = outbound_buffered();
-      while (now > seen && !o_->largest_outbound.compare_exchange_weak(seen, now)) {
-      }
+      raise_to(o_->largest_outbound, outbound_buffered());
       if (ec) {
         const std::lock_guard lock(o_->mutex);
         o_->write_error = ec;
@@ -86,11 +94,7 @@ class flooding : public connection {
       }
     }
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(o_->mutex);
-    o_->close_reason = reason;
-    o_->closed++;
-  }
+  void on_close(std::error_code reason) override { o_->note_close(reason); }
 
  private:
   observed* o_;
@@ -119,17 +123,8 @@ TEST(options, outbound_cap_closes_a_connection_whose_peer_does_not_read) {
 class hoarding : public connection {
  public:
   explicit hoarding(observed* o) : o_(o) {}
-  void on_data() override {
-    std::size_t seen = o_->largest_delivery.load();
-    const std::size_t n = inbound_buffered();
-    while (n > seen && !o_->largest_delivery.compare_exchange_weak(seen, n)) {
-    }
-  }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(o_->mutex);
-    o_->close_reason = reason;
-    o_->closed++;
-  }
+  void on_data() override { raise_to(o_->largest_delivery, inbound_buffered()); }
+  void on_close(std::error_code reason) override { o_->note_close(reason); }
 
  private:
   observed* o_;

@@ -81,6 +81,12 @@ struct datagram_log {
   std::atomic<int> opened{0};
   std::atomic<int> closed{0};
   std::error_code close_reason;
+
+  void note_close(std::error_code reason) {
+    const std::lock_guard lock(mutex);
+    close_reason = reason;
+    closed++;
+  }
 };
 
 // Replies with the first 3 bytes of each datagram and leaves the rest unconsumed.
@@ -104,11 +110,7 @@ class taking_three : public connection {
       (void)write(*head);
     }
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->close_reason = reason;
-    log_->closed++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
   datagram_log* log_;
@@ -196,11 +198,7 @@ class closing_on_quit : public connection {
       (void)write(all);
     }
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->close_reason = reason;
-    log_->closed++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
   datagram_log* log_;
