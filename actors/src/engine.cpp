@@ -286,6 +286,47 @@ void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
   }
 }
 
+void engine::dial(const address& to, factory make, const dial_options& options, dial_done done) {
+  if (!to.valid() || to.transport() == transport::udp) {
+    throw std::invalid_argument("actnet: dial('" + to.to_string() +
+                                "'): only tcp and unix streams can be dialed (connected UDP "
+                                "sockets are not supported yet)");
+  }
+  if (options.timeout.count() < 0 || options.timeout > std::chrono::hours(24 * 365)) {
+    throw std::invalid_argument("actnet: dial('" + to.to_string() +
+                                "'): timeout = " + std::to_string(options.timeout.count()) +
+                                " ms: must be between 0 (none) and a year");
+  }
+  // If the loop never runs it (the engine stopped first), the request says so as it goes.
+  struct request {
+    address to;
+    factory make;
+    dial_options options;
+    dial_done done;
+    balancer_lease lease;
+    request(address a, factory m, dial_options o, dial_done d, balancer_lease l)
+        : to(std::move(a)),
+          make(std::move(m)),
+          options(o),
+          done(std::move(d)),
+          lease(std::move(l)) {}
+    request(const request&) = delete;
+    request& operator=(const request&) = delete;
+    ~request() {
+      if (done) {
+        done(make_error_code(errc::engine_stopped));
+      }
+    }
+  };
+  balancer_assignment target = balancer_->assign(to.data(), to.size());
+  auto r = std::make_unique<request>(to, std::move(make), options, std::move(done),
+                                     std::move(target.lease));
+  loops_[target.target]->post([r = std::move(r)](event_loop& loop) mutable {
+    loop.start_dial(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
+                    std::move(r->lease));
+  });
+}
+
 result<unique_fd> engine::dup_listener(std::size_t index) const {
   const std::lock_guard lock(listener_fds_);
   if (index >= listeners_.size()) {

@@ -32,6 +32,8 @@ constexpr std::uint64_t listener_tag = std::uint64_t{1} << 63;
 // With listener_tag: a UDP socket actor (generation << 32 | slot, as a connection's key), so
 // the stream connections' path has no datagram check.
 constexpr std::uint64_t datagram_tag = std::uint64_t{1} << 62;
+// With listener_tag: a connect in progress (engine::dial), by its id.
+constexpr std::uint64_t dial_tag = std::uint64_t{1} << 61;
 
 std::uint64_t key_of(std::uint32_t slot, std::uint32_t generation) noexcept {
   return (std::uint64_t{generation} << 32) | slot;
@@ -79,6 +81,7 @@ event_loop::event_loop(engine& owner, std::size_t index, const engine_options& o
       spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 event_loop::~event_loop() {
+  fail_dials(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
   drain_stopped();
 }
@@ -219,6 +222,9 @@ void event_loop::run() {
         }
       } else if (key == poller::wake_key) {
         poller_.consume_wake();  // the mailbox is drained below
+      } else if ((key & (datagram_tag | dial_tag)) == dial_tag) {
+        finish_dial(key & ~(listener_tag | dial_tag), {});
+        reap();
       } else if ((key & datagram_tag) != 0) {
         // The generation matters: a socket actor closed earlier in this batch may have had
         // its slot taken by another connection since.
@@ -259,6 +265,7 @@ void event_loop::run() {
     }
   }
   listeners_.clear();
+  fail_dials(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
 }
 
@@ -501,6 +508,114 @@ void event_loop::open(connection& c) {
   } catch (const std::exception& e) {
     owner_.logger().error("loop {}: on_open threw: {}", index_, e.what());
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+// -- dialing --
+
+void event_loop::start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
+                            const dial_options& options, std::function<void(result<conn_ref>)> done,
+                            balancer_lease lease) {
+  const auto report = [this, &done](result<conn_ref> r) {
+    try {
+      done(std::move(r));
+    } catch (const std::exception& e) {
+      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
+    }
+  };
+  unique_fd fd(::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    report(errno_code());
+    return;
+  }
+  if (to.transport() == transport::tcp && options_.socket.tcp_nodelay) {
+    (void)set_nodelay(fd.get(), true);
+  }
+  if (to.transport() == transport::tcp && options_.socket.keepalive.enabled) {
+    (void)set_keepalive(fd.get(), options_.socket.keepalive);
+  }
+  int rc = 0;
+  do {
+    rc = ::connect(fd.get(), to.data(), to.size());
+  } while (rc != 0 && errno == EINTR);
+  const std::uint64_t id = next_dial_++ & ~(listener_tag | datagram_tag | dial_tag);
+  pending_dial d{std::move(fd), std::move(make), std::move(done), std::move(lease), to.transport()};
+  if (rc != 0 && errno != EINPROGRESS) {
+    const std::error_code ec = errno_code();  // refused at once, or a full unix backlog (EAGAIN)
+    d.fd.reset();
+    std::function<void(result<conn_ref>)> cb = std::move(d.done);
+    try {
+      cb(ec);
+    } catch (const std::exception& e) {
+      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
+    }
+    return;
+  }
+  const int raw = d.fd.get();
+  auto [it, inserted] = dials_.emplace(id, std::move(d));
+  if (rc == 0) {  // connected at once (unix sockets, usually)
+    finish_dial(id, {});
+    return;
+  }
+  if (const std::error_code ec = poller_.add(raw, io::writable, listener_tag | dial_tag | id)) {
+    finish_dial(id, ec);
+    return;
+  }
+  if (options.timeout.count() > 0) {
+    it->second.timed = true;
+    it->second.timer = after(options.timeout, [this, id] {
+      finish_dial(id, std::make_error_code(std::errc::timed_out));
+      reap();
+    });
+  }
+}
+
+void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
+  const auto it = dials_.find(id);
+  if (it == dials_.end()) {
+    return;  // finished already (a late event or timer)
+  }
+  pending_dial d = std::move(it->second);
+  dials_.erase(it);
+  (void)poller_.remove(d.fd.get());
+  if (d.timed) {
+    (void)cancel(d.timer);
+  }
+  if (!failure) {
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (::getsockopt(d.fd.get(), SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+      error = errno;
+    }
+    failure = error != 0 ? std::error_code(error, std::system_category()) : std::error_code{};
+  }
+  conn_ref opened;
+  if (!failure) {
+    // The factory or the poller can still fail (logged): the dial then reports this.
+    failure = std::make_error_code(std::errc::state_not_recoverable);
+    if (std::unique_ptr<connection> c = make_connection(d.make)) {
+      c->lease_ = std::move(d.lease);
+      const std::uint32_t interest =
+          options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
+      if (connection* conn = install(std::move(c), d.fd.get(), d.kind, interest, true)) {
+        (void)d.fd.release();
+        opened = conn->ref();
+        failure = {};
+        open(*conn);
+      }
+    }
+  }
+  result<conn_ref> outcome = failure ? result<conn_ref>(failure) : result<conn_ref>(opened);
+  try {
+    d.done(std::move(outcome));
+  } catch (const std::exception& e) {
+    owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
+  }
+}
+
+void event_loop::fail_dials(std::error_code reason) noexcept {
+  while (!dials_.empty()) {
+    finish_dial(dials_.begin()->first, reason);
   }
 }
 

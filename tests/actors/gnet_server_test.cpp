@@ -930,8 +930,8 @@ TEST(gnet_server, udp_send_to_reaches_every_collected_client) {
 }
 
 // -- StreamProxy: each accepted connection is piped to a backend echo server --
-// The backend connection is enrolled into the proxy engine (the balancer picks its loop), and
-// the two actors exchange bytes only by address (async writes and tells).
+// The backend connection is dialed by the proxy engine (the balancer picks its loop), and the
+// two actors exchange bytes only by address (async writes and tells).
 
 class proxy_front;
 
@@ -954,19 +954,16 @@ class proxy_front : public connection {
  public:
   explicit proxy_front(address backend) : backend_(std::move(backend)) {}
   void on_open() override {
-    // A blocking connect on the loop thread: loopback completes it at once (a test shortcut;
-    // the client of issue 7 dials without blocking).
-    const int fd = ::socket(backend_.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || ::connect(fd, backend_.data(), backend_.size()) != 0) {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      close();
-      return;
-    }
-    if (owner().enroll<proxy_back>(fd, ref())) {
-      close();
-    }
+    // gnet's Register with an address: the backend is dialed without blocking, on the loop
+    // the balancer picks; a failed dial closes the front.
+    owner().dial<proxy_back>(
+        backend_.to_string(), {},
+        [front = ref()](result<conn_ref> back) {
+          if (!back) {
+            front.close();
+          }
+        },
+        ref());
   }
   void on_data() override {
     if (!back_.valid()) {

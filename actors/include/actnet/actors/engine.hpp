@@ -77,6 +77,17 @@ struct engine_options {
   std::optional<spdlog::level::level_enum> log_level;
 };
 
+/// Settings of one outbound connection (engine::dial).
+struct dial_options {
+  /// A connect that has not completed by then fails with std::errc::timed_out; 0: no limit.
+  std::chrono::milliseconds timeout{defaults::dial_timeout_ms};
+};
+
+/// What a dial ends with: the new connection's address (on_open has run), or why it failed.
+/// Runs on the connection's loop, once; or, when the engine stops first, with
+/// errc::engine_stopped on the thread that stops it.
+using dial_done = std::function<void(result<conn_ref>)>;
+
 /// Settings of one listener (engine::listen's optional first argument).
 struct listen_options {
   /// UDP only. false (the default): each loop's socket is one connection actor, whose on_data
@@ -143,6 +154,20 @@ class engine {
     return enroll(fd, factory([args...] { return std::make_unique<Conn>(args...); }));
   }
   std::error_code enroll(int fd, factory make);
+
+  /// Thread-safe: connects to `url` (tcp, tcp4, tcp6, unix) without blocking, from the loop the
+  /// balancer picks for that address (gnet's Register with an address). On success the socket
+  /// becomes a connection of class Conn there (made with `args...`), with the listeners' socket
+  /// options; `done` then gets its conn_ref. On failure `done` gets the error: the kernel's
+  /// (connection_refused...), timed_out after options.timeout, or errc::engine_stopped.
+  /// A bad url throws std::invalid_argument at once.
+  template <class Conn, class... Args>
+  void dial(std::string_view url, const dial_options& options, dial_done done, Args... args) {
+    static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
+    dial(address::parse(url), factory([args...] { return std::make_unique<Conn>(args...); }),
+         options, std::move(done));
+  }
+  void dial(const address& to, factory make, const dial_options& options, dial_done done);
 
   /// A duplicate of listener `index`'s socket (listen() order), close-on-exec, for
   /// handing the port over to another process or engine (gnet's Dup). It keeps listening after

@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "actnet/reactor/poller.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/reactor/unique_fd.hpp"
+#include "actnet/result.hpp"
 #include "actnet/unique_function.hpp"
 
 namespace actnet {
@@ -29,6 +31,7 @@ namespace actnet {
 class connection;
 class engine;
 struct engine_options;
+struct dial_options;
 
 namespace detail {
 
@@ -154,6 +157,12 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   connection* open_session(detail::udp_router& router, const detail::peer_key& key);
   void watch_session_idle(conn_ref session, std::chrono::nanoseconds wait);
   void note_dropped_datagram(const char* why);  // counted; logged once a second at most
+  // engine::dial on this loop: a non-blocking connect watched for writable, with a timeout.
+  void start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
+                  const dial_options& options, std::function<void(result<conn_ref>)> done,
+                  balancer_lease lease);
+  void finish_dial(std::uint64_t id, std::error_code failure);  // failure: {} = ask the socket
+  void fail_dials(std::error_code reason) noexcept;
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);
@@ -199,6 +208,17 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
   std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
   std::vector<std::byte> read_buffer_;
+  struct pending_dial {
+    unique_fd fd;
+    std::function<std::unique_ptr<connection>()> make;
+    std::function<void(result<conn_ref>)> done;
+    balancer_lease lease;
+    transport kind = transport::tcp;
+    timer_id timer{};
+    bool timed = false;
+  };
+  std::unordered_map<std::uint64_t, pending_dial> dials_;  // by id (their epoll key's low bits)
+  std::uint64_t next_dial_ = 0;
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
   unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
   std::uint64_t dropped_accepts_ = 0;  // since the last log line about them
