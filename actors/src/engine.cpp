@@ -305,11 +305,7 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
     dial_done done;
     balancer_lease lease;
     request(address a, factory m, dial_options o, dial_done d, balancer_lease l)
-        : to(std::move(a)),
-          make(std::move(m)),
-          options(o),
-          done(std::move(d)),
-          lease(std::move(l)) {}
+        : to(a), make(std::move(m)), options(o), done(std::move(d)), lease(std::move(l)) {}
     request(const request&) = delete;
     request& operator=(const request&) = delete;
     ~request() {

@@ -518,7 +518,7 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
                             balancer_lease lease) {
   const auto report = [this, &done](result<conn_ref> r) {
     try {
-      done(std::move(r));
+      done(r);
     } catch (const std::exception& e) {
       owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
     }
@@ -607,7 +607,7 @@ void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
   }
   result<conn_ref> outcome = failure ? result<conn_ref>(failure) : result<conn_ref>(opened);
   try {
-    d.done(std::move(outcome));
+    d.done(outcome);
   } catch (const std::exception& e) {
     owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
   }
