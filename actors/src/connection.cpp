@@ -15,6 +15,7 @@
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/syscalls.hpp"
+#include "log.hpp"
 
 namespace actnet {
 namespace {
@@ -398,6 +399,39 @@ result<address> connection::remote_address() const {
                                   dgram_->peer_length);
   }
   return actnet::peer_address(fd_, transport_);
+}
+
+// -- blocking work --
+
+result<std::uint64_t> connection::offload_begin() noexcept {
+  if (state_ != state::open) {
+    return make_error_code(errc::connection_closed);
+  }
+  return loop_->offload_next(*this);
+}
+
+std::error_code connection::offload_submit(std::uint64_t seq, unique_function<void()> job) {
+  const std::error_code ec = owner().workers().submit(std::move(job));
+  if (ec) {
+    loop_->offload_unused(*this, seq);
+  }
+  return ec;
+}
+
+void detail::offload_result(const conn_ref& target, std::uint64_t seq,
+                            unique_function<void()> deliver) {
+  target.send_tell(
+      [seq, d = std::move(deliver)](event_loop& loop, connection* c, std::error_code) mutable {
+        loop.offload_arrived(*c, seq, std::move(d));
+      });
+}
+
+void detail::log_offload_failure(const char* what) noexcept {
+  try {
+    detail::log().error("offload: a job threw: {}; its result is skipped", what);
+  } catch (...) {
+    // logging failed: nothing more to do
+  }
 }
 
 // -- conn_ref --

@@ -130,6 +130,13 @@ engine::engine(engine_options options)
         "actnet: engine option custom_balancer must return a balancer over " +
         std::to_string(options_.loops) + " loop(s)");
   }
+  if (options_.worker_queue_cap == 0) {
+    bad_option("worker_queue_cap", options_.worker_queue_cap, "must be at least 1");
+  }
+  if (options_.workers > 1024) {
+    bad_option("workers", options_.workers, "must be at most 1024 (0: one per hardware thread)");
+  }
+  workers_ = std::make_unique<worker_pool>(options_.workers, options_.worker_queue_cap);
   loops_.reserve(options_.loops);
   for (std::size_t i = 0; i < options_.loops; ++i) {
     loops_.push_back(std::make_unique<event_loop>(*this, i, options_));
@@ -450,6 +457,9 @@ void engine::run() {
   for (std::thread& t : threads) {
     t.join();
   }
+  // The loops have stopped: running jobs finish (their results find no loop and are counted
+  // as dropped below), the rest are cancelled.
+  workers_->stop();
   for (const auto& l : loops_) {
     l->drain_stopped();
   }

@@ -511,6 +511,57 @@ void event_loop::open(connection& c) {
   }
 }
 
+// -- offloads: results in submission order --
+
+std::uint64_t event_loop::offload_next(const connection& c) {
+  return offloads_[key_of(c.slot_, c.generation_)].next_seq++;
+}
+
+void event_loop::offload_unused(const connection& c, std::uint64_t seq) noexcept {
+  const auto it = offloads_.find(key_of(c.slot_, c.generation_));
+  if (it == offloads_.end()) {
+    return;
+  }
+  if (seq + 1 == it->second.next_seq) {
+    --it->second.next_seq;  // nothing was submitted after it (same thread, no yield between)
+  }
+  if (it->second.next_due == it->second.next_seq && it->second.early.empty()) {
+    offloads_.erase(it);
+  }
+}
+
+void event_loop::offload_arrived(connection& c, std::uint64_t seq,
+                                 unique_function<void()> deliver) {
+  const std::uint64_t key = key_of(c.slot_, c.generation_);
+  auto it = offloads_.find(key);
+  if (it == offloads_.end()) {
+    return;
+  }
+  if (seq != it->second.next_due) {
+    it->second.early.emplace(seq, std::move(deliver));  // waits for the ones before it
+    return;
+  }
+  for (;;) {
+    ++it->second.next_due;
+    if (deliver) {
+      deliver();  // may offload again (same entry) or close c (the entry goes at reap)
+    }
+    it = offloads_.find(key);
+    if (it == offloads_.end() || !c.is_open()) {
+      return;
+    }
+    offload_order& o = it->second;
+    if (o.early.empty() || o.early.begin()->first != o.next_due) {
+      if (o.next_due == o.next_seq && o.early.empty()) {
+        offloads_.erase(it);  // nothing in flight: no entry
+      }
+      return;
+    }
+    deliver = std::move(o.early.begin()->second);
+    o.early.erase(o.early.begin());
+  }
+}
+
 // -- dialing --
 
 void event_loop::start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
@@ -888,6 +939,9 @@ void event_loop::reap_scheduled() noexcept {
         // of the engine's, which closes with it.)
         owner_.socket_actor_closed(c.dgram_->listener, index_);
       }
+    }
+    if (!offloads_.empty()) {
+      offloads_.erase(key_of(c.slot_, c.generation_));  // later results find no connection
     }
     slot_entry& s = slots_[c.slot_];
     s.conn = nullptr;

@@ -22,6 +22,8 @@ class category final : public std::error_category {
         return "connection closed";
       case errc::engine_stopped:
         return "engine stopped";
+      case errc::queue_full:
+        return "queue full";
     }
     return "unknown actnet error " + std::to_string(value);
   }

@@ -54,6 +54,8 @@ inline constexpr std::size_t inbound_cap = ring_max_capacity;
 /// back (slot table, event array, its thread's block cache, free heap pages), in ms.
 inline constexpr std::size_t idle_release_ms = 1000;
 
+/// The worker pool: jobs waiting to run before submit() reports queue_full.
+inline constexpr std::size_t worker_queue_cap = std::size_t{64} << 10;
 /// engine::dial: a connect not completed by then fails with timed_out, in ms.
 inline constexpr std::size_t dial_timeout_ms = 10000;
 /// UDP: datagrams read per readable event before the loop serves the others.

@@ -12,6 +12,7 @@ enum class errc : int {
   end_of_stream,      ///< the peer closed its side of the connection
   connection_closed,  ///< the connection is gone (closed, or never existed on that loop)
   engine_stopped,     ///< the engine stopped before the request could be carried out
+  queue_full,         ///< a bounded queue is full: nothing was queued; try again later
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

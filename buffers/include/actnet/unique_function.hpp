@@ -70,7 +70,9 @@ class unique_function<R(Args...)> {
   }
   unique_function(const unique_function&) = delete;
   unique_function& operator=(const unique_function&) = delete;
-  ~unique_function() { reset(); }
+  // reset() deletes a heap-stored callable through manage_, a function pointer that
+  // clang-analyzer does not follow: it reports a leak that ASan's leak checker never sees.
+  ~unique_function() { reset(); }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks)
 
   explicit operator bool() const noexcept { return invoke_ != nullptr; }
 

@@ -39,6 +39,11 @@ struct no_callback {
   void operator()(std::error_code /*unused*/) const noexcept {}
 };
 
+class conn_ref;
+namespace detail {
+void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
+}  // namespace detail
+
 /// Names a connection actor by (loop, slot, generation). Every operation is a mailbox message
 /// to the owning loop, so all are thread-safe and none blocks; a message that reaches a
 /// connection that has gone is dropped and counted (event_loop::dropped_messages()), never a
@@ -92,6 +97,8 @@ class conn_ref {
  private:
   friend class connection;
   friend class event_loop;
+  friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
+                                     unique_function<void()> deliver);
   conn_ref(event_loop* loop, std::uint32_t slot, std::uint32_t generation) noexcept
       : loop_(loop), slot_(slot), generation_(generation) {}
 

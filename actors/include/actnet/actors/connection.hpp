@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "actnet/actors/conn_ref.hpp"
@@ -25,6 +27,7 @@
 #include "actnet/reactor/syscalls.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/result.hpp"
+#include "actnet/unique_function.hpp"
 
 namespace actnet {
 
@@ -32,6 +35,10 @@ class engine;
 class event_loop;
 
 namespace detail {
+
+// offload(): the result (or, empty, a skipped sequence number) travels to its loop.
+void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
+void log_offload_failure(const char* what) noexcept;
 
 /// Where a datagram connection's writes go: for a UDP socket actor the sender of the datagram
 /// on_data is handling, for a UDP session its peer.
@@ -160,6 +167,26 @@ class connection {
   /// Bytes waiting to be sent.
   [[nodiscard]] std::size_t outbound_buffered() const noexcept { return out_.size(); }
 
+  // -- blocking work --
+
+  /// Runs `work()` on the engine's worker pool (engine::workers()) and then `then(result)` back
+  /// on this loop, as this actor: `then` may use `this`. Results of one connection's offloads
+  /// run in the order they were submitted, whatever the worker that finished first. If the
+  /// connection has closed by then, `then` does not run and the result is dropped (counted in
+  /// event_loop::dropped_messages()). Errors: errc::queue_full when the pool's queue is full
+  /// (nothing runs; try later), engine_stopped once the engine stops, connection_closed after
+  /// close. A `work` that throws is logged and its `then` skipped (the order of the others
+  /// holds). Jobs not started when the engine stops are cancelled: their `then` never runs.
+  template <class Work, class Then>
+  std::error_code offload(Work&& work, Then&& then);
+  /// offload() whose result is bytes (std::string, std::vector<std::byte>, block, or anything
+  /// write() takes) written to this connection, in order.
+  template <class Work>
+  std::error_code offload_write(Work&& work) {
+    return offload(std::forward<Work>(work),
+                   [this](auto&& bytes) { (void)write(std::forward<decltype(bytes)>(bytes)); });
+  }
+
   // -- control --
 
   /// Closes after the buffered output is sent (reading stops at once). on_close({}) follows.
@@ -227,6 +254,9 @@ class connection {
   // One datagram of `parts` to `to` (the endpoint's peer when null).
   std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
+  // offload(): the next sequence number for a result (or an error), and the submission.
+  [[nodiscard]] result<std::uint64_t> offload_begin() noexcept;
+  std::error_code offload_submit(std::uint64_t seq, unique_function<void()> job);
   void check_thread() const noexcept {
 #ifndef NDEBUG
     assert_loop_thread();
@@ -257,5 +287,33 @@ class connection {
   std::unique_ptr<detail::datagram_endpoint> dgram_;  // UDP only
   balancer_lease lease_;  // counts this connection on the engine's balancer while it lives
 };
+
+template <class Work, class Then>
+std::error_code connection::offload(Work&& work, Then&& then) {
+  check_thread();
+  const result<std::uint64_t> seq = offload_begin();
+  if (!seq) {
+    return seq.error();
+  }
+  // The worker runs `work`, then messages this connection's loop with the result; the loop
+  // runs `then` in sequence order (event_loop::offload_arrived).
+  return offload_submit(*seq, [self = ref(), n = *seq, w = std::forward<Work>(work),
+                               t = std::forward<Then>(then)]() mutable {
+    using value = std::decay_t<decltype(w())>;
+    std::optional<value> made;
+    try {
+      made.emplace(w());
+    } catch (const std::exception& e) {
+      detail::log_offload_failure(e.what());
+    } catch (...) {
+      detail::log_offload_failure("unknown exception");
+    }
+    unique_function<void()> deliver;
+    if (made) {
+      deliver = [t = std::move(t), v = std::move(*made)]() mutable { t(std::move(v)); };
+    }
+    detail::offload_result(self, n, std::move(deliver));
+  });
+}
 
 }  // namespace actnet

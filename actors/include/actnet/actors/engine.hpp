@@ -18,6 +18,7 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/actors/worker_pool.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
@@ -69,6 +70,10 @@ struct engine_options {
   /// runs on the loop's thread, between events, and takes about a millisecond. After a burst of
   /// connections, the server returns to its idle size.
   std::chrono::milliseconds idle_release{defaults::idle_release_ms};
+  /// The worker pool (connection::offload): threads, 0 = one per hardware thread; they start
+  /// with the first job. And how many jobs may wait before offload reports queue_full.
+  std::size_t workers = 0;
+  std::size_t worker_queue_cap = defaults::worker_queue_cap;
   /// Where this engine logs: this spdlog logger, or (null, the default) actnet's own: "actnet"
   /// on stderr, at the level ACTNET_LOG names, warnings and errors otherwise.
   std::shared_ptr<spdlog::logger> logger;
@@ -195,6 +200,9 @@ class engine {
   /// The bound addresses, in listen() order.
   [[nodiscard]] std::vector<address> addresses() const;
 
+  /// Thread-safe: the worker-pool actor group (engine_options::workers). Stopped by run() once
+  /// the loops have stopped: running jobs finish, the rest are cancelled.
+  [[nodiscard]] worker_pool& workers() const noexcept { return *workers_; }
   /// Thread-safe: the logger this engine writes to (engine_options::logger and log_level).
   [[nodiscard]] spdlog::logger& logger() const noexcept { return *logger_; }
 
@@ -230,6 +238,8 @@ class engine {
   // hold leases on it while the loops are torn down.
   std::unique_ptr<balancer> balancer_;
   std::vector<std::unique_ptr<event_loop>> loops_;
+  // After the loops: destroyed (stopped, joined) first, since its jobs message the loops.
+  std::unique_ptr<worker_pool> workers_;
   std::vector<listener> listeners_;
   mutable std::mutex listener_fds_;  // listeners_[i].fd once run() has started
   std::function<void(engine&)> on_boot_;

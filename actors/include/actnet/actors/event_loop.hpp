@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <thread>
@@ -127,6 +128,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   friend class engine;
   friend class connection;
   friend class conn_ref;
+  friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
+                                     unique_function<void()> deliver);
 
   struct slot_entry {
     connection* conn = nullptr;
@@ -163,6 +166,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
                   balancer_lease lease);
   void finish_dial(std::uint64_t id, std::error_code failure);  // failure: {} = ask the socket
   void fail_dials(std::error_code reason) noexcept;
+  // connection::offload: sequence numbers per connection, and results put back in that order.
+  std::uint64_t offload_next(const connection& c);
+  void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
+  void offload_arrived(connection& c, std::uint64_t seq, unique_function<void()> deliver);
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::error_code ec);
@@ -217,7 +224,14 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     timer_id timer{};
     bool timed = false;
   };
-  std::unordered_map<std::uint64_t, pending_dial> dials_;  // by id (their epoll key's low bits)
+  std::unordered_map<std::uint64_t, pending_dial> dials_;
+  struct offload_order {
+    std::uint64_t next_seq = 0;                              // the next offload's number
+    std::uint64_t next_due = 0;                              // the next result to run
+    std::map<std::uint64_t, unique_function<void()>> early;  // arrived ahead of their turn
+  };
+  // Only connections with offloads in flight have an entry (by their slot-and-generation key).
+  std::unordered_map<std::uint64_t, offload_order> offloads_;  // by id (their epoll key's low bits)
   std::uint64_t next_dial_ = 0;
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
   unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
