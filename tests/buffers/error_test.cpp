@@ -15,6 +15,12 @@ TEST(error, actnet_codes_convert_to_error_codes_of_the_actnet_category) {
   EXPECT_EQ(ec.category().name(), std::string("actnet"));
   EXPECT_EQ(ec.message(), "fewer bytes buffered than requested");
   EXPECT_EQ(std::error_code(errc::capacity_exceeded).message(), "buffer capacity exceeded");
+  EXPECT_EQ(std::error_code(errc::queue_full).message(), "queue full");
+  for (const errc e : {errc::short_buffer, errc::capacity_exceeded, errc::end_of_stream,
+                       errc::connection_closed, errc::engine_stopped, errc::queue_full}) {
+    EXPECT_EQ(std::error_code(e).message().find("unknown"), std::string::npos)
+        << static_cast<int>(e);
+  }
   EXPECT_EQ(error_category().message(999), "unknown actnet error 999");
   EXPECT_NE(std::error_code(errc::short_buffer), std::error_code(errc::capacity_exceeded));
 }
