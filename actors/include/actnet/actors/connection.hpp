@@ -183,8 +183,9 @@ class connection {
   /// write() takes) written to this connection, in order.
   template <class Work>
   std::error_code offload_write(Work&& work) {
-    return offload(std::forward<Work>(work),
-                   [this](auto&& bytes) { (void)write(std::forward<decltype(bytes)>(bytes)); });
+    return offload(std::forward<Work>(work), [this](auto&& bytes) {
+      (void)this->write(std::forward<decltype(bytes)>(bytes));
+    });
   }
 
   // -- control --
