@@ -78,6 +78,17 @@ std::error_code worker_pool::submit(job work, job cancelled) {
   return {};
 }
 
+void worker_pool::cancel(entry& e) noexcept {
+  cancelled_.fetch_add(1, std::memory_order_relaxed);
+  if (e.cancelled) {
+    try {
+      e.cancelled();
+    } catch (...) {
+      detail::log().error("worker pool: a cancellation callback threw");
+    }
+  }
+}
+
 void worker_pool::run_worker() {
   for (;;) {
     entry e;
@@ -87,14 +98,7 @@ void worker_pool::run_worker() {
     }
     queued_.fetch_sub(1, std::memory_order_relaxed);
     if (stopping_.load(std::memory_order_acquire)) {
-      cancelled_.fetch_add(1, std::memory_order_relaxed);
-      if (e.cancelled) {
-        try {
-          e.cancelled();
-        } catch (...) {
-          detail::log().error("worker pool: a cancellation callback threw");
-        }
-      }
+      cancel(e);
       continue;
     }
     try {
@@ -126,14 +130,7 @@ void worker_pool::stop() noexcept {
   while (queue_->q.try_dequeue(e)) {
     if (e.work) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
-      cancelled_.fetch_add(1, std::memory_order_relaxed);
-      if (e.cancelled) {
-        try {
-          e.cancelled();
-        } catch (...) {
-          detail::log().error("worker pool: a cancellation callback threw");
-        }
-      }
+      cancel(e);
     }
   }
 }

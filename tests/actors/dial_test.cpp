@@ -94,25 +94,42 @@ TEST(dial, a_closed_port_is_refused_once) {
   EXPECT_EQ(client->count_connections(), 0U);
 }
 
-TEST(dial, a_listener_that_never_accepts_times_the_dial_out) {
-  // A listener with a backlog of 1 that nobody accepts on, filled by blocking-free connects:
-  // the kernel leaves further handshakes pending.
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const address any = address::parse("tcp://127.0.0.1:0");
-  ASSERT_EQ(::bind(listener, any.data(), any.size()), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  const address target = *local_address(listener, transport::tcp);
+// A loopback listener with a backlog of 1 that nobody accepts on, filled by non-blocking
+// connects: the kernel leaves further handshakes pending.
+struct stuck_listener {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  address at;
   std::vector<int> fillers;
-  for (int i = 0; i < 8; ++i) {
-    fillers.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    (void)::connect(fillers.back(), target.data(), target.size());
+  stuck_listener() {
+    const address any = address::parse("tcp://127.0.0.1:0");
+    if (::bind(fd, any.data(), any.size()) != 0 || ::listen(fd, 1) != 0) {
+      return;
+    }
+    at = *local_address(fd, transport::tcp);
+    for (int i = 0; i < 8; ++i) {
+      fillers.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      (void)::connect(fillers.back(), at.data(), at.size());
+    }
   }
+  stuck_listener(const stuck_listener&) = delete;
+  stuck_listener& operator=(const stuck_listener&) = delete;
+  ~stuck_listener() {
+    for (const int f : fillers) {
+      ::close(f);
+    }
+    ::close(fd);
+  }
+};
+
+TEST(dial, a_listener_that_never_accepts_times_the_dial_out) {
+  const stuck_listener target;
+  ASSERT_TRUE(target.at.valid());
   running_engine client;
   client.start();
   outcome o;
   dial_options options;
   options.timeout = std::chrono::milliseconds(300);
-  client->dial<echo>(target.to_string(), options, o.callback());
+  client->dial<echo>(target.at.to_string(), options, o.callback());
   const result<conn_ref> r = o.first.get_future().get();
   if (r) {
     GTEST_SKIP() << "this kernel completed the handshake past a full backlog; no timeout to see";
@@ -120,10 +137,6 @@ TEST(dial, a_listener_that_never_accepts_times_the_dial_out) {
   EXPECT_EQ(r.error(), std::errc::timed_out) << r.error().message();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(o.calls.load(), 1);
-  for (const int fd : fillers) {
-    ::close(fd);
-  }
-  ::close(listener);
 }
 
 TEST(dial, a_dial_the_engine_never_ran_reports_engine_stopped) {
@@ -139,21 +152,13 @@ TEST(dial, a_dial_the_engine_never_ran_reports_engine_stopped) {
 }
 
 TEST(dial, a_dial_pending_at_stop_reports_engine_stopped) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const address any = address::parse("tcp://127.0.0.1:0");
-  ASSERT_EQ(::bind(listener, any.data(), any.size()), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  const address target = *local_address(listener, transport::tcp);
-  std::vector<int> fillers;
-  for (int i = 0; i < 8; ++i) {
-    fillers.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    (void)::connect(fillers.back(), target.data(), target.size());
-  }
+  const stuck_listener target;
+  ASSERT_TRUE(target.at.valid());
   outcome o;
   {
     running_engine client;
     client.start();
-    client->dial<echo>(target.to_string(), {}, o.callback());  // the default 10 s timeout
+    client->dial<echo>(target.at.to_string(), {}, o.callback());  // the default 10 s timeout
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }  // stopped here
   const result<conn_ref> r = o.first.get_future().get();
@@ -162,10 +167,6 @@ TEST(dial, a_dial_pending_at_stop_reports_engine_stopped) {
   }
   EXPECT_EQ(r.error(), errc::engine_stopped);
   EXPECT_EQ(o.calls.load(), 1);
-  for (const int fd : fillers) {
-    ::close(fd);
-  }
-  ::close(listener);
 }
 
 TEST(dial, bad_targets_are_rejected_at_once) {

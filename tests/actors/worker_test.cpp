@@ -48,6 +48,16 @@ class gate {
   bool open_ = false;
 };
 
+/// A client that connects and sends one byte (the server's cue); -1 on failure.
+int poke(const address& a) {
+  const int fd = connect_to(a);
+  if (fd >= 0 && !test::send_all(fd, "x")) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // -- the pool on its own --
 
 TEST(worker_pool, runs_jobs_on_its_own_threads) {
@@ -225,9 +235,8 @@ TEST(offload, a_result_for_a_connection_that_has_gone_is_dropped_and_counted) {
   running_engine e;
   const address bound = e->listen<offloading_then_gone>("tcp://127.0.0.1:0", &s);
   e.start();
-  const int fd = connect_to(bound);
+  const int fd = poke(bound);
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "x"));
   ASSERT_TRUE(eventually([&] { return s.job_started.load(); }));
   ::close(fd);
   ASSERT_TRUE(eventually([&] { return s.closed.load() == 1; }));
@@ -274,9 +283,8 @@ TEST(offload, a_full_queue_is_reported_to_the_handler_and_the_rest_still_arrive)
   running_engine e(o);
   const address bound = e->listen<offloading_three>("tcp://127.0.0.1:0", &s);
   e.start();
-  const int fd = connect_to(bound);
+  const int fd = poke(bound);
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "x"));
   ASSERT_TRUE(eventually([&] {
     const std::lock_guard lock(s.mutex);
     return s.results.size() == 3;
@@ -336,9 +344,8 @@ TEST(offload, a_job_that_throws_is_skipped_and_the_others_keep_their_order) {
   running_engine e(o);
   const address bound = e->listen<offloading_with_a_throw>("tcp://127.0.0.1:0", &s);
   e.start();
-  const int fd = connect_to(bound);
+  const int fd = poke(bound);
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "x"));
   ASSERT_TRUE(eventually([&] {
     const std::lock_guard lock(s.mutex);
     return s.order.size() == 4;

@@ -53,6 +53,7 @@ class worker_pool {
   struct entry;
   struct queue;
   void run_worker();
+  void cancel(entry& e) noexcept;  // counts it and runs its cancelled callback
   bool start_threads();
 
   std::size_t workers_;
