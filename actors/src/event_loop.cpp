@@ -544,7 +544,15 @@ void event_loop::offload_arrived(connection& c, std::uint64_t seq,
   for (;;) {
     ++it->second.next_due;
     if (deliver) {
-      deliver();  // may offload again (same entry) or close c (the entry goes at reap)
+      // It may offload again (same entry) or close c (the entry goes at reap). If it throws,
+      // the results queued behind it must still run: logged here, not thrown past them.
+      try {
+        deliver();
+      } catch (const std::exception& e) {
+        owner_.logger().error("loop {}: an offload's continuation threw: {}", index_, e.what());
+      } catch (...) {
+        owner_.logger().error("loop {}: an offload's continuation threw", index_);
+      }
     }
     it = offloads_.find(key);
     if (it == offloads_.end() || !c.is_open()) {

@@ -355,6 +355,51 @@ TEST(offload, a_job_that_throws_is_skipped_and_the_others_keep_their_order) {
   ::close(fd);
 }
 
+// The first continuation throws; the four behind it (finished earlier, so waiting for their
+// turn) must still run, in order.
+class throwing_continuation : public connection {
+ public:
+  explicit throwing_continuation(throw_state* s) : s_(s) {}
+  void on_data() override {
+    (void)next_all();
+    for (int i = 0; i < 5; ++i) {
+      (void)offload(
+          [i] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(i == 0 ? 20 : 0));
+            return i;
+          },
+          [s = s_](int v) {
+            if (v == 0) {
+              throw std::runtime_error("continuation 0 fails on purpose");
+            }
+            const std::lock_guard lock(s->mutex);
+            s->order.push_back(v);
+          });
+    }
+  }
+
+ private:
+  throw_state* s_;
+};
+
+TEST(offload, a_continuation_that_throws_does_not_hold_up_the_results_behind_it) {
+  throw_state s;
+  engine_options o = test::small_options();
+  o.workers = 4;
+  running_engine e(o);
+  const address bound = e->listen<throwing_continuation>("tcp://127.0.0.1:0", &s);
+  e.start();
+  const int fd = poke(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(s.mutex);
+    return s.order.size() == 4;
+  }));
+  const std::lock_guard lock(s.mutex);
+  EXPECT_EQ(s.order, (std::vector<int>{1, 2, 3, 4}));
+  ::close(fd);
+}
+
 class offload_writing : public connection {
   void on_data() override {
     const byte_views all = next_all();

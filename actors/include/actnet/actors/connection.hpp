@@ -175,8 +175,9 @@ class connection {
   /// connection has closed by then, `then` does not run and the result is dropped (counted in
   /// event_loop::dropped_messages()). Errors: errc::queue_full when the pool's queue is full
   /// (nothing runs; try later), engine_stopped once the engine stops, connection_closed after
-  /// close. A `work` that throws is logged and its `then` skipped (the order of the others
-  /// holds). Jobs not started when the engine stops are cancelled: their `then` never runs.
+  /// close. A `work` that throws is logged and its `then` skipped; a `then` that throws is
+  /// logged; either way the others still run, in order. Jobs not started when the engine stops are
+  /// cancelled: their `then` never runs.
   template <class Work, class Then>
   std::error_code offload(Work&& work, Then&& then);
   /// offload() whose result is bytes (std::string, std::vector<std::byte>, block, or anything
