@@ -426,6 +426,36 @@ void detail::offload_result(const conn_ref& target, std::uint64_t seq,
       });
 }
 
+void detail::send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
+                           message_fn question) {
+  detail::message m;
+  m.what = message_kind::ask;
+  m.slot = slot;
+  m.generation = generation;
+  m.fn = std::move(question);
+  loop.send(std::move(m));
+}
+
+void detail::send_reply(const reply_address& to, unique_function<void()> reply) {
+  if (to.generation == 0) {
+    to.loop->post_fn(
+        [r = std::move(reply)](event_loop&, connection*, std::error_code) mutable { r(); });
+  } else {
+    conn_ref(to.loop, to.slot, to.generation)
+        .send_tell(
+            [r = std::move(reply)](event_loop&, connection*, std::error_code) mutable { r(); });
+  }
+}
+
+void detail::log_ask_failure(event_loop& loop, const char* what) noexcept {
+  try {
+    loop.owner().logger().error("loop {}: an ask's handler threw: {}; answered with handler_failed",
+                                loop.index(), what);
+  } catch (...) {
+    // logging failed: nothing more to do
+  }
+}
+
 void detail::log_offload_failure(const char* what) noexcept {
   try {
     detail::log().error("offload: a job threw: {}; its result is skipped", what);

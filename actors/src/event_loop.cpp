@@ -295,6 +295,12 @@ void event_loop::handle_unguarded(detail::message&& m) {
     case kind::stop:
       stopping_ = true;
       return;
+    case kind::ask:
+      if (m.generation == 0) {  // a question for the loop itself
+        m.fn(*this, nullptr, {});
+        return;
+      }
+      break;
     case kind::tell:
     case kind::async_write:
     case kind::close:
@@ -304,13 +310,14 @@ void event_loop::handle_unguarded(detail::message&& m) {
   connection* c = find(m.slot, m.generation);
   if (c == nullptr || !c->is_open()) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
-    if (m.what == kind::async_write && m.fn) {
-      m.fn(*this, nullptr, make_error_code(errc::connection_closed));
+    if ((m.what == kind::async_write || m.what == kind::ask) && m.fn) {
+      m.fn(*this, nullptr, make_error_code(errc::connection_closed));  // the sender hears of it
     }
     return;
   }
   switch (m.what) {
     case kind::tell:
+    case kind::ask:
       m.fn(*this, c, {});
       return;
     case kind::async_write: {

@@ -24,6 +24,8 @@ class category final : public std::error_category {
         return "engine stopped";
       case errc::queue_full:
         return "queue full";
+      case errc::handler_failed:
+        return "the handler threw";
     }
     return "unknown actnet error " + std::to_string(value);
   }

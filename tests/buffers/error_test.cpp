@@ -16,8 +16,10 @@ TEST(error, actnet_codes_convert_to_error_codes_of_the_actnet_category) {
   EXPECT_EQ(ec.message(), "fewer bytes buffered than requested");
   EXPECT_EQ(std::error_code(errc::capacity_exceeded).message(), "buffer capacity exceeded");
   EXPECT_EQ(std::error_code(errc::queue_full).message(), "queue full");
-  for (const errc e : {errc::short_buffer, errc::capacity_exceeded, errc::end_of_stream,
-                       errc::connection_closed, errc::engine_stopped, errc::queue_full}) {
+  EXPECT_EQ(std::error_code(errc::handler_failed).message(), "the handler threw");
+  for (const errc e :
+       {errc::short_buffer, errc::capacity_exceeded, errc::end_of_stream, errc::connection_closed,
+        errc::engine_stopped, errc::queue_full, errc::handler_failed}) {
     EXPECT_EQ(std::error_code(e).message().find("unknown"), std::string::npos)
         << static_cast<int>(e);
   }

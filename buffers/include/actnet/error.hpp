@@ -13,6 +13,7 @@ enum class errc : int {
   connection_closed,  ///< the connection is gone (closed, or never existed on that loop)
   engine_stopped,     ///< the engine stopped before the request could be carried out
   queue_full,         ///< a bounded queue is full: nothing was queued; try again later
+  handler_failed,     ///< the handler asked to answer threw (the exception was logged)
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

@@ -3,6 +3,8 @@
 
 #include <cassert>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -10,6 +12,8 @@
 #include <utility>
 
 #include "actnet/buffers/block.hpp"
+#include "actnet/error.hpp"
+#include "actnet/result.hpp"
 #include "actnet/unique_function.hpp"
 
 namespace actnet {
@@ -26,6 +30,7 @@ enum class message_kind : std::uint8_t {
   none,
   closure,
   tell,
+  ask,
   async_write,
   close,
   wake,
@@ -42,14 +47,93 @@ struct no_callback {
 class conn_ref;
 namespace detail {
 void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
+
+// -- ask: a question to a loop or a connection, and its reply to the asker --
+
+/// Where a reply goes: the asking connection (slot and generation), or, with generation 0, the
+/// asking loop itself.
+struct reply_address {
+  event_loop* loop = nullptr;
+  std::uint32_t slot = 0;
+  std::uint32_t generation = 0;
+};
+
+/// Sends `question` to `loop`: it runs there with the connection (slot, generation), or with
+/// none when generation is 0 (a question for the loop); with (nullptr, connection_closed) when
+/// that connection has gone.
+void send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
+                   message_fn question);
+/// Runs `reply` on the asker's loop: as the asking connection (dropped and counted when it has
+/// gone, like a tell) or as a closure on the asking loop.
+void send_reply(const reply_address& to, unique_function<void()> reply);
+void log_ask_failure(event_loop& loop, const char* what) noexcept;  // on its engine's logger
+
+/// What an asker's `then` receives: the answer, or why there is none. A question whose handler
+/// returns nothing is answered with an error code ({} when it ran).
+template <class R>
+struct answer_of {
+  static_assert(std::is_default_constructible_v<R> && std::is_nothrow_move_constructible_v<R>,
+                "ask: the answer must be default-constructible and nothrow-movable (wrap it in "
+                "std::optional or std::unique_ptr otherwise)");
+  using type = result<R>;
+};
+template <>
+struct answer_of<void> {
+  using type = std::error_code;
+};
+
+/// The question of an ask: runs `fn(target)` on the target's loop (Target is event_loop for a
+/// loop, else the connection class) and sends `then(answer)` back. A handler that throws is
+/// logged and answered with errc::handler_failed.
+template <class Target, class Fn, class Then>
+message_fn make_question(Fn&& fn, Then&& then, reply_address back) {
+  return [f = std::forward<Fn>(fn), t = std::forward<Then>(then), back](
+             event_loop& loop, connection* c, std::error_code ec) mutable {
+    using value = std::invoke_result_t<std::decay_t<Fn>&, Target&>;
+    using answer = typename answer_of<value>::type;
+    static_assert(std::is_invocable_v<std::decay_t<Then>&, answer>,
+                  "ask: `then` must take the answer: result<R> for a handler returning R, "
+                  "std::error_code for one returning void");
+    answer a = [&]() -> answer {
+      if (ec) {
+        return answer(ec);
+      }
+      try {
+        auto& target = [&]() -> Target& {
+          if constexpr (std::is_same_v<Target, event_loop>) {
+            return loop;
+          } else {
+            assert(dynamic_cast<Target*>(c) != nullptr &&
+                   "ask<Conn>: the connection is not a Conn");
+            return static_cast<Target&>(*c);
+          }
+        }();
+        if constexpr (std::is_void_v<value>) {
+          f(target);
+          return std::error_code{};
+        } else {
+          return answer(f(target));
+        }
+      } catch (const std::exception& e) {
+        log_ask_failure(loop, e.what());
+      } catch (...) {
+        log_ask_failure(loop, "unknown exception");
+      }
+      return answer(make_error_code(errc::handler_failed));
+    }();
+    send_reply(back, [t = std::move(t), a = std::move(a)]() mutable { t(std::move(a)); });
+  };
+}
+
 }  // namespace detail
 
 /// Names a connection actor by (loop, slot, generation). Every operation is a mailbox message
 /// to the owning loop, so all are thread-safe and none blocks; a message that reaches a
 /// connection that has gone is dropped and counted (event_loop::dropped_messages()), never a
-/// crash. Messages from one thread to one connection arrive in the order they were sent.
-/// Closures of up to 48 bytes travel without a heap allocation. A conn_ref must not be used
-/// after its engine is destroyed.
+/// crash (an async write's completion gets connection_closed). Messages one thread sends to
+/// one loop (to any of its connections, or the loop itself) are handled in the order they were
+/// sent; there is no order among different senders. Closures of up to 48 bytes travel without
+/// a heap allocation. A conn_ref must not be used after its engine is destroyed.
 class conn_ref {
  public:
   conn_ref() noexcept = default;
@@ -99,6 +183,7 @@ class conn_ref {
   friend class event_loop;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
+  friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
   conn_ref(event_loop* loop, std::uint32_t slot, std::uint32_t generation) noexcept
       : loop_(loop), slot_(slot), generation_(generation) {}
 

@@ -189,6 +189,34 @@ class connection {
     });
   }
 
+  // -- asking other actors --
+
+  /// Asks connection `target` (of class Conn, or derived from it; on any loop, this one
+  /// included) for a value without blocking: `fn(Conn&)` runs there as that actor, and
+  /// `then(answer)` runs back here, as this actor (`then` may use `this`). The answer is a
+  /// result<R> for an `fn` returning R (std::error_code for one returning void): the value, or
+  /// connection_closed when the target had gone, or handler_failed when `fn` threw (logged).
+  /// Questions one actor asks one loop are answered in the order they were asked. If this
+  /// connection has closed when the answer comes, `then` does not run (the reply is dropped
+  /// and counted, as a tell). Nothing is answered once the engine stops.
+  template <class Conn, class Fn, class Then>
+  void ask(const conn_ref& target, Fn&& fn, Then&& then) {
+    static_assert(std::is_base_of_v<connection, Conn>, "ask<Conn>: Conn must be a connection");
+    check_thread();
+    detail::send_question(*target.loop_, target.slot_, target.generation_,
+                          detail::make_question<Conn>(std::forward<Fn>(fn),
+                                                      std::forward<Then>(then), reply_address()));
+  }
+  /// Asks loop `target` (seastar's submit_to): `fn(event_loop&)` runs on that loop and
+  /// `then(answer)` back here, as this actor; as above.
+  template <class Fn, class Then>
+  void ask(event_loop& target, Fn&& fn, Then&& then) {
+    check_thread();
+    detail::send_question(target, 0, 0,
+                          detail::make_question<event_loop>(
+                              std::forward<Fn>(fn), std::forward<Then>(then), reply_address()));
+  }
+
   // -- control --
 
   /// Closes after the buffered output is sent (reading stops at once). on_close({}) follows.
@@ -259,6 +287,9 @@ class connection {
   // offload(): the next sequence number for a result (or an error), and the submission.
   [[nodiscard]] result<std::uint64_t> offload_begin() noexcept;
   std::error_code offload_submit(std::uint64_t seq, unique_function<void()> job);
+  [[nodiscard]] detail::reply_address reply_address() const noexcept {
+    return {loop_, slot_, generation_};
+  }
   void check_thread() const noexcept {
 #ifndef NDEBUG
     assert_loop_thread();

@@ -189,9 +189,25 @@ class engine {
   /// Thread-safe and idempotent: stop accepting, close every connection, return from run().
   void stop() noexcept;
 
+  /// Thread-safe: runs `fn(conn)` as each open connection of class Conn (or derived from it)
+  /// on every loop (event_loop::for_each, sent to each loop as one message; `fn` is copied
+  /// once per loop). Broadcasts one thread sends reach each connection in the order they were
+  /// sent, and in order with that thread's other messages to the same loop; a connection sees
+  /// a broadcast if it is open on its loop when the message is handled there.
+  template <class Conn, class Fn>
+  void broadcast(const Fn& fn) const {
+    static_assert(std::is_base_of_v<connection, Conn>,
+                  "broadcast<Conn>: Conn must be a connection");
+    for (const auto& l : loops_) {
+      l->post([fn](event_loop& loop) mutable { loop.for_each<Conn>(fn); });
+    }
+  }
+
   /// Thread-safe: open connections over all loops.
   [[nodiscard]] std::size_t count_connections() const noexcept;
   [[nodiscard]] std::size_t loop_count() const noexcept { return loops_.size(); }
+  /// Loop `i`'s handle (i < loop_count()), valid as long as the engine: thread-safe to post
+  /// to, ask and broadcast through from anywhere.
   [[nodiscard]] event_loop& loop(std::size_t i) const { return *loops_.at(i); }
   [[nodiscard]] const engine_options& options() const noexcept { return options_; }
   /// The balancer that hands accepted connections to loops (main-reactor mode), with its

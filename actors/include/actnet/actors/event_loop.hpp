@@ -101,6 +101,39 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     post_fn(
         [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
   }
+  /// Thread-safe: asks loop `target` (this one included) for a value without blocking
+  /// (seastar's submit_to): `fn(event_loop&)` runs on `target`, and `then(answer)` runs back on
+  /// this loop. The answer is a result<R> for an `fn` returning R (std::error_code for one
+  /// returning void): the value, or handler_failed when `fn` threw (logged). Questions one
+  /// thread sends to one loop are answered in the order they were sent. Nothing is answered
+  /// once the engine stops. (From a connection, connection::ask runs `then` as that actor.)
+  template <class Fn, class Then>
+  void ask(event_loop& target, Fn&& fn, Then&& then) {
+    detail::send_question(target, 0, 0,
+                          detail::make_question<event_loop>(
+                              std::forward<Fn>(fn), std::forward<Then>(then), {this, 0, 0}));
+  }
+  /// Thread-safe: asks connection `target` (of class Conn or derived): `fn(Conn&)` runs there
+  /// as that actor, and `then(answer)` on this loop; connection_closed when it had gone.
+  template <class Conn, class Fn, class Then>
+  void ask(const conn_ref& target, Fn&& fn, Then&& then) {
+    detail::send_question(
+        *target.loop_, target.slot_, target.generation_,
+        detail::make_question<Conn>(std::forward<Fn>(fn), std::forward<Then>(then), {this, 0, 0}));
+  }
+  /// Loop-thread only: runs `fn(conn)` for each open connection of class Conn (or derived
+  /// from it) on this loop, UDP socket actors and sessions included, in slot order. `fn` may
+  /// write to and close them; one that opens during the walk may or may not be visited. (For
+  /// every loop at once, from any thread: engine::broadcast.)
+  template <class Conn, class Fn>
+  void for_each(Fn&& fn) {
+    assert_in_loop();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {  // fn may grow the table: re-read size
+      if (auto* c = dynamic_cast<Conn*>(slots_[i].conn); c != nullptr && c->is_open()) {
+        fn(*c);
+      }
+    }
+  }
   /// Thread-safe: open connections on this loop.
   [[nodiscard]] std::size_t connection_count() const noexcept {
     return connections_.load(std::memory_order_relaxed);
@@ -130,6 +163,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   friend class conn_ref;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
+  friend void detail::send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
+                                    detail::message_fn question);
+  friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
 
   struct slot_entry {
     connection* conn = nullptr;
