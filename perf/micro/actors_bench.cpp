@@ -1,58 +1,51 @@
-// actors_bench: the loop actor's mailbox and cross-loop latency: how many closures one loop takes
-// from one or four producer threads (and how well their wake-ups coalesce), the bare queue under
-// it as a reference point, and the round trip between two loops and between two connections.
+// actors_bench: the loop actor's mailbox and cross-loop messaging: how many closures one loop
+// takes from one or four producer threads or producer loops (and how well their wake-ups
+// coalesce), the bare queue under it as a reference point, the round trip between two loops and
+// between two connections, and round trips through the worker pool (connection::offload).
+// peers_bench measures the same shapes with a condition-variable queue and with CAF.
 #include <benchmark/benchmark.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/actors/mailbox.hpp"
+#include "actnet/actors/worker_pool.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 #include "bench_main.hpp"
+#include "bench_rounds.hpp"
+#include "summary_table.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
-
-// Messages per iteration of the mailbox runs: enough that the hand-off at the start and end of a
-// round (one condition variable each way) is noise, few enough that a round takes milliseconds.
-constexpr int messages_per_round = 1 << 14;
-
-// Round trips per iteration of the ping-pong runs. The serve from outside and the final "done"
-// add about one more round trip's worth of wake-ups to each iteration: 0.2% at this count.
-constexpr std::uint64_t round_trips_per_rally = 500;
-
-// A round that takes longer than this is stuck (a lost message or wake-up looks like that): the
-// run fails with an error instead of hanging the whole suite.
-constexpr auto stuck_after = 10s;
-
-double as_double(std::uint64_t v) noexcept {
-  return static_cast<double>(v);
-}
-
-std::uint64_t iterations_of(const benchmark::State& state) noexcept {
-  return static_cast<std::uint64_t>(state.iterations());
-}
+using actnet::perf::as_double;
+using actnet::perf::check_tally;
+using actnet::perf::event_count;
+using actnet::perf::iterations_of;
+using actnet::perf::measure_rallies;
+using actnet::perf::messages_per_round;
+using actnet::perf::producer_team;
+using actnet::perf::round_sum;
+using actnet::perf::round_trips_per_rally;
+using actnet::perf::run_rounds;
+using actnet::perf::stuck_after;
+using actnet::perf::tally;
 
 // The default options with `n` loops. (A designated initializer would be shorter, but g++ 12's
 // -Wmissing-field-initializers flags the members it leaves to their defaults.)
@@ -60,43 +53,6 @@ actnet::engine_options with_loops(std::size_t n) {
   actnet::engine_options o;
   o.loops = n;
   return o;
-}
-
-// Counts events that another thread waits for ("round 7 is done"). A mutex and a condition
-// variable rather than an atomic wait, because only a wait with a deadline turns a lost message
-// into a failed run; it is used once per round, never once per message.
-class event_count {
- public:
-  void notify() {
-    {
-      const std::lock_guard lock(mutex_);
-      ++count_;
-    }
-    changed_.notify_all();
-  }
-  // Until `n` events have happened, or false after `timeout`.
-  [[nodiscard]] bool wait_for(std::uint64_t n, std::chrono::nanoseconds timeout) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return count_ >= n; });
-  }
-  void wait(std::uint64_t n) {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return count_ >= n; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::uint64_t count_ = 0;
-};
-
-// Waits for round `n`; marks the run failed when it is stuck.
-bool finished(benchmark::State& state, event_count& done, std::uint64_t n) {
-  if (done.wait_for(n, stuck_after)) {
-    return true;
-  }
-  state.SkipWithError("a round did not finish within 10 s (a lost message or wake-up?)");
-  return false;
 }
 
 // Runs an engine on a thread of its own (run() takes the calling thread for loop 0); stops it
@@ -116,89 +72,13 @@ class running_engine {
   std::thread thread_;
 };
 
-// What the consumer does with each message: adds it up and, when a round's worth has arrived,
-// tells the benchmark thread. Counting (rather than "the last message posted") is what makes
-// the end of a round exact with several producers, whose messages have no order among them.
-// Touched only by the consuming thread until that thread is joined.
-class tally {
- public:
-  explicit tally(std::uint64_t per_round) : per_round_(per_round), next_round_(per_round) {}
-
-  void take(int v) {
-    sum_ += static_cast<std::uint64_t>(v);
-    if (++handled_ == next_round_) {
-      next_round_ += per_round_;
-      rounds.notify();
-    }
-  }
-  [[nodiscard]] std::uint64_t handled() const noexcept { return handled_; }
-  [[nodiscard]] std::uint64_t sum() const noexcept { return sum_; }
-
-  event_count rounds;
-
- private:
-  std::uint64_t per_round_;
-  std::uint64_t next_round_;
-  std::uint64_t handled_ = 0;
-  std::uint64_t sum_ = 0;
-};
-
-// Producer threads that each call post(0), post(1), ... post(share - 1) when a round starts.
-// They live for the whole run, so thread start-up is not measured, and each keeps its slot in
-// the queue (moodycamel's implicit producer) from round to round. The threads run members of
-// this object, which joins them before it goes away.
-template <class Post>
-class producer_team {
- public:
-  producer_team(std::size_t threads, int share, Post post) : share_(share), post_(std::move(post)) {
-    for (std::size_t i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { work(); });
-    }
-  }
-  producer_team(const producer_team&) = delete;
-  producer_team& operator=(const producer_team&) = delete;
-  ~producer_team() {
-    quit_.store(true);
-    start_.notify();
-    for (std::thread& t : threads_) {
-      t.join();
-    }
-  }
-
-  void start_round() { start_.notify(); }
-
- private:
-  void work() {
-    for (std::uint64_t round = 1;; ++round) {
-      start_.wait(round);
-      if (quit_.load()) {
-        return;
-      }
-      for (int i = 0; i < share_; ++i) {
-        post_(i);
-      }
-    }
-  }
-
-  const int share_;
-  const Post post_;  // called by every producer at once: it must only read what it captured
-  event_count start_;
-  std::atomic<bool> quit_{false};
-  std::vector<std::thread> threads_;
-};
-
-// The messages of one round add up to this, whoever posted them.
-std::uint64_t round_sum(std::size_t producers, int share) noexcept {
-  const auto n = static_cast<std::uint64_t>(share);
-  return producers * (n * (n - 1) / 2);
-}
-
-// Every message handled exactly once, in the untimed round and the timed ones.
-void check_tally(benchmark::State& state, const tally& t, std::uint64_t rounds,
-                 std::uint64_t per_round, std::uint64_t sum_per_round) {
-  if (t.handled() != rounds * per_round || t.sum() != rounds * sum_per_round) {
-    state.SkipWithError("the consumer did not handle every message exactly once");
-  }
+// Per run: messages and wake-ups of the consumer, as every throughput run reports them.
+void report_throughput(benchmark::State& state, std::uint64_t per_round, std::uint64_t wakeups) {
+  const std::uint64_t messages = iterations_of(state) * per_round;
+  state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+  // At best one wake-up per round (the loop sleeps between rounds): 1 / messages_per_round.
+  state.counters["wakeups/msg"] = as_double(wakeups) / as_double(messages);
+  state.counters["wakeups/round"] = as_double(wakeups) / as_double(iterations_of(state));
 }
 
 // -- mailbox/1to1, mailbox/4to1: producer threads posting closures to one loop -----------------
@@ -219,26 +99,53 @@ void mailbox_loop(benchmark::State& state, std::size_t producers) {
     producer_team team(producers, share, [&loop, to = &sink](int v) {
       loop.post([to, v](actnet::event_loop&) { to->take(v); });
     });
-    // One untimed round: the queue grows its blocks, the loop falls asleep as between rounds.
-    team.start_round();
-    if (!finished(state, sink.rounds, ++rounds)) {
+    std::uint64_t wakeups_before = 0;
+    if (!run_rounds(
+            state, [&team] { team.start_round(); }, sink.rounds, rounds,
+            [&] { wakeups_before = loop.wakeups(); })) {
       return;
-    }
-    const std::uint64_t wakeups_before = loop.wakeups();
-    for (auto _ : state) {
-      team.start_round();
-      if (!finished(state, sink.rounds, ++rounds)) {
-        return;
-      }
     }
     wakeups = loop.wakeups() - wakeups_before;  // before stop(), whose message may wake it
   }
   check_tally(state, sink, rounds, per_round, round_sum(producers, share));
-  const std::uint64_t messages = iterations_of(state) * per_round;
-  state.SetItemsProcessed(static_cast<std::int64_t>(messages));
-  // At best one wake-up per round (the loop sleeps between rounds): 1 / messages_per_round.
-  state.counters["wakeups/msg"] = as_double(wakeups) / as_double(messages);
-  state.counters["wakeups/round"] = as_double(wakeups) / as_double(iterations_of(state));
+  report_throughput(state, per_round, wakeups);
+}
+
+// -- loops/1to1, loops/4to1: producer loops posting closures to loop 0 -------------------------
+
+// The same rounds between loops of one engine: loops 1..N each get a closure at the start of a
+// round and post their share of closures to loop 0 from it (one loop's handler, so each
+// producer's messages go out in one burst, as an actor's would). Only loop 0's wake-ups count,
+// as in mailbox/*; the round start wakes the producer loops as well.
+void loops_to_loop(benchmark::State& state, std::size_t producers) {
+  const int share = messages_per_round / static_cast<int>(producers);
+  const std::uint64_t per_round = producers * static_cast<std::uint64_t>(share);
+  tally sink(per_round);  // outlives the engine, so no closure can outlive it
+  std::uint64_t rounds = 0;
+  std::uint64_t wakeups = 0;
+  {
+    actnet::engine e(with_loops(producers + 1));
+    const running_engine running(e);
+    const auto start_round = [&e, producers, share, to = &sink] {
+      for (std::size_t i = 1; i <= producers; ++i) {
+        e.loop(i).post([share, to](actnet::event_loop& self) {
+          actnet::event_loop& consumer = self.owner().loop(0);
+          for (int v = 0; v < share; ++v) {
+            consumer.post([to, v](actnet::event_loop&) { to->take(v); });
+          }
+        });
+      }
+    };
+    actnet::event_loop& consumer = e.loop(0);
+    std::uint64_t wakeups_before = 0;
+    if (!run_rounds(state, start_round, sink.rounds, rounds,
+                    [&] { wakeups_before = consumer.wakeups(); })) {
+      return;
+    }
+    wakeups = consumer.wakeups() - wakeups_before;  // before stop(), whose message may wake it
+  }
+  check_tally(state, sink, rounds, per_round, round_sum(producers, share));
+  report_throughput(state, per_round, wakeups);
 }
 
 // -- mailbox/raw_queue/1to1: the queue alone, without the loop ---------------------------------
@@ -269,15 +176,9 @@ void mailbox_raw_queue(benchmark::State& state) {
       }
     });
     producer_team team(producers, messages_per_round, [&box](int v) { box.post(int{v}); });
-    team.start_round();
-    if (!finished(state, sink.rounds, ++rounds)) {
+    if (!run_rounds(
+            state, [&team] { team.start_round(); }, sink.rounds, rounds)) {
       return;
-    }
-    for (auto _ : state) {
-      team.start_round();
-      if (!finished(state, sink.rounds, ++rounds)) {
-        return;
-      }
     }
   }
   check_tally(state, sink, rounds, per_round, round_sum(producers, messages_per_round));
@@ -285,32 +186,6 @@ void mailbox_raw_queue(benchmark::State& state) {
 }
 
 // -- ping-pong: round trips between two loops --------------------------------------------------
-
-// Per iteration: one rally of round_trips_per_rally round trips, served from outside. Reports
-// the mean round trip and the wake-ups per round trip (two when each side sleeps in between).
-template <class Serve, class Wakeups>
-void measure_rallies(benchmark::State& state, Serve serve, event_count& done, Wakeups wakeups) {
-  std::uint64_t rallies = 0;
-  serve();  // untimed: both loops have run once and are asleep, as between rallies
-  if (!finished(state, done, ++rallies)) {
-    return;
-  }
-  const std::uint64_t wakeups_before = wakeups();
-  std::chrono::steady_clock::duration elapsed{};
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    serve();
-    if (!finished(state, done, ++rallies)) {
-      return;
-    }
-    elapsed += std::chrono::steady_clock::now() - start;
-  }
-  const std::uint64_t trips = iterations_of(state) * round_trips_per_rally;
-  state.SetItemsProcessed(static_cast<std::int64_t>(trips));
-  state.counters["rtt_us"] =
-      std::chrono::duration<double, std::micro>(elapsed).count() / as_double(trips);
-  state.counters["wakeups/rtt"] = as_double(wakeups() - wakeups_before) / as_double(trips);
-}
 
 // The ball of pingpong/loops. Its closures carry a pointer to it; it is declared before the
 // engine, so it outlives every closure.
@@ -448,6 +323,126 @@ void pingpong_conn_tell(benchmark::State& state) {
   }
 }
 
+// -- offload/roundtrip: a connection, the worker pool, and back ------------------------------
+
+// Offloads per iteration. A window of 64 fills and drains once per rally: 3% of it at this count.
+constexpr int offloads_per_rally = 2048;
+
+// What the offloading connection and the benchmark thread share. Declared before the engine,
+// so it outlives the connection that points at it.
+struct offload_rally {
+  explicit offload_rally(std::uint64_t in_flight) : window(in_flight) {}
+
+  const std::uint64_t window;  // offloads in flight
+  actnet::conn_ref side;       // written in on_open before `opened`, then only read
+  event_count opened;
+  tally landed{offloads_per_rally};  // the results, each one its offload's index in the rally
+  std::uint64_t out_of_order = 0;    // results that overtook an earlier offload (loop's)
+  std::atomic<bool> failed{false};   // an offload was refused (the loop logs why)
+};
+
+// Offloads trivial jobs (each returns its index) and counts the results back on its loop.
+class offloader final : public actnet::connection {
+ public:
+  explicit offloader(offload_rally* rally) : rally_(rally) {}
+
+  void on_open() override {
+    rally_->side = ref();
+    rally_->opened.notify();
+  }
+
+  // As the actor, on its loop: a rally of offloads_per_rally offloads, `window` in flight; each
+  // result that lands sends the next one out.
+  void start() {
+    issued_ = 0;
+    expected_ = 0;
+    if (rally_->failed.load()) {
+      rally_->landed.rounds.notify();  // ends the round now rather than after 10 s
+      return;
+    }
+    const auto first = std::min(rally_->window, static_cast<std::uint64_t>(offloads_per_rally));
+    while (issued_ < first && issue()) {
+    }
+  }
+
+ private:
+  bool issue() {
+    const int v = static_cast<int>(issued_++);
+    const std::error_code ec = offload([v] { return v; }, [this](int r) { land(r); });
+    if (ec) {
+      std::fprintf(stderr, "offload/roundtrip: offload failed: %s\n", ec.message().c_str());
+      rally_->failed.store(true);
+      rally_->landed.rounds.notify();  // ends the round now rather than after 10 s
+      return false;
+    }
+    return true;
+  }
+
+  void land(int r) {
+    if (static_cast<std::uint64_t>(r) != expected_) {
+      ++rally_->out_of_order;
+    }
+    ++expected_;
+    if (issued_ < static_cast<std::uint64_t>(offloads_per_rally) && !rally_->failed.load()) {
+      (void)issue();
+    }
+    rally_->landed.take(r);  // the rally's last result ends the round
+  }
+
+  offload_rally* rally_;
+  std::uint64_t issued_ = 0;    // this rally's offloads sent out
+  std::uint64_t expected_ = 0;  // the index the next result should carry
+};
+
+// Per iteration: one rally of offloads_per_rally round trips from a connection on loop 0
+// through the worker pool (state.range(0) workers) and back to it, state.range(1) in flight.
+// With one in flight it is the latency of a round trip; with 64 the throughput of the path.
+void offload_roundtrip(benchmark::State& state) {
+  const auto workers = static_cast<std::size_t>(state.range(0));
+  offload_rally rally(static_cast<std::uint64_t>(state.range(1)));
+  std::uint64_t rounds = 0;
+  std::uint64_t wakeups = 0;
+  {
+    actnet::engine_options options = with_loops(1);
+    options.workers = workers;
+    actnet::engine e(options);
+    const actnet::address bound = e.listen<offloader>("tcp://127.0.0.1:0", &rally);
+    const running_engine running(e);
+    // Declared after the engine thread, so it is closed before the engine is destroyed.
+    const actnet::unique_fd client = connect_to(bound);
+    if (!client) {
+      state.SkipWithError("cannot connect to the engine's loopback listener");
+      return;
+    }
+    if (!rally.opened.wait_for(1, stuck_after)) {
+      state.SkipWithError("the connection did not open within 10 s");
+      return;
+    }
+    actnet::event_loop& loop = e.loop(0);
+    std::uint64_t wakeups_before = 0;
+    if (!run_rounds(
+            state, [&rally] { rally.side.tell<offloader>([](offloader& o) { o.start(); }); },
+            rally.landed.rounds, rounds, [&] { wakeups_before = loop.wakeups(); })) {
+      return;
+    }
+    wakeups = loop.wakeups() - wakeups_before;
+  }
+  if (rally.failed.load()) {
+    state.SkipWithError("an offload was refused (see stderr)");
+    return;
+  }
+  if (rally.out_of_order != 0) {
+    state.SkipWithError("results came back out of submission order");
+    return;
+  }
+  const auto per_round = static_cast<std::uint64_t>(offloads_per_rally);
+  check_tally(state, rally.landed, rounds, per_round, round_sum(1, offloads_per_rally));
+  const std::uint64_t trips = iterations_of(state) * per_round;
+  state.SetItemsProcessed(static_cast<std::int64_t>(trips));
+  // How often a result had to wake the sleeping loop: 1 when every trip waits for its result.
+  state.counters["wakeups/trip"] = as_double(wakeups) / as_double(trips);
+}
+
 // -- registration and the summary --------------------------------------------------------------
 
 void register_all() {
@@ -458,86 +453,57 @@ void register_all() {
     mailbox_loop(s, 4);
   })->UseRealTime();
   benchmark::RegisterBenchmark("mailbox/raw_queue/1to1", &mailbox_raw_queue)->UseRealTime();
+  benchmark::RegisterBenchmark("loops/1to1", [](benchmark::State& s) {
+    loops_to_loop(s, 1);
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("loops/4to1", [](benchmark::State& s) {
+    loops_to_loop(s, 4);
+  })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/loops", &pingpong_loops)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/conn_tell", &pingpong_conn_tell)->UseRealTime();
+  benchmark::RegisterBenchmark("offload/roundtrip", &offload_roundtrip)
+      ->ArgNames({"workers", "window"})
+      ->ArgsProduct({{1, 2}, {1, 64}})
+      ->UseRealTime();
 }
 
-// Prints the console table as usual, then a summary: each loop run's throughput as a ratio to
-// the bare queue, and conn_tell's round trip as a ratio to the loops', from the same run (the
-// median of the repetitions when there are several), since ratios survive machine noise where
-// absolute figures do not.
-class summary_reporter : public actnet::perf::summary_reporter_base {
+// Prints the console table as usual, then a summary: each run's message throughput as a ratio
+// to the bare queue, conn_tell's round trip as a ratio to the loops', and the offload round
+// trips, from the same run (the median of the repetitions when there are several), since
+// ratios survive machine noise where absolute figures do not. peers_bench prints the same
+// shapes for the condition-variable queue and CAF.
+class summary_reporter : public actnet::perf::summary_table {
  public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      bool median = false;
-      if (!summarised(run, median)) {
-        continue;
-      }
-      const std::string& name = run.run_name.function_name;
-      if (!results_.contains(name)) {
-        order_.push_back(name);
-      }
-      entry& e = results_[name];
-      if (median || !e.from_median) {
-        e.from_median = median;
-        for (const auto& [counter, value] : run.counters) {
-          e.counters[counter] = value.value;
-        }
-      }
-    }
-  }
-
   void Finalize() override {
     ConsoleReporter::Finalize();
     std::printf(
-        "\nSummary: mailbox throughput against the bare queue, round trips against loops\n");
-    for (const std::string& name : order_) {
-      const std::map<std::string, double>& c = results_.at(name).counters;
-      if (name.starts_with("mailbox/")) {
-        const double rate = value(c, "items_per_second");
-        std::printf("%-24s %8.2f M msgs/s", name.c_str(), rate / 1e6);
-        const double base = rate_of("mailbox/raw_queue/1to1");
-        if (name != "mailbox/raw_queue/1to1" && base > 0) {
-          std::printf("  %5.2fx raw_queue  %.2e wakeups/msg", rate / base, value(c, "wakeups/msg"));
+        "\nSummary: message throughput against the bare queue, round trips against loops\n");
+    const double base_rate = counter("mailbox/raw_queue/1to1", "items_per_second");
+    const double base_rtt = counter("pingpong/loops", "rtt_us");
+    for (const std::string& name : names()) {
+      if (name.starts_with("mailbox/") || name.starts_with("loops/")) {
+        const double rate = counter(name, "items_per_second");
+        std::printf("%-38s %8.2f M msgs/s", name.c_str(), rate / 1e6);
+        if (name != "mailbox/raw_queue/1to1" && base_rate > 0) {
+          std::printf("  %5.2fx raw_queue  %.2e wakeups/msg", rate / base_rate,
+                      counter(name, "wakeups/msg"));
         }
       } else if (name.starts_with("pingpong/")) {
-        const double rtt = value(c, "rtt_us");
-        std::printf("%-24s %8.2f us/rtt      %.2f wakeups/rtt", name.c_str(), rtt,
-                    value(c, "wakeups/rtt"));
-        const double base = rtt_of("pingpong/loops");
-        if (name != "pingpong/loops" && base > 0) {
-          std::printf("  %5.2fx loops", rtt / base);
+        const double rtt = counter(name, "rtt_us");
+        std::printf("%-38s %8.2f us/rtt      %.2f wakeups/rtt", name.c_str(), rtt,
+                    counter(name, "wakeups/rtt"));
+        if (name != "pingpong/loops" && base_rtt > 0) {
+          std::printf("  %5.2fx loops", rtt / base_rtt);
         }
+      } else if (name.starts_with("offload/")) {
+        std::printf("%-38s %8.1f k trips/s    %.2f wakeups/trip", name.c_str(),
+                    counter(name, "items_per_second") / 1e3, counter(name, "wakeups/trip"));
       } else {
         continue;
       }
       std::printf("\n");
     }
   }
-
- private:
-  struct entry {
-    std::map<std::string, double> counters;
-    bool from_median = false;
-  };
-
-  static double value(const std::map<std::string, double>& counters, const std::string& name) {
-    const auto it = counters.find(name);
-    return it == counters.end() ? 0 : it->second;
-  }
-  [[nodiscard]] double rate_of(const std::string& name) const {
-    const auto it = results_.find(name);
-    return it == results_.end() ? 0 : value(it->second.counters, "items_per_second");
-  }
-  [[nodiscard]] double rtt_of(const std::string& name) const {
-    const auto it = results_.find(name);
-    return it == results_.end() ? 0 : value(it->second.counters, "rtt_us");
-  }
-
-  std::map<std::string, entry> results_;
-  std::vector<std::string> order_;  // as the benchmarks ran
 };
 
 }  // namespace
