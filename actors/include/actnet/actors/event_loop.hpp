@@ -128,7 +128,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   template <class Conn, class Fn>
   void for_each(Fn&& fn) {
     assert_in_loop();
-    for (std::size_t i = 0; i < slots_.size(); ++i) {  // fn may grow the table: re-read size
+    // By index, not iterator: should fn make the table grow, the walk stays valid.
+    for (std::size_t i = 0; i < slots_.size(); ++i) {  // NOLINT(modernize-loop-convert)
       if (auto* c = dynamic_cast<Conn*>(slots_[i].conn); c != nullptr && c->is_open()) {
         fn(*c);
       }
