@@ -41,6 +41,7 @@ using actnet::perf::iterations_of;
 using actnet::perf::measure_rallies;
 using actnet::perf::messages_per_round;
 using actnet::perf::producer_team;
+using actnet::perf::report_throughput;
 using actnet::perf::round_sum;
 using actnet::perf::round_trips_per_rally;
 using actnet::perf::run_rounds;
@@ -71,15 +72,6 @@ class running_engine {
   actnet::engine& engine_;
   std::thread thread_;
 };
-
-// Per run: messages and wake-ups of the consumer, as every throughput run reports them.
-void report_throughput(benchmark::State& state, std::uint64_t per_round, std::uint64_t wakeups) {
-  const std::uint64_t messages = iterations_of(state) * per_round;
-  state.SetItemsProcessed(static_cast<std::int64_t>(messages));
-  // At best one wake-up per round (the loop sleeps between rounds): 1 / messages_per_round.
-  state.counters["wakeups/msg"] = as_double(wakeups) / as_double(messages);
-  state.counters["wakeups/round"] = as_double(wakeups) / as_double(iterations_of(state));
-}
 
 // -- mailbox/1to1, mailbox/4to1: producer threads posting closures to one loop -----------------
 

@@ -224,4 +224,14 @@ void measure_rallies(benchmark::State& state, Serve serve, event_count& done,
   }
 }
 
+// Per run: messages and wake-ups of the consumer, as every throughput run reports them. At best
+// one wake-up per round (the consumer sleeps between rounds): 1 / messages_per_round.
+inline void report_throughput(benchmark::State& state, std::uint64_t per_round,
+                              std::uint64_t wakeups) {
+  const std::uint64_t messages = iterations_of(state) * per_round;
+  state.SetItemsProcessed(static_cast<std::int64_t>(messages));
+  state.counters["wakeups/msg"] = as_double(wakeups) / as_double(messages);
+  state.counters["wakeups/round"] = as_double(wakeups) / as_double(iterations_of(state));
+}
+
 }  // namespace actnet::perf

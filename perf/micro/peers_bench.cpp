@@ -40,6 +40,7 @@ using actnet::perf::iterations_of;
 using actnet::perf::measure_rallies;
 using actnet::perf::messages_per_round;
 using actnet::perf::producer_team;
+using actnet::perf::report_throughput;
 using actnet::perf::round_sum;
 using actnet::perf::round_trips_per_rally;
 using actnet::perf::run_rounds;
@@ -136,14 +137,6 @@ class condvar_queue {
   std::uint64_t wakeups_ = 0;
   std::thread consumer_;  // last: it starts once the members it uses exist
 };
-
-// Per run: messages and wake-ups of the consumer, as actors_bench reports them.
-void report_throughput(benchmark::State& state, std::uint64_t per_round, std::uint64_t wakeups) {
-  const std::uint64_t messages = iterations_of(state) * per_round;
-  state.SetItemsProcessed(static_cast<std::int64_t>(messages));
-  state.counters["wakeups/msg"] = as_double(wakeups) / as_double(messages);
-  state.counters["wakeups/round"] = as_double(wakeups) / as_double(iterations_of(state));
-}
 
 // -- condvar_queue/1to1, condvar_queue/4to1: producer threads posting closures to one thread ----
 
