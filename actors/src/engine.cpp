@@ -304,6 +304,10 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
                                 "'): timeout = " + std::to_string(options.timeout.count()) +
                                 " ms: must be between 0 (none) and a year");
   }
+  if (stop_requested_.load()) {  // a dial after stop(): answered now, not at destruction
+    done(make_error_code(errc::engine_stopped));
+    return;
+  }
   // If the loop never runs it (the engine stopped first), the request says so as it goes.
   struct request {
     address to;
