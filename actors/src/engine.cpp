@@ -294,10 +294,8 @@ void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
 }
 
 void engine::dial(const address& to, factory make, const dial_options& options, dial_done done) {
-  if (!to.valid() || to.transport() == transport::udp) {
-    throw std::invalid_argument("actnet: dial('" + to.to_string() +
-                                "'): only tcp and unix streams can be dialed (connected UDP "
-                                "sockets are not supported yet)");
+  if (!to.valid()) {
+    throw std::invalid_argument("actnet: dial(): not a valid address");
   }
   if (options.timeout.count() < 0 || options.timeout > std::chrono::hours(24 * 365)) {
     throw std::invalid_argument("actnet: dial('" + to.to_string() +

@@ -589,7 +589,8 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
       owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
     }
   };
-  unique_fd fd(::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const int type = to.transport() == transport::udp ? SOCK_DGRAM : SOCK_STREAM;
+  unique_fd fd(::socket(to.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     report(errno_code());
     return;
@@ -605,7 +606,8 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
     rc = ::connect(fd.get(), to.data(), to.size());
   } while (rc != 0 && errno == EINTR);
   const std::uint64_t id = next_dial_++ & ~(listener_tag | datagram_tag | dial_tag);
-  pending_dial d{std::move(fd), std::move(make), std::move(done), std::move(lease), to.transport()};
+  pending_dial d{std::move(fd), std::move(make), std::move(done), std::move(lease), to.transport(),
+                 to};
   if (rc != 0 && errno != EINPROGRESS) {
     const std::error_code ec = errno_code();  // refused at once, or a full unix backlog (EAGAIN)
     d.fd.reset();
@@ -661,8 +663,18 @@ void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
     failure = std::make_error_code(std::errc::state_not_recoverable);
     if (std::unique_ptr<connection> c = make_connection(d.make)) {
       c->lease_ = std::move(d.lease);
-      const std::uint32_t interest =
+      std::uint32_t interest =
           options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
+      if (d.kind == transport::udp) {
+        // A connected UDP socket: a datagram connection whose peer is fixed, read level-triggered
+        // in batches like the listeners' sockets.
+        auto endpoint = std::make_unique<detail::datagram_endpoint>();
+        endpoint->connected = true;
+        std::memcpy(&endpoint->peer, d.to.data(), d.to.size());
+        endpoint->peer_length = d.to.size();
+        c->dgram_ = std::move(endpoint);
+        interest = io::readable;
+      }
       if (connection* conn = install(std::move(c), d.fd.get(), d.kind, interest, true)) {
         (void)d.fd.release();
         opened = conn->ref();
@@ -737,6 +749,11 @@ detail::peer_key key_of_peer(const sockaddr_storage& peer) noexcept {
 }
 
 // recvfrom errors that concern one datagram or an earlier send, not the socket: skip them.
+// A connected socket's peer length, from its family (recvfrom overwrote the length).
+socklen_t sizeof_peer(const detail::datagram_endpoint& ep) noexcept {
+  return ep.peer.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
 bool transient_datagram_error(int e) noexcept {
   return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == ECONNRESET ||
          e == EMSGSIZE || e == ENOMEM || e == ENOBUFS;
@@ -776,8 +793,16 @@ void event_loop::read_datagrams(connection& c) {
     const ssize_t n = ::recvfrom(c.fd_, read_buffer_.data(), read_buffer_.size(), MSG_TRUNC,
                                  reinterpret_cast<sockaddr*>(&ep.peer), &ep.peer_length);  // NOLINT
     if (n < 0) {
-      ep.peer_length = 0;
       const int e = errno;
+      if (ep.connected) {
+        ep.peer_length = sizeof_peer(ep);
+        if (e == ECONNREFUSED) {  // the peer's port is closed (ICMP): the dialer should know
+          finish(c, {e, std::system_category()});
+          return;
+        }
+      } else {
+        ep.peer_length = 0;
+      }
       if (e == EINTR || transient_datagram_error(e)) {
         continue;
       }
@@ -787,7 +812,7 @@ void event_loop::read_datagrams(connection& c) {
       return;
     }
     if (static_cast<std::size_t>(n) > read_buffer_.size()) {
-      ep.peer_length = 0;
+      ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
       note_dropped_datagram("longer than read_buffer_size");  // never half a datagram
       continue;
     }
@@ -798,7 +823,8 @@ void event_loop::read_datagrams(connection& c) {
       c.fresh_ = datagram;
       deliver(c);
     }
-    ep.peer_length = 0;  // a socket actor's sender is known during on_data only
+    // A socket actor's sender is known during on_data only; a connected socket's is fixed.
+    ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
     if (c.state_ != connection::state::open) {
       return;
     }
@@ -948,7 +974,7 @@ void event_loop::reap_scheduled() noexcept {
           .sessions.erase(key_of_peer(c.dgram_->peer));
     } else {
       ::close(c.fd_);
-      if (c.dgram_ != nullptr && !stopping_) {
+      if (c.dgram_ != nullptr && !c.dgram_->connected && !stopping_) {
         // A socket actor closed while serving: its socket must leave the port's SO_REUSEPORT
         // group, or the kernel keeps sending it peers nobody reads. (Loop 0's is a duplicate
         // of the engine's, which closes with it.)

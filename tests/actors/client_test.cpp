@@ -104,8 +104,9 @@ TEST_P(client_matrix, ten_clients_half_dialed_half_enrolled_get_every_byte_back)
   running_engine server(test::small_options(2));
   const std::string path = "/tmp/actnet-client-" + std::to_string(::getpid()) + ".sock";
   ::unlink(path.c_str());
-  const address bound = server->listen<echo>(
-      std::string(mc.kind) == "tcp" ? std::string("tcp://127.0.0.1:0") : "unix://" + path);
+  const std::string kind = mc.kind;
+  const address bound =
+      server->listen<echo>(kind == "unix" ? "unix://" + path : kind + "://127.0.0.1:0");
   server.start();
 
   engine_options o = client::default_options();
@@ -116,7 +117,7 @@ TEST_P(client_matrix, ten_clients_half_dialed_half_enrolled_get_every_byte_back)
   std::vector<std::unique_ptr<link>> links;
   for (int i = 0; i < clients; ++i) {
     links.push_back(std::make_unique<link>());
-    if (i % 2 == 0) {
+    if (i % 2 == 0 || kind == "udp") {  // a connected UDP socket is dialed, not enrolled
       const result<conn_ref> r = c.dial_and_wait<pinger>(bound.to_string(), {}, links.back().get());
       ASSERT_TRUE(r) << r.error().message();
       EXPECT_TRUE(links.back()->opened) << "dial_and_wait returns after on_open";
@@ -136,7 +137,8 @@ TEST_P(client_matrix, ten_clients_half_dialed_half_enrolled_get_every_byte_back)
     link& l = *links[static_cast<std::size_t>(i)];
     std::string expected = "PING\r\n";
     for (int round = 0; round < 2; ++round) {
-      const std::string payload = random_bytes(256 * 1024, rng);
+      // UDP: one datagram each way per round (loopback does not drop them).
+      const std::string payload = random_bytes(kind == "udp" ? 1024 : 256 * 1024, rng);
       expected += payload;
       if (mc.async) {
         l.ref.async_write(payload);
@@ -167,7 +169,9 @@ INSTANTIATE_TEST_SUITE_P(gnet_client, client_matrix,
                                          matrix_case{"unix", false, 1},
                                          matrix_case{"unix", true, 1},
                                          matrix_case{"unix", false, 2},
-                                         matrix_case{"unix", true, 2}),
+                                         matrix_case{"unix", true, 2}, matrix_case{"udp", false, 1},
+                                         matrix_case{"udp", true, 1}, matrix_case{"udp", false, 2},
+                                         matrix_case{"udp", true, 2}),
                          [](const testing::TestParamInfo<matrix_case>& param_info) {
                            return std::string(param_info.param.kind) +
                                   (param_info.param.async ? "_async_" : "_sync_") +
@@ -248,6 +252,35 @@ TEST(client, read_on_eof_delivers_the_bytes_before_the_fin) {
   ASSERT_TRUE(l.wait([&] { return l.closes == 1; }));
   EXPECT_EQ(l.received, "test");
   EXPECT_EQ(l.close_reason, errc::end_of_stream);
+}
+
+// -- connected UDP sockets -------------------------------------------------------------------
+
+TEST(client, a_connected_udp_socket_knows_its_peer_and_closes_when_the_port_is_refused) {
+  const address closed = [] {
+    engine e(test::small_options());
+    return e.listen<echo>("udp://127.0.0.1:0");  // bound, then closed with the engine
+  }();
+  client c;
+  c.start();
+  link l;
+  class reporter final : public pinger {
+   public:
+    using pinger::pinger;
+    void on_open() override {
+      pinger::on_open();  // sends PING: the closed port answers with an ICMP refusal
+      const std::lock_guard lock(link_->mutex);
+      const result<address> peer = remote_address();
+      link_->checks.push_back(peer ? peer->to_string() : peer.error().message());
+      link_->checks.push_back(is_datagram() ? "datagram" : "stream");
+    }
+  };
+  const result<conn_ref> r = c.dial_and_wait<reporter>(closed.to_string(), {}, &l);
+  ASSERT_TRUE(r) << "connecting a UDP socket does not wait for the peer";
+  ASSERT_TRUE(l.wait([&] { return l.closes == 1; }));
+  EXPECT_EQ(l.close_reason, std::errc::connection_refused);
+  EXPECT_EQ(l.checks, (std::vector<std::string>{closed.to_string(), "datagram"}));
+  EXPECT_TRUE(eventually([&] { return c.count_connections() == 0; }));
 }
 
 // -- the client's life cycle --------------------------------------------------------------------

@@ -47,6 +47,7 @@ struct datagram_endpoint {
   socklen_t peer_length = 0;
   connection* socket = nullptr;         // a session: the socket actor that routes to it
   bool routes = false;                  // a socket actor that hands datagrams to sessions
+  bool connected = false;               // a dialed (connected) socket: peer is fixed
   std::size_t listener = 0;             // a socket actor: its engine listener
   timer_clock::time_point last_seen{};  // a session: its latest datagram
 };

@@ -160,12 +160,18 @@ class engine {
   }
   std::error_code enroll(int fd, factory make);
 
-  /// Thread-safe: connects to `url` (tcp, tcp4, tcp6, unix) without blocking, from the loop the
-  /// balancer picks for that address (gnet's Register with an address). On success the socket
-  /// becomes a connection of class Conn there (made with `args...`), with the listeners' socket
-  /// options; `done` then gets its conn_ref. On failure `done` gets the error: the kernel's
-  /// (connection_refused...), timed_out after options.timeout, or errc::engine_stopped.
-  /// A bad url throws std::invalid_argument at once.
+  /// Thread-safe: connects to `url` (tcp, tcp4, tcp6, unix, udp) without blocking, from the loop
+  /// the balancer picks for that address (gnet's Register with an address). On success the
+  /// socket becomes a connection of class Conn there (made with `args...`), with the listeners'
+  /// socket options; `done` then gets its conn_ref. On failure `done` gets the error: the
+  /// kernel's (connection_refused...), timed_out after options.timeout, or errc::engine_stopped
+  /// (at once when the engine has been stopped). A bad url throws std::invalid_argument at once.
+  ///
+  /// udp: a connected UDP socket, open at once (there is no handshake), read level-triggered
+  /// like the listeners' sockets: on_data gets one datagram from the peer, write() sends one to
+  /// it, remote_address() is the peer. A datagram the peer's host refuses (its port closed, an
+  /// ICMP reply) closes the connection with std::errc::connection_refused; other send and
+  /// receive errors drop that datagram, as for UDP listeners.
   template <class Conn, class... Args>
   void dial(std::string_view url, const dial_options& options, dial_done done, Args... args) {
     static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");

@@ -258,6 +258,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     std::function<void(result<conn_ref>)> done;
     balancer_lease lease;
     transport kind = transport::tcp;
+    address to;  // UDP: the connected socket's peer
     timer_id timer{};
     bool timed = false;
   };
