@@ -606,8 +606,8 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
     rc = ::connect(fd.get(), to.data(), to.size());
   } while (rc != 0 && errno == EINTR);
   const std::uint64_t id = next_dial_++ & ~(listener_tag | datagram_tag | dial_tag);
-  pending_dial d{std::move(fd), std::move(make), std::move(done), std::move(lease), to.transport(),
-                 to};
+  pending_dial d{std::move(fd),    std::move(make), std::move(done),
+                 std::move(lease), to.transport(),  to};
   if (rc != 0 && errno != EINPROGRESS) {
     const std::error_code ec = errno_code();  // refused at once, or a full unix backlog (EAGAIN)
     d.fd.reset();
