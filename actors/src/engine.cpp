@@ -302,6 +302,26 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
                                 "'): timeout = " + std::to_string(options.timeout.count()) +
                                 " ms: must be between 0 (none) and a year");
   }
+  std::shared_ptr<detail::redial> again;
+  if (options.reconnect) {
+    const reconnect_policy& p = *options.reconnect;
+    const auto year = std::chrono::hours(24 * 365);
+    if (p.initial_delay.count() <= 0 || p.max_delay < p.initial_delay || p.max_delay > year ||
+        !(p.multiplier >= 1.0 && p.multiplier <= 1000.0)) {
+      throw std::invalid_argument(
+          "actnet: dial('" + to.to_string() +
+          "'): reconnect: initial_delay = " + std::to_string(p.initial_delay.count()) +
+          " ms, max_delay = " + std::to_string(p.max_delay.count()) +
+          " ms, multiplier = " + std::to_string(p.multiplier) +
+          ": need 0 < initial_delay <= max_delay <= a year and 1 <= multiplier <= 1000");
+    }
+    again = std::make_shared<detail::redial>(detail::redial{to, make, options, done, 0});
+  }
+  post_dial(to, std::move(make), options, std::move(done), std::move(again));
+}
+
+void engine::post_dial(const address& to, factory make, const dial_options& options, dial_done done,
+                       std::shared_ptr<detail::redial> again) {
   if (stop_requested_.load()) {  // a dial after stop(): answered now, not at destruction
     done(make_error_code(errc::engine_stopped));
     return;
@@ -313,8 +333,15 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
     dial_options options;
     dial_done done;
     balancer_lease lease;
-    request(address a, factory m, dial_options o, dial_done d, balancer_lease l)
-        : to(a), make(std::move(m)), options(o), done(std::move(d)), lease(std::move(l)) {}
+    std::shared_ptr<detail::redial> again;
+    request(address a, factory m, dial_options o, dial_done d, balancer_lease l,
+            std::shared_ptr<detail::redial> r)
+        : to(a),
+          make(std::move(m)),
+          options(o),
+          done(std::move(d)),
+          lease(std::move(l)),
+          again(std::move(r)) {}
     request(const request&) = delete;
     request& operator=(const request&) = delete;
     ~request() {
@@ -325,10 +352,10 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
   };
   balancer_assignment target = balancer_->assign(to.data(), to.size());
   auto r = std::make_unique<request>(to, std::move(make), options, std::move(done),
-                                     std::move(target.lease));
+                                     std::move(target.lease), std::move(again));
   loops_[target.target]->post([r = std::move(r)](event_loop& loop) mutable {
     loop.start_dial(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
-                    std::move(r->lease));
+                    std::move(r->lease), std::move(r->again));
   });
 }
 

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <random>
 #include <unordered_map>
 #include <utility>
 
@@ -267,6 +268,7 @@ void event_loop::run() {
   listeners_.clear();
   fail_dials(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
+  timers_.clear();  // none runs after stop; a reconnect's retry reports engine_stopped as it goes
 }
 
 void event_loop::handle(detail::message&& m) {
@@ -581,18 +583,21 @@ void event_loop::offload_arrived(connection& c, std::uint64_t seq,
 
 void event_loop::start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
                             const dial_options& options, std::function<void(result<conn_ref>)> done,
-                            balancer_lease lease) {
-  const auto report = [this, &done](result<conn_ref> r) {
+                            balancer_lease lease, std::shared_ptr<detail::redial> again) {
+  const auto failed = [this, &done, &again](std::error_code ec) {
     try {
-      done(r);
+      done(ec);
     } catch (const std::exception& e) {
       owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
+    }
+    if (again) {
+      schedule_redial(std::move(again), true);
     }
   };
   const int type = to.transport() == transport::udp ? SOCK_DGRAM : SOCK_STREAM;
   unique_fd fd(::socket(to.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
-    report(errno_code());
+    failed(errno_code());
     return;
   }
   if (to.transport() == transport::tcp && options_.socket.tcp_nodelay) {
@@ -606,19 +611,13 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
     rc = ::connect(fd.get(), to.data(), to.size());
   } while (rc != 0 && errno == EINTR);
   const std::uint64_t id = next_dial_++ & ~(listener_tag | datagram_tag | dial_tag);
-  pending_dial d{std::move(fd),    std::move(make), std::move(done),
-                 std::move(lease), to.transport(),  to};
   if (rc != 0 && errno != EINPROGRESS) {
-    const std::error_code ec = errno_code();  // refused at once, or a full unix backlog (EAGAIN)
-    d.fd.reset();
-    std::function<void(result<conn_ref>)> cb = std::move(d.done);
-    try {
-      cb(ec);
-    } catch (const std::exception& e) {
-      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
-    }
+    failed(errno_code());  // refused at once, or a full unix backlog (EAGAIN)
     return;
   }
+  pending_dial d{std::move(fd),    std::move(make), std::move(done),
+                 std::move(lease), to.transport(),  to,
+                 timer_id{},       false,           std::move(again)};
   const int raw = d.fd.get();
   auto [it, inserted] = dials_.emplace(id, std::move(d));
   if (rc == 0) {  // connected at once (unix sockets, usually)
@@ -684,11 +683,75 @@ void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
     }
   }
   result<conn_ref> outcome = failure ? result<conn_ref>(failure) : result<conn_ref>(opened);
+  if (d.again && !failure) {
+    // Dialed again when it closes (reap decides by the reason). It is in the slot table until
+    // then, even if on_open closed it already.
+    d.again->failures = 0;
+    redials_.emplace(key_of(opened.slot_, opened.generation_), d.again);
+  }
   try {
     d.done(outcome);
   } catch (const std::exception& e) {
     owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
   }
+  if (d.again && failure && failure != errc::engine_stopped) {
+    schedule_redial(std::move(d.again), true);
+  }
+}
+
+void event_loop::schedule_redial(std::shared_ptr<detail::redial> again, bool after_failure) {
+  const reconnect_policy& policy = *again->options.reconnect;
+  if (stopping_) {  // no retry past stop: the dial's last word is engine_stopped
+    try {
+      again->done(make_error_code(errc::engine_stopped));
+    } catch (const std::exception& e) {
+      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
+    }
+    return;
+  }
+  if (after_failure) {
+    ++again->failures;
+  }
+  if (policy.max_attempts != 0 && again->failures >= policy.max_attempts) {
+    owner_.logger().info("loop {}: giving up on {} after {} failed dials", index_,
+                         again->to.to_string(), again->failures);
+    return;
+  }
+  // initial_delay after a close or the first failure, then multiplied for each further one.
+  double delay_ms = static_cast<double>(policy.initial_delay.count());
+  const auto longest = static_cast<double>(policy.max_delay.count());
+  for (std::size_t i = 1; i < again->failures && delay_ms < longest; ++i) {
+    delay_ms *= policy.multiplier;
+  }
+  delay_ms = std::min(delay_ms, longest);
+  // Jitter: a random point in [d/2, d], so that clients that lost one server do not return
+  // in step.
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  delay_ms *= 0.5 + 0.5 * std::generate_canonical<double, 32>(jitter);
+  // The timer owns the dial until it fires; destroyed unfired (the engine stopped), it says so.
+  struct pending_retry {
+    std::shared_ptr<detail::redial> again;
+    explicit pending_retry(std::shared_ptr<detail::redial> a) : again(std::move(a)) {}
+    pending_retry(pending_retry&& other) noexcept = default;
+    pending_retry& operator=(pending_retry&&) = delete;
+    pending_retry(const pending_retry&) = delete;
+    pending_retry& operator=(const pending_retry&) = delete;
+    ~pending_retry() {
+      if (again && again->done) {
+        try {
+          again->done(make_error_code(errc::engine_stopped));
+        } catch (...) {
+          // a completion that throws at shutdown: nothing more to do
+        }
+      }
+    }
+  };
+  after(std::chrono::microseconds(static_cast<std::int64_t>(delay_ms * 1000)),
+        [this, retry = pending_retry(std::move(again))]() mutable {
+          std::shared_ptr<detail::redial> r = std::exchange(retry.again, nullptr);  // fired
+          const detail::redial& d = *r;
+          owner_.post_dial(d.to, d.make, d.options, d.done, std::move(r));
+        });
 }
 
 void event_loop::fail_dials(std::error_code reason) noexcept {
@@ -983,6 +1046,20 @@ void event_loop::reap_scheduled() noexcept {
     }
     if (!offloads_.empty()) {
       offloads_.erase(key_of(c.slot_, c.generation_));  // later results find no connection
+    }
+    if (!redials_.empty()) {
+      if (const auto it = redials_.find(key_of(c.slot_, c.generation_)); it != redials_.end()) {
+        std::shared_ptr<detail::redial> again = std::move(it->second);
+        redials_.erase(it);
+        // Not after its own close() or abort() ({}) nor at stop: the peer or the network ended it.
+        if (next.reason && next.reason != errc::engine_stopped && !stopping_) {
+          try {
+            schedule_redial(std::move(again), false);
+          } catch (const std::exception& e) {
+            owner_.logger().error("loop {}: cannot schedule a reconnect: {}", index_, e.what());
+          }
+        }
+      }
     }
     slot_entry& s = slots_[c.slot_];
     s.conn = nullptr;

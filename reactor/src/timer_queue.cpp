@@ -45,6 +45,17 @@ int timer_queue::next_timeout_ms(timer_clock::time_point now) {
   return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
 }
 
+void timer_queue::clear() noexcept {
+  while (!callbacks_.empty()) {
+    // Out of the table first: a destructor that adds a timer finds a consistent queue.
+    auto dropped = std::move(callbacks_);
+    callbacks_.clear();
+    heap_.clear();
+    dropped.clear();
+  }
+  heap_.clear();
+}
+
 std::size_t timer_queue::run_due(timer_clock::time_point now) {
   std::size_t ran = 0;
   for (;;) {

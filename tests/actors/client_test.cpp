@@ -7,6 +7,7 @@
 #include <actnet/actors/client.hpp>
 #include <actnet/actors/engine.hpp>
 #include <actnet/error.hpp>
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <memory>
@@ -281,6 +282,160 @@ TEST(client, a_connected_udp_socket_knows_its_peer_and_closes_when_the_port_is_r
   EXPECT_EQ(l.close_reason, std::errc::connection_refused);
   EXPECT_EQ(l.checks, (std::vector<std::string>{closed.to_string(), "datagram"}));
   EXPECT_TRUE(eventually([&] { return c.count_connections() == 0; }));
+}
+
+// -- reconnect with backoff ------------------------------------------------------------------
+
+/// Every outcome a reconnecting dial reported.
+struct outcomes {
+  std::mutex mutex;
+  std::vector<std::error_code> seen;  // {} for each connection that opened
+  dial_done callback() {
+    return [this](result<conn_ref> r) {
+      const std::lock_guard lock(mutex);
+      seen.push_back(r ? std::error_code() : r.error());
+    };
+  }
+  /// Outcomes equal to `which` (an error code or condition; {} for an open connection).
+  template <class E>
+  std::size_t count(E which) {
+    const std::lock_guard lock(mutex);
+    return static_cast<std::size_t>(
+        std::count_if(seen.begin(), seen.end(), [&](std::error_code ec) { return ec == which; }));
+  }
+  std::size_t opened() { return count(std::error_code()); }
+  std::size_t total() {
+    const std::lock_guard lock(mutex);
+    return seen.size();
+  }
+};
+
+dial_options reconnecting(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                          std::size_t attempts = 0) {
+  dial_options o;
+  reconnect_policy p;
+  p.initial_delay = initial;
+  p.max_delay = max;
+  p.max_attempts = attempts;
+  o.reconnect = p;
+  return o;
+}
+
+/// Says bye and closes every connection at once.
+class kicker final : public connection {
+  void on_open() override {
+    (void)write(std::string_view("bye"));
+    close();
+  }
+};
+
+/// A port nothing listens on (bound once, then closed).
+address free_port() {
+  engine e(test::small_options());
+  return e.listen<echo>("tcp://127.0.0.1:0");
+}
+
+TEST(reconnect, a_connection_the_peer_closes_is_dialed_again_as_a_new_actor) {
+  running_engine server;
+  const address bound = server->listen<kicker>("tcp://127.0.0.1:0");
+  server.start();
+  client c;
+  c.start();
+  outcomes o;
+  link l;
+  c.dial<pinger>(bound.to_string(), reconnecting(5ms, 20ms), o.callback(), &l);
+  ASSERT_TRUE(eventually([&] { return o.opened() >= 3; })) << o.total() << " outcomes";
+  ASSERT_TRUE(l.wait([&] { return l.closes >= 2; }));
+  {
+    // The peer closed (end of stream, or a reset: the kicker closes with our PING unread).
+    const std::lock_guard lock(l.mutex);
+    EXPECT_TRUE(l.close_reason == errc::end_of_stream ||
+                l.close_reason == std::errc::connection_reset)
+        << l.close_reason.message();
+  }
+  c.stop();
+  EXPECT_EQ(o.count(std::errc::connection_refused), 0U);
+}
+
+TEST(reconnect, gives_up_after_max_attempts_failed_dials_in_a_row) {
+  const address nobody = free_port();
+  client c;
+  c.start();
+  outcomes o;
+  link l;
+  c.dial<pinger>(nobody.to_string(), reconnecting(2ms, 5ms, 3), o.callback(), &l);
+  const std::errc refused = std::errc::connection_refused;
+  ASSERT_TRUE(eventually([&] { return o.count(refused) == 3; }));
+  std::this_thread::sleep_for(100ms);  // room for a fourth attempt, were there one (5 ms apart)
+  EXPECT_EQ(o.total(), 3U);
+  c.stop();
+  EXPECT_EQ(o.total(), 3U) << "nothing was pending at stop";
+}
+
+TEST(reconnect, keeps_trying_until_the_server_comes_back) {
+  const address later = free_port();
+  client c;
+  c.start();
+  outcomes o;
+  link l;
+  c.dial<pinger>(later.to_string(), reconnecting(2ms, 10ms), o.callback(), &l);
+  const std::errc refused = std::errc::connection_refused;
+  ASSERT_TRUE(eventually([&] { return o.count(refused) >= 3; }));
+  running_engine server;
+  (void)server->listen<echo>(later.to_string());
+  server.start();
+  ASSERT_TRUE(eventually([&] { return o.opened() == 1; }));
+  ASSERT_TRUE(l.wait([&] { return l.received == "PING\r\n"; }));
+  c.stop();
+}
+
+TEST(reconnect, a_local_close_ends_it) {
+  running_engine server;
+  const address bound = server->listen<echo>("tcp://127.0.0.1:0");
+  server.start();
+  client c;
+  c.start();
+  outcomes o;
+  link l;
+  c.dial<pinger>(bound.to_string(), reconnecting(2ms, 5ms), o.callback(), &l);
+  ASSERT_TRUE(l.wait([&] { return l.opened; }));
+  l.ref.close();
+  ASSERT_TRUE(l.wait([&] { return l.closes == 1; }));
+  std::this_thread::sleep_for(100ms);  // room for a redial, were there one
+  EXPECT_EQ(o.total(), 1U);
+  {
+    const std::lock_guard lock(l.mutex);
+    EXPECT_EQ(l.closes, 1);
+  }
+}
+
+TEST(reconnect, a_retry_waiting_at_stop_reports_engine_stopped_once) {
+  const address nobody = free_port();
+  client c;
+  c.start();
+  outcomes o;
+  link l;
+  c.dial<pinger>(nobody.to_string(), reconnecting(1h, 2h), o.callback(), &l);
+  const std::errc refused = std::errc::connection_refused;
+  ASSERT_TRUE(eventually([&] { return o.count(refused) == 1; }));
+  c.stop();
+  EXPECT_EQ(o.count(errc::engine_stopped), 1U);
+  EXPECT_EQ(o.total(), 2U);
+}
+
+TEST(reconnect, a_bad_policy_is_rejected_at_once) {
+  client c;
+  const auto bad = [&](std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                       double multiplier) {
+    dial_options o = reconnecting(initial, max);
+    o.reconnect->multiplier = multiplier;
+    return [&c, o] { c.dial<echo>("tcp://127.0.0.1:9", o, [](result<conn_ref>) {}); };
+  };
+  EXPECT_THROW(bad(0ms, 1s, 2)(), std::invalid_argument);
+  EXPECT_THROW(bad(2s, 1s, 2)(), std::invalid_argument);
+  EXPECT_THROW(bad(1ms, 1s, 0.5)(), std::invalid_argument);
+  EXPECT_THROW(bad(1ms, std::chrono::hours(24 * 400), 2)(), std::invalid_argument);
+  EXPECT_NO_THROW(bad(1ms, 1s, 1)());
 }
 
 // -- the client's life cycle --------------------------------------------------------------------

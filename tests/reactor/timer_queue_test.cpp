@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace actnet {
@@ -22,6 +23,38 @@ TEST(timer_queue, runs_due_timers_in_deadline_order_and_ties_in_insertion_order)
   EXPECT_EQ(q.run_due(t0 + milliseconds(25)), 3U);
   EXPECT_EQ(order, "abc");
   EXPECT_EQ(q.size(), 1U);
+}
+
+TEST(timer_queue, clear_drops_pending_timers_unrun_and_destroys_their_closures) {
+  timer_queue q;
+  const auto t0 = timer_clock::now();
+  // A closure that says when it is destroyed, and adds a timer as it goes (dropped too).
+  struct witness {
+    int* destroyed;
+    timer_queue* queue;
+    explicit witness(int* d, timer_queue* q) : destroyed(d), queue(q) {}
+    witness(witness&& other) noexcept
+        : destroyed(std::exchange(other.destroyed, nullptr)), queue(other.queue) {}
+    witness& operator=(witness&&) = delete;
+    witness(const witness&) = delete;
+    witness& operator=(const witness&) = delete;
+    ~witness() {
+      if (destroyed != nullptr) {
+        ++*destroyed;
+        queue->add(timer_clock::now(), [] {});
+      }
+    }
+  };
+  int destroyed = 0;
+  bool ran = false;
+  q.add(t0, [w = witness(&destroyed, &q), &ran] { ran = true; });
+  q.add(t0 + milliseconds(5), [w = witness(&destroyed, &q), &ran] { ran = true; });
+  q.clear();
+  EXPECT_EQ(destroyed, 2);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.run_due(t0 + milliseconds(10)), 0U);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(q.next_timeout_ms(t0), -1);
 }
 
 TEST(timer_queue, a_cancelled_timer_never_runs) {

@@ -58,6 +58,9 @@ inline constexpr std::size_t idle_release_ms = 1000;
 inline constexpr std::size_t worker_queue_cap = std::size_t{64} << 10;
 /// engine::dial: a connect not completed by then fails with timed_out, in ms.
 inline constexpr std::size_t dial_timeout_ms = 10000;
+/// reconnect_policy: the first delay before dialing again, and the longest, in ms.
+inline constexpr std::size_t reconnect_initial_ms = 100;
+inline constexpr std::size_t reconnect_max_ms = 30000;
 /// UDP: datagrams read per readable event before the loop serves the others.
 inline constexpr std::size_t datagram_batch = 32;
 /// UDP sessions: closed after this long without a datagram from their peer.

@@ -31,6 +31,8 @@ class logger;
 
 namespace actnet {
 
+class engine;
+
 /// Engine settings. Every field has a documented default; engine's constructor rejects a bad
 /// value with std::invalid_argument naming the option and the value.
 struct engine_options {
@@ -82,16 +84,47 @@ struct engine_options {
   std::optional<spdlog::level::level_enum> log_level;
 };
 
+/// Opt-in reconnection of a dialed connection (dial_options::reconnect): exponential backoff
+/// with jitter. The n-th consecutive failed dial waits a random time in [d/2, d] before the
+/// next, d = min(max_delay, initial_delay * multiplier^n); a connection that opened and then
+/// closed is dialed again after about initial_delay.
+struct reconnect_policy {
+  std::chrono::milliseconds initial_delay{defaults::reconnect_initial_ms};
+  std::chrono::milliseconds max_delay{defaults::reconnect_max_ms};
+  double multiplier = 2.0;
+  /// Consecutive failed dials after which it gives up; 0: never.
+  std::size_t max_attempts = 0;
+};
+
 /// Settings of one outbound connection (engine::dial).
 struct dial_options {
   /// A connect that has not completed by then fails with std::errc::timed_out; 0: no limit.
   std::chrono::milliseconds timeout{defaults::dial_timeout_ms};
+  /// Set: the engine dials again, with backoff, after a failed dial and after the connection
+  /// closes for any reason but its own close() / abort() or the engine stopping. Each
+  /// connection is a new object of the class (its on_open runs again). `done` then hears of
+  /// every attempt: each connection that opened and each failure, until max_attempts
+  /// consecutive failures, a local close() or the engine's stop (engine_stopped, once).
+  std::optional<reconnect_policy> reconnect;
 };
 
 /// What a dial ends with: the new connection's address (on_open has run), or why it failed.
 /// Runs on the connection's loop, once; or, when the engine stops first, with
 /// errc::engine_stopped on the thread that stops it.
 using dial_done = std::function<void(result<conn_ref>)>;
+
+namespace detail {
+/// A reconnecting dial (dial_options::reconnect): what each attempt needs, and how many have
+/// failed in a row. Shared by the attempt in flight, the open connection or the retry timer,
+/// one at a time, each on its loop's thread.
+struct redial {
+  address to;
+  std::function<std::unique_ptr<connection>()> make;
+  dial_options options;
+  dial_done done;
+  std::size_t failures = 0;
+};
+}  // namespace detail
 
 /// Settings of one listener (engine::listen's optional first argument).
 struct listen_options {
@@ -248,6 +281,9 @@ class engine {
     std::vector<unique_fd> siblings;
   };
   void tick();
+  // dial() after the checks; `again`: a reconnecting dial's state (null otherwise).
+  void post_dial(const address& to, factory make, const dial_options& options, dial_done done,
+                 std::shared_ptr<detail::redial> again);
   void close_listeners() noexcept;
   void open_datagram_sockets(std::size_t index);  // run(): post each loop its socket actor
   // A UDP socket actor closed before stop (loop thread): loop 0's socket leaves the port.

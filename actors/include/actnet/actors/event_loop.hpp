@@ -38,6 +38,7 @@ namespace detail {
 
 class udp_router;
 struct peer_key;
+struct redial;
 
 /// A mailbox message. The built-in kinds carry their payload inline (an fd, a pooled block, a
 /// closure of up to 48 bytes), so posting one allocates nothing of its own.
@@ -200,7 +201,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // engine::dial on this loop: a non-blocking connect watched for writable, with a timeout.
   void start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
                   const dial_options& options, std::function<void(result<conn_ref>)> done,
-                  balancer_lease lease);
+                  balancer_lease lease, std::shared_ptr<detail::redial> again);
+  // A reconnecting dial failed (after_failure) or its connection closed: dial again after the
+  // backoff, unless max_attempts dials in a row have failed.
+  void schedule_redial(std::shared_ptr<detail::redial> again, bool after_failure);
   void finish_dial(std::uint64_t id, std::error_code failure);  // failure: {} = ask the socket
   void fail_dials(std::error_code reason) noexcept;
   // connection::offload: sequence numbers per connection, and results put back in that order.
@@ -261,6 +265,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     address to;  // UDP: the connected socket's peer
     timer_id timer{};
     bool timed = false;
+    std::shared_ptr<detail::redial> again;  // dial_options::reconnect
   };
   std::unordered_map<std::uint64_t, pending_dial> dials_;
   struct offload_order {
@@ -270,6 +275,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   };
   // Only connections with offloads in flight have an entry (by their slot-and-generation key).
   std::unordered_map<std::uint64_t, offload_order> offloads_;  // by id (their epoll key's low bits)
+  // Open connections whose dial reconnects (dial_options::reconnect), by slot-and-generation.
+  std::unordered_map<std::uint64_t, std::shared_ptr<detail::redial>> redials_;
   std::uint64_t next_dial_ = 0;
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
   unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)

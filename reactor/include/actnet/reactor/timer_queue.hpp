@@ -29,6 +29,10 @@ class timer_queue {
   /// it is due too); returns how many ran.
   std::size_t run_due(timer_clock::time_point now);
 
+  /// Drops every pending timer without running it (their closures are destroyed, which may
+  /// report something: a closure that adds a timer while being destroyed is dropped too).
+  void clear() noexcept;
+
   /// Pending (not cancelled, not yet run) timers.
   [[nodiscard]] std::size_t size() const noexcept { return callbacks_.size(); }
   [[nodiscard]] bool empty() const noexcept { return callbacks_.empty(); }
