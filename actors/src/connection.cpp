@@ -426,6 +426,13 @@ void detail::offload_result(const conn_ref& target, std::uint64_t seq,
       });
 }
 
+void connection::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+                           const dial_options& options,
+                           std::function<void(result<conn_ref>)> done) {
+  check_thread();
+  loop_->dial_here(to, std::move(make), options, std::move(done));
+}
+
 void detail::send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
                            message_fn question) {
   detail::message m;

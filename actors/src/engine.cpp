@@ -294,6 +294,13 @@ void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
 }
 
 void engine::dial(const address& to, factory make, const dial_options& options, dial_done done) {
+  std::shared_ptr<detail::redial> again = prepare_dial(to, make, options, done);
+  post_dial(to, std::move(make), options, std::move(done), std::move(again));
+}
+
+std::shared_ptr<detail::redial> engine::prepare_dial(const address& to, const factory& make,
+                                                     const dial_options& options,
+                                                     const dial_done& done) {
   if (!to.valid()) {
     throw std::invalid_argument("actnet: dial(): not a valid address");
   }
@@ -302,22 +309,21 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
                                 "'): timeout = " + std::to_string(options.timeout.count()) +
                                 " ms: must be between 0 (none) and a year");
   }
-  std::shared_ptr<detail::redial> again;
-  if (options.reconnect) {
-    const reconnect_policy& p = *options.reconnect;
-    const auto year = std::chrono::hours(24 * 365);
-    if (p.initial_delay.count() <= 0 || p.max_delay < p.initial_delay || p.max_delay > year ||
-        !(p.multiplier >= 1.0 && p.multiplier <= 1000.0)) {
-      throw std::invalid_argument(
-          "actnet: dial('" + to.to_string() +
-          "'): reconnect: initial_delay = " + std::to_string(p.initial_delay.count()) +
-          " ms, max_delay = " + std::to_string(p.max_delay.count()) +
-          " ms, multiplier = " + std::to_string(p.multiplier) +
-          ": need 0 < initial_delay <= max_delay <= a year and 1 <= multiplier <= 1000");
-    }
-    again = std::make_shared<detail::redial>(detail::redial{to, make, options, done, 0});
+  if (!options.reconnect) {
+    return nullptr;
   }
-  post_dial(to, std::move(make), options, std::move(done), std::move(again));
+  const reconnect_policy& p = *options.reconnect;
+  const auto year = std::chrono::hours(24 * 365);
+  if (p.initial_delay.count() <= 0 || p.max_delay < p.initial_delay || p.max_delay > year ||
+      !(p.multiplier >= 1.0 && p.multiplier <= 1000.0)) {
+    throw std::invalid_argument(
+        "actnet: dial('" + to.to_string() +
+        "'): reconnect: initial_delay = " + std::to_string(p.initial_delay.count()) +
+        " ms, max_delay = " + std::to_string(p.max_delay.count()) +
+        " ms, multiplier = " + std::to_string(p.multiplier) +
+        ": need 0 < initial_delay <= max_delay <= a year and 1 <= multiplier <= 1000");
+  }
+  return std::make_shared<detail::redial>(detail::redial{to, make, options, done, 0});
 }
 
 void engine::post_dial(const address& to, factory make, const dial_options& options, dial_done done,
@@ -350,7 +356,10 @@ void engine::post_dial(const address& to, factory make, const dial_options& opti
       }
     }
   };
-  balancer_assignment target = balancer_->assign(to.data(), to.size());
+  // A reconnect of connection::dial stays on its loop; any other dial goes where the balancer says.
+  balancer_assignment target = again && again->loop != SIZE_MAX
+                                   ? balancer_->assign_to(again->loop)
+                                   : balancer_->assign(to.data(), to.size());
   auto r = std::make_unique<request>(to, std::move(make), options, std::move(done),
                                      std::move(target.lease), std::move(again));
   loops_[target.target]->post([r = std::move(r)](event_loop& loop) mutable {

@@ -637,6 +637,22 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
   }
 }
 
+void event_loop::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+                           const dial_options& options,
+                           std::function<void(result<conn_ref>)> done) {
+  assert_in_loop();
+  std::shared_ptr<detail::redial> again = engine::prepare_dial(to, make, options, done);
+  if (again) {
+    again->loop = index_;
+  }
+  if (stopping_) {
+    done(make_error_code(errc::engine_stopped));
+    return;
+  }
+  start_dial(to, std::move(make), options, std::move(done),
+             std::move(owner_.balancer_->assign_to(index_).lease), std::move(again));
+}
+
 void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
   const auto it = dials_.find(id);
   if (it == dials_.end()) {

@@ -25,6 +25,12 @@ balancer_assignment balancer::assign(const sockaddr* peer, socklen_t length) noe
   return {target, balancer_lease(&counts_[target].value)};
 }
 
+balancer_assignment balancer::assign_to(std::size_t target) noexcept {
+  target %= targets_;
+  counts_[target].value.fetch_add(1, std::memory_order_relaxed);
+  return {target, balancer_lease(&counts_[target].value)};
+}
+
 std::size_t balancer::connections(std::size_t target) const noexcept {
   return target < targets_ ? counts_[target].value.load(std::memory_order_relaxed) : 0;
 }

@@ -42,6 +42,20 @@ TEST(balancer, needs_at_least_one_target) {
   EXPECT_THROW(round_robin(0), std::invalid_argument);
 }
 
+TEST(balancer, assign_to_counts_on_the_chosen_target_and_the_lease_gives_it_back) {
+  least_connections b(3);
+  {
+    const balancer_assignment a = b.assign_to(2);
+    const balancer_assignment wrapped = b.assign_to(4);  // modulo 3: target 1
+    EXPECT_EQ(a.target, 2U);
+    EXPECT_EQ(wrapped.target, 1U);
+    EXPECT_EQ(b.connections(2), 1U);
+    EXPECT_EQ(b.connections(1), 1U);
+    EXPECT_EQ(b.assign(nullptr, 0).target, 0U) << "least-connections sees the placed ones";
+  }
+  EXPECT_EQ(b.connections(0) + b.connections(1) + b.connections(2), 0U);
+}
+
 TEST(balancer, round_robin_spreads_100000_picks_within_one_percent) {
   constexpr std::size_t targets = 7;
   constexpr std::size_t picks = 100000;

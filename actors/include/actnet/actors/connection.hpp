@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -33,6 +34,7 @@ namespace actnet {
 
 class engine;
 class event_loop;
+struct dial_options;
 
 namespace detail {
 
@@ -218,6 +220,22 @@ class connection {
                               std::forward<Fn>(fn), std::forward<Then>(then), reply_address()));
   }
 
+  // -- outbound connections --
+
+  /// Connects to `url` from this connection's loop, as engine::dial (options and `done` the
+  /// same, reconnects included), but the new connection of class Conn lives on this loop: the
+  /// two may then hold pointers to each other (a proxy's two sides), each clearing its own in
+  /// on_close. `done` runs on this loop. A bad url or option throws std::invalid_argument.
+  template <class Conn, class... Args>
+  void dial(std::string_view url, const dial_options& options,
+            std::function<void(result<conn_ref>)> done, Args... args) {
+    static_assert(std::is_base_of_v<connection, Conn>, "dial<Conn>: Conn must be a connection");
+    dial_here(
+        address::parse(url),
+        [args...] { return std::unique_ptr<connection>(std::make_unique<Conn>(args...)); }, options,
+        std::move(done));
+  }
+
   // -- control --
 
   /// Closes after the buffered output is sent (reading stops at once). on_close({}) follows.
@@ -285,6 +303,8 @@ class connection {
   // One datagram of `parts` to `to` (the endpoint's peer when null).
   std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
+  void dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+                 const dial_options& options, std::function<void(result<conn_ref>)> done);
   // offload(): the next sequence number for a result (or an error), and the submission.
   [[nodiscard]] result<std::uint64_t> offload_begin() noexcept;
   std::error_code offload_submit(std::uint64_t seq, unique_function<void()> job);

@@ -123,6 +123,7 @@ struct redial {
   dial_options options;
   dial_done done;
   std::size_t failures = 0;
+  std::size_t loop = SIZE_MAX;  // connection::dial: every attempt on this loop
 };
 }  // namespace detail
 
@@ -281,6 +282,10 @@ class engine {
     std::vector<unique_fd> siblings;
   };
   void tick();
+  // dial()'s checks (throws invalid_argument); the reconnect state when options ask for it.
+  static std::shared_ptr<detail::redial> prepare_dial(const address& to, const factory& make,
+                                                      const dial_options& options,
+                                                      const dial_done& done);
   // dial() after the checks; `again`: a reconnecting dial's state (null otherwise).
   void post_dial(const address& to, factory make, const dial_options& options, dial_done done,
                  std::shared_ptr<detail::redial> again);

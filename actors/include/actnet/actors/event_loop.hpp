@@ -202,6 +202,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
                   const dial_options& options, std::function<void(result<conn_ref>)> done,
                   balancer_lease lease, std::shared_ptr<detail::redial> again);
+  // connection::dial: a dial from this loop, whose connection lives here too.
+  void dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+                 const dial_options& options, std::function<void(result<conn_ref>)> done);
   // A reconnecting dial failed (after_failure) or its connection closed: dial again after the
   // backoff, unless max_attempts dials in a row have failed.
   void schedule_redial(std::shared_ptr<detail::redial> again, bool after_failure);

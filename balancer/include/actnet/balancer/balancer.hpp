@@ -69,6 +69,9 @@ class balancer {
   /// The target for a connection from `peer` (null when unknown), with a lease that counts it
   /// there until the lease is destroyed. The balancer must outlive the lease.
   [[nodiscard]] balancer_assignment assign(const sockaddr* peer, socklen_t length) noexcept;
+  /// A lease on `target` (taken modulo targets()), chosen by the caller rather than the
+  /// strategy: a connection placed on a given loop is still counted there.
+  [[nodiscard]] balancer_assignment assign_to(std::size_t target) noexcept;
   /// Connections counted against `target` now (leases alive).
   [[nodiscard]] std::size_t connections(std::size_t target) const noexcept;
   /// The strategy's name, for logs ("round_robin", ...).

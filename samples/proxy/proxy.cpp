@@ -1,0 +1,149 @@
+// proxy: a TCP / unix stream proxy. Each accepted connection dials the upstream from its own
+// loop (connection::dial), so both sides of a pipe are actors of one loop and write to each
+// other directly, with no copy through a mailbox. When either side closes, the other is closed
+// once its pending output is flushed.
+//
+// Memory is bounded by the outbound cap (--outbound-cap): a side whose reader does not keep up
+// buffers at most that much, then is closed with capacity_exceeded, and its partner with it.
+// (Pausing the fast side instead needs outbound watermarks, which actnet does not have yet.)
+#include <actnet/actors/connection.hpp>
+#include <actnet/actors/engine.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "sample_main.hpp"
+
+namespace {
+
+class downstream;
+class upstream;
+
+/// The two sides of one proxied connection; each side clears its own pointer in on_close.
+struct pipe {
+  downstream* front = nullptr;
+  upstream* back = nullptr;
+};
+
+/// The connection to the upstream server.
+class upstream final : public actnet::connection {
+ public:
+  explicit upstream(std::shared_ptr<pipe> p) : pipe_(std::move(p)) {}
+  void on_open() override;
+  void on_data() override;
+  void on_close(std::error_code reason) override;
+
+ private:
+  std::shared_ptr<pipe> pipe_;
+};
+
+/// An accepted client connection.
+class downstream final : public actnet::connection {
+ public:
+  explicit downstream(const std::string* upstream_url) : url_(upstream_url) {}
+
+  void on_open() override {
+    pipe_ = std::make_shared<pipe>();
+    pipe_->front = this;
+    // The upstream connection lives on this loop. Bytes the client sends meanwhile wait in
+    // this side's inbound buffer (bounded by the inbound cap).
+    dial<upstream>(
+        *url_, {},
+        [p = pipe_](actnet::result<actnet::conn_ref> r) {
+          if (!r && p->front != nullptr) {
+            p->front->close();  // no upstream: the client is told by the close
+          }
+        },
+        pipe_);
+  }
+
+  void on_data() override {
+    if (pipe_->back != nullptr) {
+      (void)pipe_->back->write(next_all());  // past the cap, the upstream side closes
+    }
+  }
+
+  void on_close(std::error_code /*reason*/) override {
+    pipe_->front = nullptr;
+    if (pipe_->back != nullptr) {
+      pipe_->back->close();  // after what it still has to send upstream
+    }
+  }
+
+ private:
+  const std::string* url_;
+  std::shared_ptr<pipe> pipe_;
+};
+
+void upstream::on_open() {
+  if (pipe_->front == nullptr) {
+    close();  // the client left while we connected
+    return;
+  }
+  pipe_->back = this;
+  pipe_->front->wake();  // on_data again for what the client sent before the upstream was there
+}
+
+void upstream::on_data() {
+  if (pipe_->front != nullptr) {
+    (void)pipe_->front->write(next_all());
+  }
+}
+
+void upstream::on_close(std::error_code /*reason*/) {
+  pipe_->back = nullptr;
+  if (pipe_->front != nullptr) {
+    pipe_->front->close();  // after what it still has to send to the client
+  }
+}
+
+constexpr std::string_view usage =
+    R"(usage: proxy --upstream URL [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
+             [--outbound-cap BYTES]
+  --upstream URL       where to connect each client: tcp://HOST:PORT, tcp4://, tcp6:// or
+                       unix://PATH
+  --listen URL         tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
+                       default tcp://127.0.0.1:7000; port 0 picks a free port)
+  --loops N            loop threads (0 = one per hardware thread; default 0)
+  --lb STRATEGY        round_robin (default), source_addr_hash or least_connections
+  --cpus LIST          pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --outbound-cap BYTES what one side may buffer for a slow reader before both sides of that
+                       pipe are closed (default 64 MiB)
+Each client connection gets its own upstream connection, on the same loop; bytes flow both ways.
+When either side closes, the other closes after its pending output. Prints "listening on URL"
+per listener; SIGINT or SIGTERM stops it.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string upstream_url;
+  std::size_t outbound_cap = 0;
+  auto flags =
+      actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
+        if (f == "--upstream" && value != nullptr) {
+          upstream_url = value;
+          return 2;
+        }
+        if (f == "--outbound-cap" && value != nullptr) {
+          outbound_cap = std::strtoull(value, nullptr, 10);
+          return 2;
+        }
+        return 0;
+      });
+  if (upstream_url.empty()) {
+    std::fprintf(stderr, "--upstream URL is required (try --help)\n");
+    return 2;
+  }
+  try {
+    (void)actnet::address::parse(upstream_url);  // a bad one is refused now, not per client
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "--upstream: %s\n", e.what());
+    return 2;
+  }
+  if (outbound_cap != 0) {
+    flags.options.outbound_cap = outbound_cap;
+  }
+  return actnet::samples::serve<downstream>(flags, {}, &upstream_url);
+}
