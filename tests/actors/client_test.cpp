@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -178,6 +179,28 @@ INSTANTIATE_TEST_SUITE_P(gnet_client, client_matrix,
                                   (param_info.param.async ? "_async_" : "_sync_") +
                                   std::to_string(param_info.param.loops) + "_loops";
                          });
+
+TEST(client, dials_tcp4_and_tcp6_by_name) {
+  running_engine server;
+  const address v4 = server->listen<echo>("tcp4://127.0.0.1:0");
+  address v6;
+  try {
+    v6 = server->listen<echo>("tcp6://[::1]:0");
+  } catch (const std::system_error& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  server.start();
+  client c;
+  c.start();
+  for (const address& a : {v4, v6}) {
+    link l;
+    const result<conn_ref> r = c.dial_and_wait<pinger>(a.to_string(), {}, &l);
+    ASSERT_TRUE(r) << a.to_string() << ": " << r.error().message();
+    ASSERT_TRUE(l.wait([&] { return l.received == "PING\r\n"; })) << a.to_string();
+    l.ref.close();
+    ASSERT_TRUE(l.wait([&] { return l.closes == 1; }));
+  }
+}
 
 // -- WakeConnImmediately: on_data with nothing buffered ---------------------------------------
 
