@@ -734,7 +734,7 @@ void event_loop::schedule_redial(std::shared_ptr<detail::redial> again, bool aft
     return;
   }
   // initial_delay after a close or the first failure, then multiplied for each further one.
-  double delay_ms = static_cast<double>(policy.initial_delay.count());
+  auto delay_ms = static_cast<double>(policy.initial_delay.count());
   const auto longest = static_cast<double>(policy.max_delay.count());
   for (std::size_t i = 1; i < again->failures && delay_ms < longest; ++i) {
     delay_ms *= policy.multiplier;

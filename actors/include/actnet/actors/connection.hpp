@@ -228,12 +228,12 @@ class connection {
   /// on_close. `done` runs on this loop. A bad url or option throws std::invalid_argument.
   template <class Conn, class... Args>
   void dial(std::string_view url, const dial_options& options,
-            std::function<void(result<conn_ref>)> done, Args... args) {
+            const std::function<void(result<conn_ref>)>& done, Args... args) {
     static_assert(std::is_base_of_v<connection, Conn>, "dial<Conn>: Conn must be a connection");
     dial_here(
         address::parse(url),
         [args...] { return std::unique_ptr<connection>(std::make_unique<Conn>(args...)); }, options,
-        std::move(done));
+        done);
   }
 
   // -- control --
