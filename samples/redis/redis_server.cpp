@@ -1,0 +1,848 @@
+// redis_server: a Redis-protocol (RESP2) string store, shared-nothing. The keyspace is split in
+// one shard per loop (by key hash) and only that loop touches its shard: a command for a key
+// on another loop is asked of that loop (connection::ask) and its answer comes back to the
+// connection, which sends replies in request order whatever order the answers arrive in.
+// Multi-key commands fan out to the shards they touch and gather the parts.
+#include <actnet/actors/connection.hpp>
+#include <actnet/actors/engine.hpp>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "resp.hpp"
+#include "sample_main.hpp"
+
+namespace {
+
+namespace resp = actnet::samples::resp;
+using namespace std::chrono_literals;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// -- the keyspace ------------------------------------------------------------------------------
+
+struct value {
+  std::string data;
+  std::int64_t expires_at = 0;  // steady-clock ms; 0: never
+};
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+/// One loop's part of the keyspace; touched by that loop only.
+struct shard {
+  std::unordered_map<std::string, value, string_hash, std::equal_to<>> map;
+  std::size_t expiry_cursor = 0;  // active expiry: the next bucket to sample
+  bool expiry_running = false;
+
+  /// The live value of `key`, or null (an expired one is removed on the way).
+  value* find(std::string_view key, std::int64_t now) {
+    const auto it = map.find(key);
+    if (it == map.end()) {
+      return nullptr;
+    }
+    if (it->second.expires_at != 0 && it->second.expires_at <= now) {
+      map.erase(it);
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  /// Samples some buckets and drops the expired keys there (Redis's active expiry), so keys
+  /// nobody reads again do not stay forever.
+  void expire_some(std::int64_t now) {
+    const std::size_t buckets = map.bucket_count();
+    for (std::size_t n = 0; n < 64 && buckets > 0; ++n) {
+      const std::size_t b = expiry_cursor++ % buckets;
+      for (auto it = map.begin(b); it != map.end(b);) {
+        const std::string& key = it->first;
+        ++it;  // the erase below invalidates only the erased element
+        if (const auto found = map.find(key);
+            found->second.expires_at != 0 && found->second.expires_at <= now) {
+          map.erase(found);
+        }
+      }
+    }
+  }
+};
+
+struct keyspace {
+  std::vector<shard> shards;  // one per loop, by loop index
+  [[nodiscard]] std::size_t owner_of(std::string_view key) const {
+    return string_hash{}(key) % shards.size();
+  }
+};
+
+// -- helpers -----------------------------------------------------------------------------------
+
+std::string upper(std::string_view s) {
+  std::string u(s);
+  for (char& c : u) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return u;
+}
+
+std::optional<std::int64_t> to_int(std::string_view s) {
+  std::int64_t n = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+/// Redis's glob: * ? [abc] [^a-z] and \ escapes.
+bool glob(std::string_view p, std::string_view s) {
+  while (!p.empty()) {
+    switch (p[0]) {
+      case '*': {
+        while (p.size() > 1 && p[1] == '*') {
+          p.remove_prefix(1);
+        }
+        if (p.size() == 1) {
+          return true;
+        }
+        for (std::size_t i = 0; i <= s.size(); ++i) {
+          if (glob(p.substr(1), s.substr(i))) {
+            return true;
+          }
+        }
+        return false;
+      }
+      case '?':
+        if (s.empty()) {
+          return false;
+        }
+        s.remove_prefix(1);
+        p.remove_prefix(1);
+        break;
+      case '[': {
+        if (s.empty()) {
+          return false;
+        }
+        std::size_t i = 1;
+        const bool negate = i < p.size() && p[i] == '^';
+        i += negate ? 1 : 0;
+        bool match = false;
+        while (i < p.size() && p[i] != ']') {
+          if (p[i] == '\\' && i + 1 < p.size()) {
+            match |= p[i + 1] == s[0];
+            i += 2;
+          } else if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') {
+            const char lo = std::min(p[i], p[i + 2]);
+            const char hi = std::max(p[i], p[i + 2]);
+            match |= s[0] >= lo && s[0] <= hi;
+            i += 3;
+          } else {
+            match |= p[i] == s[0];
+            ++i;
+          }
+        }
+        if (match == negate) {
+          return false;
+        }
+        p.remove_prefix(std::min(i + 1, p.size()));
+        s.remove_prefix(1);
+        break;
+      }
+      case '\\':
+        if (p.size() > 1) {
+          p.remove_prefix(1);
+        }
+        [[fallthrough]];
+      default:
+        if (s.empty() || s[0] != p[0]) {
+          return false;
+        }
+        s.remove_prefix(1);
+        p.remove_prefix(1);
+    }
+  }
+  return s.empty();
+}
+
+std::string wrong_args(std::string_view command) {
+  std::string e = "ERR wrong number of arguments for '";
+  for (const char c : command) {
+    e += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return e + "' command";
+}
+
+// -- the connection ----------------------------------------------------------------------------
+
+class redis_connection final : public actnet::connection {
+ public:
+  explicit redis_connection(keyspace* ks) : ks_(ks) {}
+
+  void on_open() override { start_expiry(); }
+
+  void on_data() override {
+    if (inbound_buffered() < needed_ || quitting_) {
+      return;
+    }
+    const actnet::byte_views in = peek_all();
+    std::string_view bytes(reinterpret_cast<const char*>(in.first.data()), in.first.size());
+    if (!in.second.empty()) {  // wrapped in the ring: parse a joined copy
+      joined_.assign(bytes);
+      joined_.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
+      bytes = joined_;
+    }
+    std::size_t used = 0;
+    needed_ = 0;
+    while (!quitting_) {
+      resp::parse_result r = resp::parse(bytes.substr(used));
+      if (r.status == resp::parse_status::incomplete) {
+        needed_ = r.needed;
+        break;
+      }
+      if (r.status == resp::parse_status::failed) {
+        std::string reply;
+        resp::error(reply, "ERR " + r.error);
+        answer_now(std::move(reply));
+        quitting_ = true;  // a protocol error ends the connection, as in Redis
+        break;
+      }
+      used += r.size;
+      if (!r.args.empty()) {
+        execute(r.args);
+      }
+    }
+    (void)discard(used);
+    flush_ready();
+  }
+
+ private:
+  // -- replies in request order --
+
+  /// A reply known now: straight to the batch when nothing waits before it.
+  void answer_now(std::string reply) {
+    if (waiting_.empty()) {
+      out_ += reply;
+    } else {
+      waiting_.push_back({std::move(reply), true});
+    }
+  }
+  /// A place for a reply that comes later; returns its sequence number.
+  std::uint64_t answer_later() {
+    waiting_.push_back({});
+    return first_waiting_ + waiting_.size() - 1;
+  }
+  void fill(std::uint64_t seq, std::string reply) {
+    auto& slot = waiting_[seq - first_waiting_];
+    slot.reply = std::move(reply);
+    slot.ready = true;
+    flush_ready();
+  }
+  void flush_ready() {
+    while (!waiting_.empty() && waiting_.front().ready) {
+      out_ += waiting_.front().reply;
+      waiting_.pop_front();
+      ++first_waiting_;
+    }
+    if (!out_.empty()) {
+      (void)write(out_);
+      out_.clear();
+    }
+    if (quitting_ && waiting_.empty()) {
+      close();  // after the replies
+    }
+  }
+
+  // -- running work on shards --
+
+  /// Runs `fn(shard&, now)` on the shard's loop (at once when it is this one) and replies with
+  /// what it returns, in order.
+  template <class Fn>
+  void on_shard(std::size_t index, Fn fn) {
+    if (index == loop().index()) {
+      answer_now(fn(ks_->shards[index], now_ms()));
+      return;
+    }
+    const std::uint64_t seq = answer_later();
+    ask(
+        owner().loop(index),
+        [ks = ks_, index, fn = std::move(fn)](actnet::event_loop&) {
+          return fn(ks->shards[index], now_ms());
+        },
+        [this, seq](actnet::result<std::string> r) {
+          fill(seq, r ? std::move(*r) : "-ERR internal error\r\n");
+        });
+  }
+
+  /// Runs `part(shard_index, shard&, now)` on each shard in `indices` and replies with
+  /// `combine(parts)` once every part is in (parts in the order of `indices`).
+  template <class Part, class PartFn, class Combine>
+  void fan_out(const std::vector<std::size_t>& indices, PartFn part, Combine combine) {
+    struct gather {
+      std::vector<Part> parts;
+      std::size_t missing = 0;
+    };
+    auto g = std::make_shared<gather>();
+    g->parts.resize(indices.size());
+    g->missing = indices.size();
+    std::optional<std::uint64_t> seq;
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      const std::size_t index = indices[k];
+      if (index == loop().index()) {
+        g->parts[k] = part(index, ks_->shards[index], now_ms());
+        --g->missing;
+        continue;
+      }
+      if (!seq) {
+        seq = answer_later();
+      }
+      ask(
+          owner().loop(index),
+          [ks = ks_, index, part](actnet::event_loop&) {
+            return part(index, ks->shards[index], now_ms());
+          },
+          [this, g, k, s = *seq, combine](actnet::result<Part> r) {
+            if (r) {
+              g->parts[k] = std::move(*r);
+            }
+            if (--g->missing == 0) {
+              fill(s, combine(g->parts));
+            }
+          });
+    }
+    if (!seq) {
+      answer_now(combine(g->parts));
+    }
+  }
+
+  [[nodiscard]] std::vector<std::size_t> all_shards() const {
+    std::vector<std::size_t> v(ks_->shards.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      v[i] = i;
+    }
+    return v;
+  }
+
+  /// Keys grouped by shard: the shards, and for each the keys' positions in `keys`.
+  void group(const std::vector<std::string>& keys, std::vector<std::size_t>& indices,
+             std::vector<std::vector<std::size_t>>& positions) const {
+    std::map<std::size_t, std::vector<std::size_t>> by_shard;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      by_shard[ks_->owner_of(keys[i])].push_back(i);
+    }
+    for (auto& [index, at] : by_shard) {
+      indices.push_back(index);
+      positions.push_back(std::move(at));
+    }
+  }
+
+  // -- commands --
+
+  void execute(const std::vector<std::string_view>& args) {
+    const std::string cmd = upper(args[0]);
+    const std::size_t n = args.size();
+    std::string reply;
+    const auto arity = [&](bool ok) {
+      if (!ok) {
+        resp::error(reply, wrong_args(args[0]));
+        answer_now(std::move(reply));
+      }
+      return ok;
+    };
+    if (cmd == "GET") {
+      if (arity(n == 2)) {
+        get(std::string(args[1]));
+      }
+    } else if (cmd == "SET") {
+      if (arity(n >= 3)) {
+        set(args);
+      }
+    } else if (cmd == "PING") {
+      if (arity(n <= 2)) {
+        n == 1 ? resp::simple(reply, "PONG") : resp::bulk(reply, args[1]);
+        answer_now(std::move(reply));
+      }
+    } else if (cmd == "ECHO") {
+      if (arity(n == 2)) {
+        resp::bulk(reply, args[1]);
+        answer_now(std::move(reply));
+      }
+    } else if (cmd == "INCR" || cmd == "DECR") {
+      if (arity(n == 2)) {
+        incr_by(std::string(args[1]), cmd == "INCR" ? 1 : -1);
+      }
+    } else if (cmd == "INCRBY" || cmd == "DECRBY") {
+      if (arity(n == 3)) {
+        const std::optional<std::int64_t> by = to_int(args[2]);
+        if (!by || (cmd == "DECRBY" && *by == std::numeric_limits<std::int64_t>::min())) {
+          resp::error(reply, "ERR value is not an integer or out of range");
+          answer_now(std::move(reply));
+        } else {
+          incr_by(std::string(args[1]), cmd == "INCRBY" ? *by : -*by);
+        }
+      }
+    } else if (cmd == "DEL" || cmd == "EXISTS") {
+      if (arity(n >= 2)) {
+        count_keys(args, cmd == "DEL");
+      }
+    } else if (cmd == "MSET") {
+      if (arity(n >= 3 && n % 2 == 1)) {
+        mset(args);
+      }
+    } else if (cmd == "MGET") {
+      if (arity(n >= 2)) {
+        mget(args);
+      }
+    } else if (cmd == "EXPIRE") {
+      if (arity(n == 3)) {
+        expire(args);
+      }
+    } else if (cmd == "TTL") {
+      if (arity(n == 2)) {
+        ttl(std::string(args[1]));
+      }
+    } else if (cmd == "DBSIZE") {
+      if (arity(n == 1)) {
+        fan_out<std::int64_t>(
+            all_shards(),
+            [](std::size_t, shard& s, std::int64_t) { return std::int64_t(s.map.size()); },
+            [](const std::vector<std::int64_t>& parts) {
+              std::string r;
+              std::int64_t total = 0;
+              for (const std::int64_t p : parts) {
+                total += p;
+              }
+              resp::integer(r, total);
+              return r;
+            });
+      }
+    } else if (cmd == "FLUSHALL" || cmd == "FLUSHDB") {
+      if (arity(n <= 2)) {
+        fan_out<std::int64_t>(
+            all_shards(),
+            [](std::size_t, shard& s, std::int64_t) {
+              s.map.clear();
+              return std::int64_t{0};
+            },
+            [](const std::vector<std::int64_t>&) { return std::string("+OK\r\n"); });
+      }
+    } else if (cmd == "KEYS") {
+      if (arity(n == 2)) {
+        keys(std::string(args[1]));
+      }
+    } else if (cmd == "QUIT") {
+      resp::simple(reply, "OK");
+      answer_now(std::move(reply));
+      quitting_ = true;
+    } else if (cmd == "SELECT") {
+      if (arity(n == 2)) {
+        args[1] == "0" ? resp::simple(reply, "OK")
+                       : resp::error(reply, "ERR DB index is out of range");
+        answer_now(std::move(reply));
+      }
+    } else if (cmd == "COMMAND") {
+      resp::array_header(reply, 0);  // enough for redis-cli's probe at start
+      answer_now(std::move(reply));
+    } else if (cmd == "CONFIG") {
+      config(args);
+    } else if (cmd == "CLIENT") {
+      client(args);
+    } else if (cmd == "HELLO") {
+      hello(args);
+    } else {
+      std::string e =
+          "ERR unknown command '" + std::string(args[0]) + "', with args beginning with: ";
+      for (std::size_t i = 1; i < n && e.size() < 200; ++i) {
+        e += "'" + std::string(args[i].substr(0, 40)) + "' ";
+      }
+      resp::error(reply, e);
+      answer_now(std::move(reply));
+    }
+  }
+
+  void get(std::string key) {
+    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
+    on_shard(index, [key = std::move(key)](shard& s, std::int64_t now) {
+      std::string r;
+      if (const value* v = s.find(key, now)) {
+        resp::bulk(r, v->data);
+      } else {
+        resp::null_bulk(r);
+      }
+      return r;
+    });
+  }
+
+  void set(const std::vector<std::string_view>& args) {
+    std::int64_t ttl_ms = 0;
+    bool nx = false;
+    bool xx = false;
+    for (std::size_t i = 3; i < args.size(); ++i) {
+      const std::string opt = upper(args[i]);
+      if ((opt == "EX" || opt == "PX") && i + 1 < args.size() && ttl_ms == 0) {
+        const std::optional<std::int64_t> t = to_int(args[++i]);
+        const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000 / 4;
+        if (!t || *t <= 0 || *t > limit) {
+          std::string r;
+          resp::error(r, "ERR invalid expire time in 'set' command");
+          answer_now(std::move(r));
+          return;
+        }
+        ttl_ms = opt == "EX" ? *t * 1000 : *t;
+      } else if (opt == "NX" && !xx) {
+        nx = true;
+      } else if (opt == "XX" && !nx) {
+        xx = true;
+      } else {
+        std::string r;
+        resp::error(r, "ERR syntax error");
+        answer_now(std::move(r));
+        return;
+      }
+    }
+    on_shard(ks_->owner_of(args[1]), [key = std::string(args[1]), data = std::string(args[2]),
+                                      ttl_ms, nx, xx](shard& s, std::int64_t now) {
+      const bool exists = s.find(key, now) != nullptr;
+      if ((nx && exists) || (xx && !exists)) {
+        return std::string("$-1\r\n");
+      }
+      s.map.insert_or_assign(key, value{data, ttl_ms == 0 ? 0 : now + ttl_ms});
+      return std::string("+OK\r\n");
+    });
+  }
+
+  void incr_by(std::string key, std::int64_t by) {
+    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
+    on_shard(index, [key = std::move(key), by](shard& s, std::int64_t now) {
+      std::string r;
+      value* v = s.find(key, now);
+      std::int64_t current = 0;
+      if (v != nullptr) {
+        const std::optional<std::int64_t> n = to_int(v->data);
+        if (!n) {
+          resp::error(r, "ERR value is not an integer or out of range");
+          return r;
+        }
+        current = *n;
+      }
+      if ((by > 0 && current > std::numeric_limits<std::int64_t>::max() - by) ||
+          (by < 0 && current < std::numeric_limits<std::int64_t>::min() - by)) {
+        resp::error(r, "ERR increment or decrement would overflow");
+        return r;
+      }
+      current += by;
+      if (v != nullptr) {
+        v->data = std::to_string(current);  // keeps its expiry, as Redis does
+      } else {
+        s.map.insert_or_assign(key, value{std::to_string(current), 0});
+      }
+      resp::integer(r, current);
+      return r;
+    });
+  }
+
+  void count_keys(const std::vector<std::string_view>& args, bool remove) {
+    std::vector<std::string> keys(args.begin() + 1, args.end());
+    std::vector<std::size_t> indices;
+    std::vector<std::vector<std::size_t>> positions;
+    group(keys, indices, positions);
+    auto per_shard = std::make_shared<std::vector<std::vector<std::string>>>();
+    for (const auto& at : positions) {
+      per_shard->emplace_back();
+      for (const std::size_t i : at) {
+        per_shard->back().push_back(keys[i]);
+      }
+    }
+    std::map<std::size_t, std::size_t> slot_of;  // shard -> its keys in per_shard
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      slot_of[indices[k]] = k;
+    }
+    fan_out<std::int64_t>(
+        indices,
+        [per_shard, slot_of, remove](std::size_t index, shard& s, std::int64_t now) {
+          std::int64_t n = 0;
+          for (const std::string& key : (*per_shard)[slot_of.at(index)]) {
+            if (s.find(key, now) != nullptr) {
+              ++n;
+              if (remove) {
+                s.map.erase(key);
+              }
+            }
+          }
+          return n;
+        },
+        [](const std::vector<std::int64_t>& parts) {
+          std::string r;
+          std::int64_t total = 0;
+          for (const std::int64_t p : parts) {
+            total += p;
+          }
+          resp::integer(r, total);
+          return r;
+        });
+  }
+
+  void mset(const std::vector<std::string_view>& args) {
+    std::vector<std::string> keys;
+    for (std::size_t i = 1; i < args.size(); i += 2) {
+      keys.emplace_back(args[i]);
+    }
+    std::vector<std::size_t> indices;
+    std::vector<std::vector<std::size_t>> positions;
+    group(keys, indices, positions);
+    auto pairs =
+        std::make_shared<std::map<std::size_t, std::vector<std::pair<std::string, std::string>>>>();
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      for (const std::size_t i : positions[k]) {
+        (*pairs)[indices[k]].emplace_back(keys[i], std::string(args[2 * i + 2]));
+      }
+    }
+    fan_out<std::int64_t>(
+        indices,
+        [pairs](std::size_t index, shard& s, std::int64_t) {
+          for (const auto& [key, data] : pairs->at(index)) {
+            s.map.insert_or_assign(key, value{data, 0});  // later pairs win, as in Redis
+          }
+          return std::int64_t{0};
+        },
+        [](const std::vector<std::int64_t>&) { return std::string("+OK\r\n"); });
+  }
+
+  void mget(const std::vector<std::string_view>& args) {
+    auto keys = std::make_shared<std::vector<std::string>>(args.begin() + 1, args.end());
+    std::vector<std::size_t> indices;
+    std::vector<std::vector<std::size_t>> positions;
+    group(*keys, indices, positions);
+    auto where = std::make_shared<std::map<std::size_t, std::vector<std::size_t>>>();
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      (*where)[indices[k]] = positions[k];
+    }
+    using found = std::vector<std::pair<std::size_t, std::optional<std::string>>>;
+    fan_out<found>(
+        indices,
+        [keys, where](std::size_t index, shard& s, std::int64_t now) {
+          found part;
+          for (const std::size_t i : where->at(index)) {
+            const value* v = s.find((*keys)[i], now);
+            part.emplace_back(i, v != nullptr ? std::optional<std::string>(v->data) : std::nullopt);
+          }
+          return part;
+        },
+        [count = keys->size()](const std::vector<found>& parts) {
+          std::vector<const std::optional<std::string>*> ordered(count, nullptr);
+          for (const found& part : parts) {
+            for (const auto& [i, v] : part) {
+              ordered[i] = &v;
+            }
+          }
+          std::string r;
+          resp::array_header(r, count);
+          for (const auto* v : ordered) {
+            (v != nullptr && v->has_value()) ? resp::bulk(r, **v) : resp::null_bulk(r);
+          }
+          return r;
+        });
+  }
+
+  void expire(const std::vector<std::string_view>& args) {
+    const std::optional<std::int64_t> seconds = to_int(args[2]);
+    if (!seconds || *seconds > std::numeric_limits<std::int64_t>::max() / 1000 / 4 ||
+        *seconds < std::numeric_limits<std::int64_t>::min() / 1000 / 4) {
+      std::string r;
+      resp::error(r, "ERR value is not an integer or out of range");
+      answer_now(std::move(r));
+      return;
+    }
+    on_shard(ks_->owner_of(args[1]),
+             [key = std::string(args[1]), s_ = *seconds](shard& s, std::int64_t now) {
+               value* v = s.find(key, now);
+               if (v == nullptr) {
+                 return std::string(":0\r\n");
+               }
+               if (s_ <= 0) {
+                 s.map.erase(key);  // an expiry in the past deletes, as in Redis
+               } else {
+                 v->expires_at = now + s_ * 1000;
+               }
+               return std::string(":1\r\n");
+             });
+  }
+
+  void ttl(std::string key) {
+    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
+    on_shard(index, [key = std::move(key)](shard& s, std::int64_t now) {
+      std::string r;
+      const value* v = s.find(key, now);
+      if (v == nullptr) {
+        resp::integer(r, -2);
+      } else if (v->expires_at == 0) {
+        resp::integer(r, -1);
+      } else {
+        resp::integer(r, (v->expires_at - now + 500) / 1000);
+      }
+      return r;
+    });
+  }
+
+  void keys(std::string pattern) {
+    using list = std::vector<std::string>;
+    fan_out<list>(
+        all_shards(),
+        [pattern](std::size_t, shard& s, std::int64_t now) {
+          list found;
+          for (const auto& [key, v] : s.map) {
+            if ((v.expires_at == 0 || v.expires_at > now) && glob(pattern, key)) {
+              found.push_back(key);
+            }
+          }
+          return found;
+        },
+        [](const std::vector<list>& parts) {
+          std::size_t total = 0;
+          for (const list& p : parts) {
+            total += p.size();
+          }
+          std::string r;
+          resp::array_header(r, total);
+          for (const list& p : parts) {
+            for (const std::string& k : p) {
+              resp::bulk(r, k);
+            }
+          }
+          return r;
+        });
+  }
+
+  void client(const std::vector<std::string_view>& args) {
+    std::string r;
+    const std::string sub = args.size() > 1 ? upper(args[1]) : "";
+    if (sub == "SETNAME" || sub == "SETINFO" || sub == "NO-EVICT" || sub == "NO-TOUCH") {
+      resp::simple(r, "OK");
+    } else if (sub == "GETNAME") {
+      resp::null_bulk(r);
+    } else if (sub == "ID") {
+      resp::integer(r, static_cast<std::int64_t>(fd()));
+    } else {
+      resp::error(r, "ERR unknown subcommand or wrong number of arguments for 'client' command");
+    }
+    answer_now(std::move(r));
+  }
+
+  /// CONFIG GET for what redis-benchmark asks (persistence: none); other parameters are absent.
+  void config(const std::vector<std::string_view>& args) {
+    std::string r;
+    if (args.size() < 3 || upper(args[1]) != "GET") {
+      resp::error(r, "ERR CONFIG supports GET only here");
+      answer_now(std::move(r));
+      return;
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> found;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      if (glob(args[i], "save")) {
+        found.emplace_back("save", "");
+      }
+      if (glob(args[i], "appendonly")) {
+        found.emplace_back("appendonly", "no");
+      }
+    }
+    resp::array_header(r, found.size() * 2);
+    for (const auto& [name, setting] : found) {
+      resp::bulk(r, name);
+      resp::bulk(r, setting);
+    }
+    answer_now(std::move(r));
+  }
+
+  void hello(const std::vector<std::string_view>& args) {
+    std::string r;
+    if (args.size() > 1 && args[1] != "2") {
+      resp::error(r, "NOPROTO sorry, this protocol version is not supported");
+    } else {
+      resp::array_header(r, 14);
+      resp::bulk(r, "server");
+      resp::bulk(r, "redis");
+      resp::bulk(r, "version");
+      resp::bulk(r, "7.0.0");
+      resp::bulk(r, "proto");
+      resp::integer(r, 2);
+      resp::bulk(r, "id");
+      resp::integer(r, static_cast<std::int64_t>(fd()));
+      resp::bulk(r, "mode");
+      resp::bulk(r, "standalone");
+      resp::bulk(r, "role");
+      resp::bulk(r, "master");
+      resp::bulk(r, "modules");
+      resp::array_header(r, 0);
+    }
+    answer_now(std::move(r));
+  }
+
+  /// Active expiry on this loop's shard: a few buckets every 100 ms, started by its first
+  /// connection and running until the engine stops.
+  void start_expiry() {
+    shard& mine = ks_->shards[loop().index()];
+    if (mine.expiry_running) {
+      return;
+    }
+    mine.expiry_running = true;
+    schedule_expiry(loop(), &mine);
+  }
+  static void schedule_expiry(actnet::event_loop& l, shard* s) {
+    l.after(100ms, [&l, s] {
+      s->expire_some(now_ms());
+      schedule_expiry(l, s);
+    });
+  }
+
+  struct pending {
+    std::string reply;
+    bool ready = false;
+  };
+  keyspace* ks_;
+  std::string out_;
+  std::string joined_;
+  std::deque<pending> waiting_;  // replies behind one that another loop still has to answer
+  std::uint64_t first_waiting_ = 0;
+  std::size_t needed_ = 0;  // bytes to wait for before parsing again
+  bool quitting_ = false;   // QUIT or a protocol error: close once the replies are out
+};
+
+constexpr std::string_view usage =
+    R"(usage: redis_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
+  --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
+                 default tcp://127.0.0.1:7000; port 0 picks a free port)
+  --loops N      loop threads, one keyspace shard each (0 = one per hardware thread)
+  --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
+  --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+RESP2 and inline commands: PING, ECHO, SET [EX|PX] [NX|XX], GET, DEL, EXISTS, INCR, DECR,
+INCRBY, DECRBY, MSET, MGET, EXPIRE, TTL, DBSIZE, FLUSHALL, KEYS, QUIT, SELECT 0, and enough
+of COMMAND, CONFIG, CLIENT and HELLO for redis-cli and redis-benchmark. Strings only; nothing
+is persisted. Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto flags = actnet::samples::parse_flags(argc, argv, usage);
+  keyspace ks;  // outlives the engine, whose connections and timers point at it
+  return actnet::samples::serve<redis_connection>(
+      flags, [&ks](actnet::engine& e) { ks.shards.resize(e.loop_count()); }, &ks);
+}

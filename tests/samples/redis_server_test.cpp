@@ -1,0 +1,248 @@
+// samples/redis: redis_server as a process on two loops (two keyspace shards), driven by
+// redis-cli and redis-benchmark, and by raw sockets: a pipeline across both shards answered in
+// order, and protocol errors answered and closed while other connections carry on.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "actors/sample_process.hpp"
+#include "actors/test_util.hpp"
+
+namespace actnet {
+namespace {
+
+struct outcome {
+  int exit_code = -1;
+  std::string output;
+};
+
+outcome run(const std::string& command) {
+  outcome o;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) {
+    return o;
+  }
+  char chunk[4096];
+  while (std::fgets(chunk, sizeof chunk, p) != nullptr) {
+    o.output += chunk;
+  }
+  const int status = ::pclose(p);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+bool have(const char* tool) {
+  return std::system(("command -v " + std::string(tool) + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string port_of(const address& a) {
+  const std::string url = a.to_string();
+  return url.substr(url.rfind(':') + 1);
+}
+
+test::sample_process start_redis() {
+  return test::sample_process(ACTNET_REDIS_SERVER,
+                              {"--listen", "tcp://127.0.0.1:0", "--loops", "2"});
+}
+
+TEST(redis_server_sample, redis_cli_runs_every_command) {
+  if (!have("redis-cli")) {
+    FAIL() << "redis-cli is not installed: the test command installs it (apt-get install "
+              "redis-tools)";
+  }
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  // One command per line on redis-cli's stdin; replies one per line (nil is an empty line).
+  const std::vector<std::pair<std::string, std::string>> script = {
+      {"PING", "PONG"},
+      {"ECHO hello", "hello"},
+      {"SET greeting hi", "OK"},
+      {"GET greeting", "hi"},
+      {"GET missing", ""},
+      {"SET greeting bye XX", "OK"},
+      {"SET greeting again NX", ""},
+      {"SET fresh 1 NX", "OK"},
+      {"SET temp 1 EX 100", "OK"},
+      {"TTL temp", "100"},
+      {"TTL greeting", "-1"},
+      {"TTL missing", "-2"},
+      {"EXPIRE greeting 50", "1"},
+      {"TTL greeting", "50"},
+      {"EXPIRE missing 50", "0"},
+      {"INCR counter", "1"},
+      {"INCRBY counter 41", "42"},
+      {"DECR counter", "41"},
+      {"INCR greeting", "ERR value is not an integer or out of range"},
+      {"MSET a 1 b 2 c 3 d 4 e 5", "OK"},
+      {"MGET a b nope e", "1\n2\n\n5"},
+      {"EXISTS a b nope a", "3"},
+      {"DEL a b nope", "2"},
+      {"DBSIZE", "7"},
+      {"KEYS [c-e]", ""},  // checked separately: the order across shards is not fixed
+      {"SET k v PX 0", "ERR invalid expire time in 'set' command"},
+      {"SET k v BOGUS", "ERR syntax error"},
+      {"GET", "ERR wrong number of arguments for 'get' command"},
+      {"NOSUCH x y", "ERR unknown command 'NOSUCH', with args beginning with: 'x' 'y' "},
+      {"HELLO 3", "NOPROTO sorry, this protocol version is not supported"},
+      {"FLUSHALL", "OK"},
+      {"DBSIZE", "0"},
+  };
+  std::string input;
+  std::string expected;
+  std::size_t keys_at = 0;  // the line where KEYS's reply starts
+  for (const auto& [command, reply] : script) {
+    input += command + "\n";
+    if (command == "KEYS [c-e]") {
+      keys_at = static_cast<std::size_t>(std::count(expected.begin(), expected.end(), '\n'));
+      continue;
+    }
+    expected += reply + "\n";
+    if (reply.starts_with("ERR") || reply.starts_with("NOPROTO")) {
+      expected += "\n";  // redis-cli prints an error with an empty line after it
+    }
+  }
+  const std::string file = "/tmp/actnet-redis-cli-" + std::to_string(::getpid());
+  {
+    FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(input.c_str(), f);
+    std::fclose(f);
+  }
+  const outcome o = run("redis-cli -p " + port_of(server.bound) + " < " + file);
+  ::unlink(file.c_str());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  // KEYS [c-e] printed c, d, e in some order where its reply sits: take those lines out.
+  std::string got;
+  std::vector<std::string> keys;
+  std::size_t line_no = 0;
+  for (std::size_t start = 0; start < o.output.size();) {
+    const std::size_t end = o.output.find('\n', start);
+    const std::string line = o.output.substr(start, end - start);
+    if (line_no >= keys_at && line_no < keys_at + 3) {
+      keys.push_back(line);
+    } else {
+      got += line + "\n";
+    }
+    ++line_no;
+    start = end == std::string::npos ? o.output.size() : end + 1;
+  }
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"c", "d", "e"})) << o.output;
+  EXPECT_EQ(got, expected);
+}
+
+TEST(redis_server_sample, redis_benchmark_gets_every_request_answered_with_and_without_pipelining) {
+  if (!have("redis-benchmark")) {
+    FAIL() << "redis-benchmark is not installed: the test command installs it (apt-get install "
+              "redis-tools)";
+  }
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  for (const char* pipeline : {"1", "16"}) {
+    const outcome o = run("timeout 120 redis-benchmark -p " + port_of(server.bound) +
+                          " -t ping,set,get,incr,mset -n 10000 -c 50 -P " + pipeline + " --csv");
+    EXPECT_EQ(o.exit_code, 0) << o.output;
+    for (const char* test : {"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"}) {
+      EXPECT_NE(o.output.find("\"" + std::string(test)), std::string::npos)
+          << test << " at -P " << pipeline << ":\n"
+          << o.output;
+    }
+    EXPECT_EQ(o.output.find("rror"), std::string::npos) << o.output;  // Error / ERR replies
+    EXPECT_EQ(o.output.find("WARNING"), std::string::npos) << o.output;
+  }
+  // redis-benchmark's INCR adds to "counter:__rand_int__": 2 x 10,000 increments in all.
+  const outcome counter =
+      run("redis-cli -p " + port_of(server.bound) + " GET counter:__rand_int__");
+  EXPECT_EQ(counter.output, "20000\n");
+}
+
+/// Sends `requests` in one write and reads exactly `expected.size()` bytes back.
+std::string exchange(int fd, const std::string& requests, std::size_t bytes) {
+  if (!test::send_all(fd, requests)) {
+    return "<send failed>";
+  }
+  return test::recv_exact(fd, bytes);
+}
+
+std::string command(const std::vector<std::string>& words) {
+  std::string out = "*" + std::to_string(words.size()) + "\r\n";
+  for (const std::string& w : words) {
+    out += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
+  }
+  return out;
+}
+
+TEST(redis_server_sample, a_pipeline_across_both_shards_is_answered_in_order) {
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const int fd = test::connect_to(server.bound);
+  ASSERT_GE(fd, 0);
+  std::string requests;
+  std::string expected;
+  std::vector<std::string> mget{"MGET"};
+  std::vector<std::string> exists{"EXISTS"};
+  for (int i = 0; i < 40; ++i) {  // 40 keys: both shards get some
+    const std::string key = "key" + std::to_string(i);
+    requests += command({"SET", key, std::to_string(i)});
+    expected += "+OK\r\n";
+    requests += command({"INCR", key});
+    expected += ":" + std::to_string(i + 1) + "\r\n";
+    mget.push_back(key);
+    exists.push_back(key);
+  }
+  requests += command(mget);
+  expected += "*40\r\n";
+  for (int i = 0; i < 40; ++i) {
+    const std::string v = std::to_string(i + 1);
+    expected += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+  }
+  std::vector<std::string> del{"DEL"};
+  for (int i = 0; i < 40; i += 2) {
+    del.push_back("key" + std::to_string(i));
+  }
+  requests += command(del);
+  expected += ":20\r\n";
+  requests += command(exists);
+  expected += ":20\r\n";
+  requests += command({"DBSIZE"});
+  expected += ":20\r\n";
+  requests += command({"GET", "key1"}) + "PING\r\n";
+  expected += "$1\r\n2\r\n+PONG\r\n";
+  EXPECT_EQ(exchange(fd, requests, expected.size()), expected);
+  ::close(fd);
+}
+
+TEST(redis_server_sample, protocol_errors_are_answered_then_closed_and_others_carry_on) {
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const int healthy = test::connect_to(server.bound);
+  ASSERT_GE(healthy, 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"*1\r\n*1\r\n$4\r\nPING\r\n", "-ERR Protocol error: expected '$', got '*'\r\n"},
+      {"*1\r\n$600000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+      {"*zz\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+  };
+  for (const auto& [request, expected] : cases) {
+    const int fd = test::connect_to(server.bound);
+    ASSERT_GE(fd, 0);
+    // A good command first: answered before the error.
+    EXPECT_EQ(exchange(fd, "PING\r\n" + request, 7 + expected.size()), "+PONG\r\n" + expected);
+    EXPECT_TRUE(test::peer_closed(fd)) << expected;
+    ::close(fd);
+    EXPECT_EQ(exchange(healthy, "PING\r\n", 7), "+PONG\r\n");
+  }
+  EXPECT_EQ(exchange(healthy, "QUIT\r\n", 5), "+OK\r\n");
+  EXPECT_TRUE(test::peer_closed(healthy));
+  ::close(healthy);
+  const int status = server.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace actnet
