@@ -89,8 +89,17 @@ struct shard {
 
 struct keyspace {
   std::vector<shard> shards;  // one per loop, by loop index
+  /// The shard of `key`: FNV-1a, cheaper than the tables' hash and independent of it (so the
+  /// keys of one shard still spread over its table's buckets); no hashing with one shard.
   [[nodiscard]] std::size_t owner_of(std::string_view key) const {
-    return string_hash{}(key) % shards.size();
+    if (shards.size() == 1) {
+      return 0;
+    }
+    std::uint64_t h = 14695981039346656037ULL;
+    for (const char c : key) {
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    return static_cast<std::size_t>(h % shards.size());
   }
 };
 
@@ -213,9 +222,10 @@ class redis_connection final : public actnet::connection {
     std::size_t used = 0;
     needed_ = 0;
     while (!quitting_) {
-      resp::parse_result r = resp::parse(bytes.substr(used));
+      resp::parse_result r = resp::parse(bytes.substr(used), std::move(spare_args_));
       if (r.status == resp::parse_status::incomplete) {
         needed_ = r.needed;
+        spare_args_ = std::move(r.args);
         break;
       }
       if (r.status == resp::parse_status::failed) {
@@ -229,6 +239,7 @@ class redis_connection final : public actnet::connection {
       if (!r.args.empty()) {
         execute(r.args);
       }
+      spare_args_ = std::move(r.args);
     }
     (void)discard(used);
     flush_ready();
@@ -273,19 +284,30 @@ class redis_connection final : public actnet::connection {
 
   // -- running work on shards --
 
-  /// Runs `fn(shard&, now)` on the shard's loop (at once when it is this one) and replies with
-  /// what it returns, in order.
+  /// Runs `fn(out, shard&, key, arg, now)` for `key` on the loop that owns it, `fn` appending
+  /// its reply to `out`. On this loop it runs at once, on the views given, writing straight
+  /// into the batch when no earlier reply is waiting; for another loop, key and arg are copied
+  /// into an ask and the reply takes its place in order when it comes.
   template <class Fn>
-  void on_shard(std::size_t index, Fn fn) {
+  void on_key(std::string_view key, std::string_view arg, Fn fn) {
+    const std::size_t index = ks_->owner_of(key);
     if (index == loop().index()) {
-      answer_now(fn(ks_->shards[index], now_ms()));
+      if (waiting_.empty()) {
+        fn(out_, ks_->shards[index], key, arg, now_ms());
+      } else {
+        std::string reply;
+        fn(reply, ks_->shards[index], key, arg, now_ms());
+        answer_now(std::move(reply));
+      }
       return;
     }
     const std::uint64_t seq = answer_later();
     ask(
         owner().loop(index),
-        [ks = ks_, index, fn = std::move(fn)](actnet::event_loop&) {
-          return fn(ks->shards[index], now_ms());
+        [ks = ks_, index, k = std::string(key), a = std::string(arg), fn](actnet::event_loop&) {
+          std::string reply;
+          fn(reply, ks->shards[index], k, a, now_ms());
+          return reply;
         },
         [this, seq](actnet::result<std::string> r) {
           fill(seq, r ? std::move(*r) : "-ERR internal error\r\n");
@@ -357,7 +379,15 @@ class redis_connection final : public actnet::connection {
   // -- commands --
 
   void execute(const std::vector<std::string_view>& args) {
-    const std::string cmd = upper(args[0]);
+    // The name upper-cased on the stack: no command is longer than 15 characters.
+    char name[16] = {};
+    const std::size_t length = std::min(args[0].size(), sizeof name - 1);
+    for (std::size_t i = 0; i < length; ++i) {
+      const char c = args[0][i];
+      name[i] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+    }
+    const std::string_view cmd =
+        args[0].size() < sizeof name ? std::string_view(name, length) : std::string_view();
     const std::size_t n = args.size();
     std::string reply;
     const auto arity = [&](bool ok) {
@@ -369,7 +399,7 @@ class redis_connection final : public actnet::connection {
     };
     if (cmd == "GET") {
       if (arity(n == 2)) {
-        get(std::string(args[1]));
+        get(args[1]);
       }
     } else if (cmd == "SET") {
       if (arity(n >= 3)) {
@@ -387,7 +417,7 @@ class redis_connection final : public actnet::connection {
       }
     } else if (cmd == "INCR" || cmd == "DECR") {
       if (arity(n == 2)) {
-        incr_by(std::string(args[1]), cmd == "INCR" ? 1 : -1);
+        incr_by(args[1], cmd == "INCR" ? 1 : -1);
       }
     } else if (cmd == "INCRBY" || cmd == "DECRBY") {
       if (arity(n == 3)) {
@@ -396,7 +426,7 @@ class redis_connection final : public actnet::connection {
           resp::error(reply, "ERR value is not an integer or out of range");
           answer_now(std::move(reply));
         } else {
-          incr_by(std::string(args[1]), cmd == "INCRBY" ? *by : -*by);
+          incr_by(args[1], cmd == "INCRBY" ? *by : -*by);
         }
       }
     } else if (cmd == "DEL" || cmd == "EXISTS") {
@@ -417,7 +447,7 @@ class redis_connection final : public actnet::connection {
       }
     } else if (cmd == "TTL") {
       if (arity(n == 2)) {
-        ttl(std::string(args[1]));
+        ttl(args[1]);
       }
     } else if (cmd == "DBSIZE") {
       if (arity(n == 1)) {
@@ -478,17 +508,15 @@ class redis_connection final : public actnet::connection {
     }
   }
 
-  void get(std::string key) {
-    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
-    on_shard(index, [key = std::move(key)](shard& s, std::int64_t now) {
-      std::string r;
-      if (const value* v = s.find(key, now)) {
-        resp::bulk(r, v->data);
-      } else {
-        resp::null_bulk(r);
-      }
-      return r;
-    });
+  void get(std::string_view key) {
+    on_key(key, {},
+           [](std::string& out, shard& s, std::string_view k, std::string_view, std::int64_t now) {
+             if (const value* v = s.find(k, now)) {
+               resp::bulk(out, v->data);
+             } else {
+               resp::null_bulk(out);
+             }
+           });
   }
 
   void set(const std::vector<std::string_view>& args) {
@@ -518,45 +546,54 @@ class redis_connection final : public actnet::connection {
         return;
       }
     }
-    on_shard(ks_->owner_of(args[1]), [key = std::string(args[1]), data = std::string(args[2]),
-                                      ttl_ms, nx, xx](shard& s, std::int64_t now) {
-      const bool exists = s.find(key, now) != nullptr;
-      if ((nx && exists) || (xx && !exists)) {
-        return std::string("$-1\r\n");
-      }
-      s.map.insert_or_assign(key, value{data, ttl_ms == 0 ? 0 : now + ttl_ms});
-      return std::string("+OK\r\n");
-    });
+    on_key(args[1], args[2],
+           [ttl_ms, nx, xx](std::string& out, shard& s, std::string_view key, std::string_view data,
+                            std::int64_t now) {
+             if (nx || xx) {
+               const bool exists = s.find(key, now) != nullptr;
+               if ((nx && exists) || (xx && !exists)) {
+                 resp::null_bulk(out);
+                 return;
+               }
+             }
+             const std::int64_t expires = ttl_ms == 0 ? 0 : now + ttl_ms;
+             if (const auto it = s.map.find(key); it != s.map.end()) {
+               it->second.data.assign(data);  // reuses the value's storage
+               it->second.expires_at = expires;
+             } else {
+               s.map.emplace(std::string(key), value{std::string(data), expires});
+             }
+             resp::simple(out, "OK");
+           });
   }
 
-  void incr_by(std::string key, std::int64_t by) {
-    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
-    on_shard(index, [key = std::move(key), by](shard& s, std::int64_t now) {
-      std::string r;
-      value* v = s.find(key, now);
-      std::int64_t current = 0;
-      if (v != nullptr) {
-        const std::optional<std::int64_t> n = to_int(v->data);
-        if (!n) {
-          resp::error(r, "ERR value is not an integer or out of range");
-          return r;
-        }
-        current = *n;
-      }
-      if ((by > 0 && current > std::numeric_limits<std::int64_t>::max() - by) ||
-          (by < 0 && current < std::numeric_limits<std::int64_t>::min() - by)) {
-        resp::error(r, "ERR increment or decrement would overflow");
-        return r;
-      }
-      current += by;
-      if (v != nullptr) {
-        v->data = std::to_string(current);  // keeps its expiry, as Redis does
-      } else {
-        s.map.insert_or_assign(key, value{std::to_string(current), 0});
-      }
-      resp::integer(r, current);
-      return r;
-    });
+  void incr_by(std::string_view key, std::int64_t by) {
+    on_key(
+        key, {},
+        [by](std::string& out, shard& s, std::string_view k, std::string_view, std::int64_t now) {
+          value* v = s.find(k, now);
+          std::int64_t current = 0;
+          if (v != nullptr) {
+            const std::optional<std::int64_t> n = to_int(v->data);
+            if (!n) {
+              resp::error(out, "ERR value is not an integer or out of range");
+              return;
+            }
+            current = *n;
+          }
+          if ((by > 0 && current > std::numeric_limits<std::int64_t>::max() - by) ||
+              (by < 0 && current < std::numeric_limits<std::int64_t>::min() - by)) {
+            resp::error(out, "ERR increment or decrement would overflow");
+            return;
+          }
+          current += by;
+          if (v != nullptr) {
+            v->data = std::to_string(current);  // keeps its expiry, as Redis does
+          } else {
+            s.map.emplace(std::string(k), value{std::to_string(current), 0});
+          }
+          resp::integer(out, current);
+        });
   }
 
   void count_keys(const std::vector<std::string_view>& args, bool remove) {
@@ -671,35 +708,35 @@ class redis_connection final : public actnet::connection {
       answer_now(std::move(r));
       return;
     }
-    on_shard(ks_->owner_of(args[1]),
-             [key = std::string(args[1]), s_ = *seconds](shard& s, std::int64_t now) {
-               value* v = s.find(key, now);
-               if (v == nullptr) {
-                 return std::string(":0\r\n");
-               }
-               if (s_ <= 0) {
-                 s.map.erase(key);  // an expiry in the past deletes, as in Redis
-               } else {
-                 v->expires_at = now + s_ * 1000;
-               }
-               return std::string(":1\r\n");
-             });
+    on_key(args[1], {},
+           [secs = *seconds](std::string& out, shard& s, std::string_view key, std::string_view,
+                             std::int64_t now) {
+             value* v = s.find(key, now);
+             if (v == nullptr) {
+               resp::integer(out, 0);
+               return;
+             }
+             if (secs <= 0) {
+               s.map.erase(s.map.find(key));  // an expiry in the past deletes, as in Redis
+             } else {
+               v->expires_at = now + secs * 1000;
+             }
+             resp::integer(out, 1);
+           });
   }
 
-  void ttl(std::string key) {
-    const std::size_t index = ks_->owner_of(key);  // before the key moves into the lambda
-    on_shard(index, [key = std::move(key)](shard& s, std::int64_t now) {
-      std::string r;
-      const value* v = s.find(key, now);
-      if (v == nullptr) {
-        resp::integer(r, -2);
-      } else if (v->expires_at == 0) {
-        resp::integer(r, -1);
-      } else {
-        resp::integer(r, (v->expires_at - now + 500) / 1000);
-      }
-      return r;
-    });
+  void ttl(std::string_view key) {
+    on_key(key, {},
+           [](std::string& out, shard& s, std::string_view k, std::string_view, std::int64_t now) {
+             const value* v = s.find(k, now);
+             if (v == nullptr) {
+               resp::integer(out, -2);
+             } else if (v->expires_at == 0) {
+               resp::integer(out, -1);
+             } else {
+               resp::integer(out, (v->expires_at - now + 500) / 1000);
+             }
+           });
   }
 
   void keys(std::string pattern) {
@@ -819,6 +856,7 @@ class redis_connection final : public actnet::connection {
   keyspace* ks_;
   std::string out_;
   std::string joined_;
+  std::vector<std::string_view> spare_args_;  // the parser's argument list, kept for reuse
   std::deque<pending> waiting_;  // replies behind one that another loop still has to answer
   std::uint64_t first_waiting_ = 0;
   std::size_t needed_ = 0;  // bytes to wait for before parsing again
