@@ -192,6 +192,17 @@ bool glob(std::string_view p, std::string_view s) {
   return s.empty();
 }
 
+/// The reply of the commands that add up a count from each shard (DBSIZE, DEL, EXISTS).
+std::string sum_reply(const std::vector<std::int64_t>& parts) {
+  std::int64_t total = 0;
+  for (const std::int64_t p : parts) {
+    total += p;
+  }
+  std::string r;
+  resp::integer(r, total);
+  return r;
+}
+
 std::string wrong_args(std::string_view command) {
   std::string e = "ERR wrong number of arguments for '";
   for (const char c : command) {
@@ -454,15 +465,7 @@ class redis_connection final : public actnet::connection {
         fan_out<std::int64_t>(
             all_shards(),
             [](std::size_t, shard& s, std::int64_t) { return std::int64_t(s.map.size()); },
-            [](const std::vector<std::int64_t>& parts) {
-              std::string r;
-              std::int64_t total = 0;
-              for (const std::int64_t p : parts) {
-                total += p;
-              }
-              resp::integer(r, total);
-              return r;
-            });
+            sum_reply);
       }
     } else if (cmd == "FLUSHALL" || cmd == "FLUSHDB") {
       if (arity(n <= 2)) {
@@ -626,15 +629,7 @@ class redis_connection final : public actnet::connection {
           }
           return n;
         },
-        [](const std::vector<std::int64_t>& parts) {
-          std::string r;
-          std::int64_t total = 0;
-          for (const std::int64_t p : parts) {
-            total += p;
-          }
-          resp::integer(r, total);
-          return r;
-        });
+        sum_reply);
   }
 
   void mset(const std::vector<std::string_view>& args) {
