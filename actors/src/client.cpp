@@ -26,6 +26,11 @@ void client::stop() noexcept {
     stopped_ = true;
   }
   engine_.stop();
+  for (std::size_t i = 0; i < engine_.loop_count(); ++i) {
+    if (engine_.loop(i).in_loop_thread()) {
+      return;  // from a handler: the loops stop when it returns; the destructor joins
+    }
+  }
   if (runner_.joinable()) {
     runner_.join();
   }

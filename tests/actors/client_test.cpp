@@ -500,6 +500,21 @@ TEST(client, dial_and_wait_from_its_own_loop_refuses_rather_than_deadlock) {
   EXPECT_EQ(*seen, std::errc::resource_deadlock_would_occur);
 }
 
+TEST(client, stop_from_its_own_handler_stops_it_and_the_destructor_joins) {
+  running_engine server;
+  const address bound = server->listen<echo>("tcp://127.0.0.1:0");
+  server.start();
+  link l;
+  {
+    client c;
+    c.start();
+    ASSERT_TRUE(c.dial_and_wait<pinger>(bound.to_string(), {}, &l));
+    l.ref.tell<pinger>([&c](pinger&) { c.stop(); });  // from the client's own loop
+    ASSERT_TRUE(l.wait([&] { return l.closes == 1; }));
+    EXPECT_EQ(l.close_reason, errc::engine_stopped);
+  }  // joined here
+}
+
 TEST(client, a_refused_dial_and_wait_returns_the_error) {
   const address closed = [] {
     engine e(test::small_options());

@@ -28,7 +28,9 @@ class client {
   /// std::logic_error.
   void start();
   /// Closes every connection (on_close(engine_stopped)), fails pending dials with
-  /// errc::engine_stopped, joins the threads. Idempotent; the client cannot start again.
+  /// errc::engine_stopped, joins the threads. Idempotent; the client cannot start again. From
+  /// one of the client's own handlers it only asks the loops to stop (they cannot be joined
+  /// from themselves); the destructor then joins them.
   void stop() noexcept;
 
   /// Connects to `url` (tcp, tcp4, tcp6, unix) without blocking, as engine::dial: `done` gets

@@ -199,7 +199,8 @@ class engine {
   /// socket becomes a connection of class Conn there (made with `args...`), with the listeners'
   /// socket options; `done` then gets its conn_ref. On failure `done` gets the error: the
   /// kernel's (connection_refused...), timed_out after options.timeout, or errc::engine_stopped
-  /// (at once when the engine has been stopped). A bad url throws std::invalid_argument at once.
+  /// (at once when the engine has been stopped: a `done` that dials again after every failure
+  /// must stop at engine_stopped). A bad url throws std::invalid_argument at once.
   ///
   /// udp: a connected UDP socket, open at once (there is no handshake), read level-triggered
   /// like the listeners' sockets: on_data gets one datagram from the peer, write() sends one to
