@@ -18,6 +18,18 @@
 
 namespace actnet::samples {
 
+/// The inbound bytes as one view: zero-copy when they are contiguous, else (they wrap in the
+/// ring, rarely) joined into `scratch`. For parsers that want a single string_view.
+inline std::string_view contiguous(const byte_views& in, std::string& scratch) {
+  const std::string_view first(reinterpret_cast<const char*>(in.first.data()), in.first.size());
+  if (in.second.empty()) {
+    return first;
+  }
+  scratch.assign(first);
+  scratch.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
+  return scratch;
+}
+
 struct common_flags {
   std::vector<std::string> listen;
   engine_options options;

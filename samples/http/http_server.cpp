@@ -71,13 +71,7 @@ void respond(std::string& out, int status, std::string_view type, std::string_vi
 class http_connection final : public actnet::connection {
  public:
   void on_data() override {
-    const actnet::byte_views in = peek_all();
-    std::string_view bytes(reinterpret_cast<const char*>(in.first.data()), in.first.size());
-    if (!in.second.empty()) {  // wrapped in the ring: parse a joined copy (rare)
-      joined_.assign(bytes);
-      joined_.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
-      bytes = joined_;
-    }
+    const std::string_view bytes = actnet::samples::contiguous(peek_all(), joined_);
     out_.clear();
     std::size_t used = 0;
     bool closing = false;

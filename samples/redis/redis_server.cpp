@@ -223,13 +223,7 @@ class redis_connection final : public actnet::connection {
     if (inbound_buffered() < needed_ || quitting_) {
       return;
     }
-    const actnet::byte_views in = peek_all();
-    std::string_view bytes(reinterpret_cast<const char*>(in.first.data()), in.first.size());
-    if (!in.second.empty()) {  // wrapped in the ring: parse a joined copy
-      joined_.assign(bytes);
-      joined_.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
-      bytes = joined_;
-    }
+    const std::string_view bytes = actnet::samples::contiguous(peek_all(), joined_);
     std::size_t used = 0;
     needed_ = 0;
     while (!quitting_) {
