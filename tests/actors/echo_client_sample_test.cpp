@@ -15,26 +15,11 @@
 namespace actnet {
 namespace {
 
-struct outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using outcome = test::command_outcome;
 
 /// Runs echo_client with `args` to the end (its own timeout bounds it).
 outcome run_client(const std::string& args) {
-  outcome o;
-  const std::string command = std::string(ACTNET_ECHO_CLIENT) + " " + args + " 2>&1";
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) {
-    return o;
-  }
-  char chunk[512];
-  while (std::fgets(chunk, sizeof chunk, p) != nullptr) {
-    o.output += chunk;
-  }
-  const int status = ::pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  return test::run_command(std::string(ACTNET_ECHO_CLIENT) + " " + args);
 }
 
 TEST(echo_client_sample, verifies_every_byte_from_the_echo_server_over_tcp_and_unix) {

@@ -42,18 +42,11 @@ TEST(proxy_sample, a_hundred_connections_reach_the_echo_server_byte_for_byte) {
   ASSERT_EQ(echo.addresses.size(), 1U) << echo.first_line;
   test::sample_process proxy = start_proxy(echo.bound);
   ASSERT_EQ(proxy.addresses.size(), 1U) << proxy.first_line;
-  const std::string command = std::string(ACTNET_ECHO_CLIENT) + " --connect " +
-                              proxy.bound.to_string() +
-                              " --conns 100 --messages 100 --size 4000 --pipeline 4 --loops 2 2>&1";
-  FILE* client = ::popen(command.c_str(), "r");
-  ASSERT_NE(client, nullptr);
-  std::string output;
-  char chunk[512];
-  while (std::fgets(chunk, sizeof chunk, client) != nullptr) {
-    output += chunk;
-  }
-  const int status = ::pclose(client);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  const test::command_outcome client =
+      test::run_command(std::string(ACTNET_ECHO_CLIENT) + " --connect " + proxy.bound.to_string() +
+                        " --conns 100 --messages 100 --size 4000 --pipeline 4 --loops 2");
+  const std::string& output = client.output;
+  EXPECT_EQ(client.exit_code, 0) << output;
   EXPECT_NE(output.find("10000 messages echoed"), std::string::npos) << output;
   EXPECT_NE(output.find("; 0 failed connections"), std::string::npos) << output;
   const int proxy_status = proxy.stop();

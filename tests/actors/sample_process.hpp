@@ -15,6 +15,28 @@
 
 namespace actnet::test {
 
+/// What a command printed (stdout and stderr) and its exit code (-1 when it did not exit).
+struct command_outcome {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs `command` through the shell to its end (the command bounds its own time).
+inline command_outcome run_command(const std::string& command) {
+  command_outcome o;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) {
+    return o;
+  }
+  char chunk[4096];
+  while (std::fgets(chunk, sizeof chunk, p) != nullptr) {
+    o.output += chunk;
+  }
+  const int status = ::pclose(p);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
 struct sample_process {
   pid_t pid = -1;
   FILE* out = nullptr;

@@ -70,17 +70,11 @@ TEST(http_server_sample, curl_gets_several_urls_over_one_kept_alive_connection) 
   test::sample_process server = start_http();
   ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
   const std::string base = "http://" + host_port(server.bound);
-  const std::string command = "curl -sS -v --max-time 20 " + base + "/plaintext " + base +
-                              "/json " + base + "/nothing-here 2>&1";
-  FILE* p = ::popen(command.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string output;
-  char chunk[1024];
-  while (std::fgets(chunk, sizeof chunk, p) != nullptr) {
-    output += chunk;
-  }
-  const int status = ::pclose(p);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  const test::command_outcome curl =
+      test::run_command("curl -sS -v --max-time 20 " + base + "/plaintext " + base + "/json " +
+                        base + "/nothing-here");
+  const std::string& output = curl.output;
+  ASSERT_EQ(curl.exit_code, 0) << output;
   EXPECT_NE(output.find("Hello, World!"), std::string::npos) << output;
   EXPECT_NE(output.find(R"({"message":"Hello, World!"})"), std::string::npos) << output;
   EXPECT_NE(output.find("< HTTP/1.1 404 Not Found"), std::string::npos) << output;

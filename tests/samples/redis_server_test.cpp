@@ -17,25 +17,8 @@
 namespace actnet {
 namespace {
 
-struct outcome {
-  int exit_code = -1;
-  std::string output;
-};
-
-outcome run(const std::string& command) {
-  outcome o;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return o;
-  }
-  char chunk[4096];
-  while (std::fgets(chunk, sizeof chunk, p) != nullptr) {
-    o.output += chunk;
-  }
-  const int status = ::pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
-}
+using outcome = test::command_outcome;
+using test::run_command;
 
 bool have(const char* tool) {
   return std::system(("command -v " + std::string(tool) + " >/dev/null 2>&1").c_str()) == 0;
@@ -114,7 +97,7 @@ TEST(redis_server_sample, redis_cli_runs_every_command) {
     std::fputs(input.c_str(), f);
     std::fclose(f);
   }
-  const outcome o = run("redis-cli -p " + port_of(server.bound) + " < " + file);
+  const outcome o = run_command("redis-cli -p " + port_of(server.bound) + " < " + file);
   ::unlink(file.c_str());
   ASSERT_EQ(o.exit_code, 0) << o.output;
   // KEYS [c-e] printed c, d, e in some order where its reply sits: take those lines out.
@@ -145,8 +128,9 @@ TEST(redis_server_sample, redis_benchmark_gets_every_request_answered_with_and_w
   test::sample_process server = start_redis();
   ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
   for (const char* pipeline : {"1", "16"}) {
-    const outcome o = run("timeout 120 redis-benchmark -p " + port_of(server.bound) +
-                          " -t ping,set,get,incr,mset -n 10000 -c 50 -P " + pipeline + " --csv");
+    const outcome o =
+        run_command("timeout 120 redis-benchmark -p " + port_of(server.bound) +
+                    " -t ping,set,get,incr,mset -n 10000 -c 50 -P " + pipeline + " --csv");
     EXPECT_EQ(o.exit_code, 0) << o.output;
     for (const char* test : {"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"}) {
       EXPECT_NE(o.output.find("\"" + std::string(test)), std::string::npos)
@@ -158,7 +142,7 @@ TEST(redis_server_sample, redis_benchmark_gets_every_request_answered_with_and_w
   }
   // redis-benchmark's INCR adds to "counter:__rand_int__": 2 x 10,000 increments in all.
   const outcome counter =
-      run("redis-cli -p " + port_of(server.bound) + " GET counter:__rand_int__");
+      run_command("redis-cli -p " + port_of(server.bound) + " GET counter:__rand_int__");
   EXPECT_EQ(counter.output, "20000\n");
 }
 
