@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
@@ -131,6 +132,11 @@ std::error_code connection::read(std::span<std::byte> out) noexcept {
 // -- outbound --
 
 std::error_code connection::fail(std::error_code ec) noexcept {
+  if (ec == errc::capacity_exceeded) {
+    // Once per connection: it closes now.
+    owner().logger().warn("loop {}: closing a connection: outbound cap ({} bytes) exceeded",
+                          loop_->index(), out_.max_size());
+  }
   loop_->finish(*this, ec);
   return ec;
 }
@@ -140,21 +146,207 @@ void connection::want_write(bool on) noexcept {
     return;
   }
   writing_ = on;
-  const std::uint32_t interest =
-      (state_ == state::open ? io::readable : 0U) | (on ? io::writable : 0U);
-  (void)loop_->poller_.modify(fd_, interest,
-                              (std::uint64_t{generation_} << 32) | std::uint64_t{slot_});
+  loop_->update_interest(*this);
 }
 
 std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
   if (rest.empty()) {
     return detail::no_error();
   }
+  const bool was_empty = out_.empty();
   if (const std::error_code ec = out_.write(rest)) {
     return fail(ec);
   }
-  want_write(true);
+  after_buffering(was_empty);
   return {};
+}
+
+void connection::after_buffering(bool was_empty) {
+  if (timing_ != nullptr && was_empty) {
+    timing().last_write = timer_clock::now();  // the write timeout counts from here
+    if (timing_->limits.write.count() > 0) {
+      arm_timeouts(timing_->last_write + timing_->limits.write);
+    }
+  }
+  want_write(true);
+  if (!above_high_ && out_.size() >= loop_->options_.outbound_high_watermark) [[unlikely]] {
+    writable_changed(false);
+  }
+}
+
+void connection::after_draining(bool progressed) {
+  if (progressed && timing_ != nullptr) {
+    note_sent();
+  }
+  if (above_high_ && out_.size() <= loop_->options_.outbound_low_watermark) {
+    writable_changed(true);
+  }
+}
+
+void connection::writable_changed(bool writable) {
+  above_high_ = !writable;
+  if (state_ != state::open) {
+    return;
+  }
+  try {
+    on_writable_changed(writable);
+  } catch (const std::exception& e) {
+    owner().logger().error("loop {}: on_writable_changed threw: {}", loop_->index(), e.what());
+    loop_->finish(*this, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+void connection::pause_reading() noexcept {
+  loop_->assert_in_loop();
+  if (read_paused_ || (dgram_ != nullptr && dgram_->socket != nullptr)) {
+    return;
+  }
+  read_paused_ = true;
+  if (state_ == state::open) {
+    loop_->update_interest(*this);
+  }
+}
+
+void connection::resume_reading() noexcept {
+  loop_->assert_in_loop();
+  if (!read_paused_) {
+    return;
+  }
+  read_paused_ = false;
+  if (state_ != state::open) {
+    return;
+  }
+  if (timing_ != nullptr) {
+    note_read();  // the read timeout waited while paused
+  }
+  if (loop_->options_.edge_triggered && dgram_ == nullptr) {
+    // The edge that announced what waits in the socket has passed: read it next iteration.
+    try {
+      loop_->continue_reading_.push_back(ref());
+    } catch (const std::bad_alloc&) {
+      loop_->finish(*this, std::make_error_code(std::errc::not_enough_memory));
+    }
+  } else {
+    loop_->update_interest(*this);
+  }
+}
+
+// -- timeouts --
+
+detail::conn_timing& connection::timing() {
+  if (timing_ == nullptr) {
+    timing_ = std::make_unique<detail::conn_timing>();
+  }
+  return *timing_;
+}
+
+void connection::note_sent() noexcept {
+  timing_->last_write = timer_clock::now();
+}
+
+void connection::note_read() noexcept {
+  timing_->last_read = timer_clock::now();
+}
+
+timeouts connection::current_timeouts() const noexcept {
+  return timing_ != nullptr ? timing_->limits : timeouts{};
+}
+
+void connection::set_timeouts(const timeouts& limits) {
+  loop_->assert_in_loop();
+  if (limits.idle.count() < 0 || limits.read.count() < 0 || limits.write.count() < 0) {
+    throw std::invalid_argument("actnet: set_timeouts: a timeout must not be negative (0: none)");
+  }
+  if (dgram_ != nullptr || state_ == state::closed) {
+    return;  // streams only (UDP sessions have session_idle_timeout)
+  }
+  if (!limits.any() && timing_ == nullptr) {
+    return;
+  }
+  detail::conn_timing& t = timing();
+  t.limits = limits;
+  t.last_read = t.last_write = timer_clock::now();
+  if (t.check != 0) {
+    (void)loop_->cancel(t.check);
+    t.check = 0;
+  }
+  if (limits.any()) {
+    check_timeouts();  // arms the first check
+  }
+}
+
+void connection::arm_timeouts(timer_clock::time_point at) {
+  detail::conn_timing& t = *timing_;
+  if (t.check != 0) {
+    if (t.check_at <= at) {
+      return;  // an earlier check is pending; it re-arms for this one
+    }
+    (void)loop_->cancel(t.check);
+  }
+  event_loop* loop = loop_;
+  t.check_at = at;
+  t.check = loop_->after(at - timer_clock::now(), [loop, slot = slot_, generation = generation_] {
+    if (connection* c = loop->find(slot, generation);
+        c != nullptr && c->is_open() && c->timing_ != nullptr) {
+      c->timing_->check = 0;
+      c->check_timeouts();
+    }
+  });
+}
+
+void connection::check_timeouts() {
+  const timer_clock::time_point now = timer_clock::now();
+  const timeouts& limits = timing_->limits;
+  timer_clock::time_point next = timer_clock::time_point::max();
+  // True when the limit counted from `since` has passed (the connection then closes).
+  const auto expired = [&](timer_clock::time_point since, std::chrono::milliseconds limit) {
+    if (limit.count() <= 0) {
+      return false;
+    }
+    const timer_clock::time_point deadline = since + limit;
+    if (deadline <= now) {
+      return true;
+    }
+    next = std::min(next, deadline);
+    return false;
+  };
+  if (expired(std::max(timing_->last_read, timing_->last_write), limits.idle)) {
+    fail(errc::idle_timeout);
+  } else if (!read_paused_ && expired(timing_->last_read, limits.read)) {
+    fail(errc::read_timeout);
+  } else if (!out_.empty() && expired(timing_->last_write, limits.write)) {
+    fail(errc::write_timeout);
+  } else if (next != timer_clock::time_point::max()) {
+    arm_timeouts(next);
+  } else if (limits.read.count() > 0) {
+    arm_timeouts(now + limits.read);  // paused: look again then
+  }
+  // Otherwise only a write timeout is set and nothing waits: after_buffering arms it.
+}
+
+void connection::arm_drain_deadline() {
+  const std::chrono::milliseconds limit = loop_->options_.drain_timeout;
+  if (limit.count() <= 0) {
+    return;
+  }
+  event_loop* loop = loop_;
+  timing().drain = loop_->after(limit, [loop, slot = slot_, generation = generation_] {
+    if (connection* c = loop->find(slot, generation); c != nullptr && c->state_ == state::closing) {
+      c->timing_->drain = 0;
+      c->out_.clear();
+      (void)actnet::set_linger(c->fd_, std::chrono::seconds(0));  // the peer sees it cut off
+      loop->finish(*c, make_error_code(errc::drain_timeout));
+    }
+  });
+}
+
+void connection::cancel_timers() noexcept {
+  if (timing_->check != 0) {
+    (void)loop_->cancel(timing_->check);
+  }
+  if (timing_->drain != 0) {
+    (void)loop_->cancel(timing_->drain);
+  }
 }
 
 void connection::assert_loop_thread() const noexcept {
@@ -167,6 +359,9 @@ std::error_code connection::write_partial(std::span<const std::byte> bytes, ssiz
       return fail({errno, std::system_category()});
     }
     sent = 0;
+  }
+  if (sent > 0 && timing_ != nullptr) {
+    note_sent();
   }
   return buffer_rest(bytes.subspan(static_cast<std::size_t>(sent)));
 }
@@ -256,6 +451,9 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
       return fail({errno, std::system_category()});
     }
     sent = n < 0 ? 0 : static_cast<std::size_t>(n);
+    if (sent > 0 && timing_ != nullptr) {
+      note_sent();
+    }
     while (first_unsent < parts.size() && sent >= parts[first_unsent].size()) {
       sent -= parts[first_unsent++].size();
     }
@@ -287,7 +485,7 @@ std::error_code connection::write(block payload) {
     if (const std::error_code ec = out_.append(std::move(payload))) {
       return fail(ec);
     }
-    want_write(true);
+    after_buffering(false);
     return {};
   }
   const std::span<const std::byte> bytes = payload.data();
@@ -297,11 +495,14 @@ std::error_code connection::write(block payload) {
     return fail({errno, std::system_category()});
   }
   const auto sent = n < 0 ? std::size_t{0} : static_cast<std::size_t>(n);
+  if (sent > 0 && timing_ != nullptr) {
+    note_sent();
+  }
   if (sent == 0 && !bytes.empty()) {
     if (const std::error_code ec = out_.append(std::move(payload))) {  // no copy
       return fail(ec);
     }
-    want_write(true);
+    after_buffering(true);
     return {};
   }
   return buffer_rest(bytes.subspan(sent));
@@ -312,6 +513,7 @@ std::error_code connection::flush() {
   if (state_ == state::closed) {
     return errc::connection_closed;
   }
+  bool progressed = false;
   while (!out_.empty()) {
     const result<std::size_t> sent = out_.drain_to(fd_);
     if (!sent) {
@@ -319,15 +521,19 @@ std::error_code connection::flush() {
         continue;
       }
       if (sent.error() == std::errc::resource_unavailable_try_again) {
+        after_draining(progressed);
         return {};
       }
       return fail(sent.error());
     }
+    progressed = progressed || *sent > 0;
   }
   want_write(false);
   if (state_ == state::closing) {
     loop_->finish(*this, closing_reason());
+    return {};
   }
+  after_draining(progressed);
   return {};
 }
 
@@ -348,7 +554,19 @@ void connection::begin_closing() noexcept {
   if (state_ == state::closing) {
     writing_ = false;
     want_write(true);  // re-registers for writable only: reading has stopped
+    try {
+      arm_drain_deadline();
+    } catch (const std::bad_alloc&) {
+      loop_->finish(*this, std::make_error_code(std::errc::not_enough_memory));
+    }
   }
+}
+
+std::error_code connection::closing_reason() const noexcept {
+  if (peer_closed_) {
+    return make_error_code(errc::end_of_stream);
+  }
+  return loop_->stopping_ ? make_error_code(errc::engine_stopped) : std::error_code{};
 }
 
 void connection::abort() noexcept {

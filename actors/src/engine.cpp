@@ -57,6 +57,20 @@ engine_options checked(engine_options o) {
     bad_option("outbound_ring_threshold", o.outbound_ring_threshold,
                "must be at least 1 and (rounded up to a power of two) at most outbound_cap");
   }
+  if (o.outbound_high_watermark == 0 || o.outbound_low_watermark > o.outbound_high_watermark) {
+    bad_option("outbound_low_watermark", o.outbound_low_watermark,
+               "must be at most outbound_high_watermark, which must be at least 1");
+  }
+  const auto check_ms = [](const char* name, std::chrono::milliseconds ms) {
+    if (ms.count() < 0 || ms > std::chrono::hours(24 * 365)) {
+      bad_option(name, ms.count(), "must be between 0 (none) and a year");
+    }
+  };
+  check_ms("connection_timeouts.idle (ms)", o.connection_timeouts.idle);
+  check_ms("connection_timeouts.read (ms)", o.connection_timeouts.read);
+  check_ms("connection_timeouts.write (ms)", o.connection_timeouts.write);
+  check_ms("drain_timeout (ms)", o.drain_timeout);
+  check_ms("shutdown_timeout (ms)", o.shutdown_timeout);
   if (o.balancing != load_balancing::round_robin &&
       o.balancing != load_balancing::source_addr_hash &&
       o.balancing != load_balancing::least_connections) {

@@ -62,6 +62,7 @@ detail::message& detail::message::operator=(message&& other) noexcept {
       ::close(fd);
     }
     what = other.what;
+    admitted = std::exchange(other.admitted, false);
     slot = other.slot;
     generation = other.generation;
     fd = std::exchange(other.fd, -1);
@@ -132,8 +133,36 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
   }
   if (c.state_ == connection::state::open &&
       (events & (io::readable | io::hangup | io::error)) != 0) {
-    read_from(c);
+    if (!c.read_paused_) [[likely]] {
+      read_from(c);
+    } else if ((events & (io::hangup | io::error)) != 0) {
+      fail_paused(c);
+    }
   }
+}
+
+void event_loop::fail_paused(connection& c) {
+  // Reading is paused, but the socket failed (a reset): reported without reading (the kernel
+  // would report it again and again).
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error == 0) {
+    error = ECONNRESET;
+  }
+  finish(c, {error, std::system_category()});
+}
+
+void event_loop::update_interest(connection& c) noexcept {
+  if (options_.edge_triggered && c.dgram_ == nullptr) {
+    return;  // registered for both for good; a paused connection's reads are skipped
+  }
+  const std::uint32_t interest =
+      (c.state_ == connection::state::open && !c.read_paused_ ? io::readable : 0U) |
+      (c.writing_ ? io::writable : 0U);
+  const std::uint64_t key = c.dgram_ != nullptr
+                                ? listener_tag | datagram_tag | key_of(c.slot_, c.generation_)
+                                : key_of(c.slot_, c.generation_);
+  (void)poller_.modify(c.fd_, interest, key);
 }
 
 [[gnu::always_inline]] inline void event_loop::read_from(connection& c) {
@@ -141,9 +170,12 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
+      if (c.timing_ != nullptr) [[unlikely]] {
+        c.note_read();
+      }
       c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
       deliver(c);
-      if (c.state_ != connection::state::open || !options_.edge_triggered) {
+      if (c.state_ != connection::state::open || !options_.edge_triggered || c.read_paused_) {
         return;
       }
       total += static_cast<std::size_t>(n);
@@ -185,6 +217,8 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
   }
   if (!c.fresh_.empty()) {
     if (const std::error_code ec = c.keep_fresh_slow()) {
+      owner_.logger().warn("loop {}: closing a connection: inbound cap ({} bytes) exceeded", index_,
+                           options_.inbound_cap);
       finish(c, ec);  // past the inbound cap
     }
   }
@@ -231,7 +265,8 @@ void event_loop::run() {
         // its slot taken by another connection since.
         const std::uint64_t k = key & ~(listener_tag | datagram_tag);
         connection* c = find(static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32));
-        if (c != nullptr && c->is_open() && c->dgram_ != nullptr && c->dgram_->socket == nullptr) {
+        if (c != nullptr && c->is_open() && !c->read_paused_ && c->dgram_ != nullptr &&
+            c->dgram_->socket == nullptr) {
           read_datagrams(*c);
           reap();
         }
@@ -248,7 +283,8 @@ void event_loop::run() {
       std::vector<conn_ref> again;
       again.swap(continue_reading_);
       for (const conn_ref& r : again) {
-        if (connection* c = find(r.slot_, r.generation_); c != nullptr && c->is_open()) {
+        if (connection* c = find(r.slot_, r.generation_);
+            c != nullptr && c->is_open() && !c->read_paused_) {
           read_from(*c);
           reap();
         }
@@ -267,8 +303,74 @@ void event_loop::run() {
   }
   listeners_.clear();
   fail_dials(make_error_code(errc::engine_stopped));
+  if (options_.shutdown_timeout.count() > 0) {
+    drain_for_stop(timer_clock::now() + options_.shutdown_timeout);
+  }
   close_all(make_error_code(errc::engine_stopped));
   timers_.clear();  // none runs after stop; a reconnect's retry reports engine_stopped as it goes
+}
+
+void event_loop::drain_for_stop(timer_clock::time_point deadline) {
+  // No new connections: loop 0's listeners leave the poller (the others' closed above).
+  if (index_ == 0) {
+    const std::lock_guard lock(owner_.listener_fds_);
+    for (const engine::listener& l : owner_.listeners_) {
+      if (l.fd && l.bound.transport() != transport::udp) {
+        (void)poller_.remove(l.fd.get());
+      }
+    }
+  }
+  // The messages already sent run: async writes, tells, asks. An accepted connection still on
+  // its way is closed unserved.
+  while (timer_clock::now() < deadline && mailbox_.drain(
+                                              [this](detail::message&& m) {
+                                                if (m.what == detail::message::kind::adopt) {
+                                                  if (m.admitted) {
+                                                    owner_.release_admission();
+                                                  }
+                                                  return;  // the message closes its fd
+                                                }
+                                                handle(std::move(m));
+                                                reap();
+                                              },
+                                              options_.mailbox_budget) != 0) {
+  }
+  // Every connection closes after its buffered output, until the deadline.
+  for (std::size_t i = 0; i < slots_.size(); ++i) {  // NOLINT(modernize-loop-convert)
+    if (connection* c = slots_[i].conn;
+        c != nullptr && c->state_ == connection::state::open && c->dgram_ == nullptr) {
+      c->begin_closing();
+      reap();
+    }
+  }
+  for (;;) {
+    bool waiting = false;
+    for (const slot_entry& s : slots_) {
+      waiting = waiting || (s.conn != nullptr && s.conn->state_ == connection::state::closing);
+    }
+    const auto now = timer_clock::now();
+    if (!waiting || now >= deadline) {
+      return;
+    }
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    const result<std::span<const poll_event>> ready =
+        poller_.wait(static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+    if (!ready) {
+      return;
+    }
+    for (const poll_event& ev : *ready) {
+      const std::uint64_t key = ev.data.u64;
+      if ((key & listener_tag) == 0) {
+        if (connection* c =
+                find(static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32))) {
+          on_io(*c, ev.events);
+          reap();
+        }
+      } else if (key == poller::wake_key) {
+        poller_.consume_wake();  // what arrives now is dropped after the loop (drain_stopped)
+      }
+    }
+  }
 }
 
 void event_loop::handle(detail::message&& m) {
@@ -292,7 +394,8 @@ void event_loop::handle_unguarded(detail::message&& m) {
       return;
     case kind::adopt:
       adopt(unique_fd(std::exchange(m.fd, -1)), owner_.listeners_[m.listener].make,
-            owner_.listeners_[m.listener].bound.transport(), std::move(m.lease));
+            owner_.listeners_[m.listener].bound.transport(), std::move(m.lease),
+            std::exchange(m.admitted, false));
       return;
     case kind::stop:
       stopping_ = true;
@@ -354,6 +457,9 @@ void event_loop::run_timers() {
 void event_loop::drain_stopped() {
   mailbox_.drain(
       [this](detail::message&& m) {
+        if (m.admitted) {
+          owner_.release_admission();  // an accepted connection no loop took
+        }
         if (m.what == detail::message::kind::async_write && m.fn) {
           m.fn(*this, nullptr, make_error_code(errc::engine_stopped));
         } else if (m.what != detail::message::kind::adopt &&
@@ -384,7 +490,7 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
         spare_fd_.reset();
         const bool dropped = accept_connection(listen_fd).has_value();
         spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        note_dropped_accept(ec);
+        note_dropped_accept(ec.message());
         if (!dropped) {
           pause_accepting(listener_index, listen_fd);
           return;
@@ -394,6 +500,12 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
       owner_.logger().error("loop {}: accept failed: {}", index_, ec.message());
       pause_accepting(listener_index, listen_fd);
       return;
+    }
+    const bool admitted = options_.max_connections != 0;
+    if (admitted && !owner_.admit()) {
+      note_dropped_accept("max_connections reached");  // counted before the peer can see it
+      accepted->reset();  // closed at once: the peer sees its connection end
+      continue;
     }
     // SO_REUSEPORT: the kernel chose this loop. Otherwise the balancer chooses, and the lease
     // it gives travels with the connection, counting it there until the connection is gone.
@@ -405,7 +517,7 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
     event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
     if (&target == this) {
       adopt(std::move(*accepted), owner_.listeners_[listener_index].make,
-            owner_.listeners_[listener_index].bound.transport(), std::move(to.lease));
+            owner_.listeners_[listener_index].bound.transport(), std::move(to.lease), admitted);
       reap();
     } else {
       detail::message m;
@@ -413,17 +525,19 @@ void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
       m.fd = accepted->release();
       m.listener = static_cast<std::uint32_t>(listener_index);
       m.lease = std::move(to.lease);
+      m.admitted = admitted;
       target.send(std::move(m));
     }
   }
 }
 
-void event_loop::note_dropped_accept(std::error_code ec) {
+void event_loop::note_dropped_accept(std::string_view why) {
   // One line a second at most: an fd-exhaustion storm must not turn into a log storm.
   ++dropped_accepts_;
+  owner_.refused_.fetch_add(1, std::memory_order_relaxed);
   const auto now = timer_clock::now();
   if (now - last_drop_log_ >= std::chrono::seconds(1)) {
-    owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, ec.message(),
+    owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, why,
                          dropped_accepts_);
     dropped_accepts_ = 0;
     last_drop_log_ = now;
@@ -440,17 +554,21 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
 }
 
 void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<connection>()>& make,
-                       transport t, balancer_lease lease) {
+                       transport t, balancer_lease lease, bool admitted) {
   std::unique_ptr<connection> c = make_connection(make);
-  if (c == nullptr) {
-    return;
+  if (c != nullptr) {
+    c->lease_ = std::move(lease);
+    c->admitted_ = admitted;
+    const std::uint32_t interest =
+        options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
+    if (connection* conn = install(std::move(c), owned.get(), t, interest, true)) {
+      (void)owned.release();
+      open(*conn);
+      return;
+    }
   }
-  c->lease_ = std::move(lease);
-  const std::uint32_t interest =
-      options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
-  if (connection* conn = install(std::move(c), owned.get(), t, interest, true)) {
-    (void)owned.release();
-    open(*conn);
+  if (admitted) {
+    owner_.release_admission();
   }
 }
 
@@ -513,6 +631,9 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
 
 void event_loop::open(connection& c) {
   try {
+    if (options_.connection_timeouts.any() && c.dgram_ == nullptr) {
+      c.set_timeouts(options_.connection_timeouts);
+    }
     c.on_open();
   } catch (const std::exception& e) {
     owner_.logger().error("loop {}: on_open threw: {}", index_, e.what());
@@ -997,6 +1118,7 @@ void event_loop::release_retired() noexcept {
 }
 
 void event_loop::write_out(connection& c) {
+  bool progressed = false;
   while (!c.out_.empty()) {
     const result<std::size_t> sent = c.out_.drain_to(c.fd_);
     if (!sent) {
@@ -1005,14 +1127,19 @@ void event_loop::write_out(connection& c) {
       }
       if (!would_block(sent.error())) {
         finish(c, sent.error());
+        return;
       }
+      c.after_draining(progressed);
       return;
     }
+    progressed = progressed || *sent > 0;
   }
   c.want_write(false);
   if (c.state_ == connection::state::closing) {
     finish(c, c.closing_reason());
+    return;
   }
+  c.after_draining(progressed);
 }
 
 void event_loop::finish(connection& c, std::error_code reason) noexcept {
@@ -1063,6 +1190,9 @@ void event_loop::reap_scheduled() noexcept {
     if (!offloads_.empty()) {
       offloads_.erase(key_of(c.slot_, c.generation_));  // later results find no connection
     }
+    if (c.timing_ != nullptr) {
+      c.cancel_timers();
+    }
     if (!redials_.empty()) {
       if (const auto it = redials_.find(key_of(c.slot_, c.generation_)); it != redials_.end()) {
         std::shared_ptr<detail::redial> again = std::move(it->second);
@@ -1082,6 +1212,9 @@ void event_loop::reap_scheduled() noexcept {
     s.generation = 0;
     free_slots_.push_back(c.slot_);
     const bool counted = c.counted_;
+    if (c.admitted_) {
+      owner_.release_admission();
+    }
     delete &c;
     if (counted && connections_.fetch_sub(1, std::memory_order_relaxed) == 1) {
       schedule_idle_release();

@@ -26,6 +26,14 @@ class category final : public std::error_category {
         return "queue full";
       case errc::handler_failed:
         return "the handler threw";
+      case errc::idle_timeout:
+        return "idle timeout: nothing read or written in time";
+      case errc::read_timeout:
+        return "read timeout: nothing read in time";
+      case errc::write_timeout:
+        return "write timeout: buffered output made no progress in time";
+      case errc::drain_timeout:
+        return "drain timeout: buffered output not sent in time";
     }
     return "unknown actnet error " + std::to_string(value);
   }

@@ -3,9 +3,11 @@
 // other directly, with no copy through a mailbox. When either side closes, the other is closed
 // once its pending output is flushed.
 //
-// Memory is bounded by the outbound cap (--outbound-cap): a side whose reader does not keep up
-// buffers at most that much, then is closed with capacity_exceeded, and its partner with it.
-// (Pausing the fast side instead needs outbound watermarks, which actnet does not have yet.)
+// Backpressure: when one side's output to its peer reaches the high watermark (the peer reads
+// slower than the other side sends), the other side stops reading until that output falls to
+// the low watermark; the kernel's buffers then push back on the fast sender. So a pipe buffers
+// about a watermark per direction, whatever the speeds. The outbound cap (--outbound-cap) stays
+// as the hard limit.
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
 #include <cstdio>
@@ -32,11 +34,25 @@ class upstream final : public actnet::connection {
   explicit upstream(std::shared_ptr<pipe> p) : pipe_(std::move(p)) {}
   void on_open() override;
   void on_data() override;
+  void on_writable_changed(bool writable) override;
   void on_close(std::error_code reason) override;
 
  private:
   std::shared_ptr<pipe> pipe_;
 };
+
+/// Pauses or resumes the side that fills `writable`'s output (its partner), not the side
+/// itself, which must keep reading its peer's bytes (or that peer would stall).
+void throttle(actnet::connection* partner, bool writable) {
+  if (partner == nullptr) {
+    return;
+  }
+  if (writable) {
+    partner->resume_reading();
+  } else {
+    partner->pause_reading();
+  }
+}
 
 /// An accepted client connection.
 class downstream final : public actnet::connection {
@@ -63,6 +79,8 @@ class downstream final : public actnet::connection {
       (void)pipe_->back->write(next_all());  // past the cap, the upstream side closes
     }
   }
+
+  void on_writable_changed(bool writable) override;
 
   void on_close(std::error_code /*reason*/) override {
     pipe_->front = nullptr;
@@ -91,6 +109,14 @@ void upstream::on_data() {
   }
 }
 
+void upstream::on_writable_changed(bool writable) {
+  throttle(pipe_->front, writable);  // the client sends faster than the upstream reads
+}
+
+void downstream::on_writable_changed(bool writable) {
+  throttle(pipe_->back, writable);  // the upstream sends faster than the client reads
+}
+
 void upstream::on_close(std::error_code /*reason*/) {
   pipe_->back = nullptr;
   if (pipe_->front != nullptr) {
@@ -108,8 +134,9 @@ constexpr std::string_view usage =
   --loops N            loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY        round_robin (default), source_addr_hash or least_connections
   --cpus LIST          pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
-  --outbound-cap BYTES what one side may buffer for a slow reader before both sides of that
-                       pipe are closed (default 64 MiB)
+  --outbound-cap BYTES the hard limit of what one side may buffer before both sides of that
+                       pipe are closed (default 64 MiB); a slow reader normally pauses the
+                       other side at the 1 MiB high watermark long before
 Each client connection gets its own upstream connection, on the same loop; bytes flow both ways.
 When either side closes, the other closes after its pending output. Prints "listening on URL"
 per listener; SIGINT or SIGTERM stops it.

@@ -103,6 +103,29 @@ inline std::string recv_exact(int fd, std::size_t n) {
   return out;
 }
 
+/// Reads until the peer closes (or the receive timeout passes): everything it sent.
+inline std::string read_to_end(int fd) {
+  std::string all;
+  std::string chunk(65536, '\0');
+  for (;;) {
+    const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), 0);
+    if (n <= 0) {
+      return all;
+    }
+    all.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+}
+
+/// Bytes [from, from + n) of a stream pattern that a lost, doubled or reordered byte breaks.
+inline std::string pattern_bytes(std::size_t from, std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t at = from + i;
+    s[i] = static_cast<char>('a' + (at * 7 + at / 251) % 26);
+  }
+  return s;
+}
+
 /// True when the peer has closed: recv returns 0 (within the timeout).
 inline bool peer_closed(int fd) {
   char c = 0;

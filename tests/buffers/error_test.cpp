@@ -19,7 +19,8 @@ TEST(error, actnet_codes_convert_to_error_codes_of_the_actnet_category) {
   EXPECT_EQ(std::error_code(errc::handler_failed).message(), "the handler threw");
   for (const errc e :
        {errc::short_buffer, errc::capacity_exceeded, errc::end_of_stream, errc::connection_closed,
-        errc::engine_stopped, errc::queue_full, errc::handler_failed}) {
+        errc::engine_stopped, errc::queue_full, errc::handler_failed, errc::idle_timeout,
+        errc::read_timeout, errc::write_timeout, errc::drain_timeout}) {
     EXPECT_EQ(std::error_code(e).message().find("unknown"), std::string::npos)
         << static_cast<int>(e);
   }

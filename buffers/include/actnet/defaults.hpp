@@ -54,6 +54,14 @@ inline constexpr std::size_t inbound_cap = ring_max_capacity;
 /// back (slot table, event array, its thread's block cache, free heap pages), in ms.
 inline constexpr std::size_t idle_release_ms = 1000;
 
+/// Outbound watermarks: on_writable_changed(false) at the high one, (true) back at the low one.
+inline constexpr std::size_t outbound_high_watermark = std::size_t{1} << 20;
+inline constexpr std::size_t outbound_low_watermark = std::size_t{256} << 10;
+/// close(): how long buffered output may take to go out before the connection is cut off, in ms.
+inline constexpr std::size_t drain_timeout_ms = 30000;
+/// stop(): how long loops keep delivering queued and buffered output, in ms.
+inline constexpr std::size_t shutdown_timeout_ms = 5000;
+
 /// The worker pool: jobs waiting to run before submit() reports queue_full.
 inline constexpr std::size_t worker_queue_cap = std::size_t{64} << 10;
 /// engine::dial: a connect not completed by then fails with timed_out, in ms.

@@ -14,6 +14,10 @@ enum class errc : int {
   engine_stopped,     ///< the engine stopped before the request could be carried out
   queue_full,         ///< a bounded queue is full: nothing was queued; try again later
   handler_failed,     ///< the handler asked to answer threw (the exception was logged)
+  idle_timeout,       ///< nothing was read or written for the connection's idle timeout
+  read_timeout,       ///< nothing was read for the connection's read timeout
+  write_timeout,      ///< buffered output made no progress for the connection's write timeout
+  drain_timeout,      ///< close() or stop could not send the buffered output in time
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

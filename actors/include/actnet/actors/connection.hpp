@@ -56,6 +56,38 @@ struct datagram_endpoint {
 
 }  // namespace detail
 
+/// A stream connection's time limits (engine_options::timeouts, connection::set_timeouts);
+/// 0 turns one off. Each closes the connection at once (buffered output dropped) with its
+/// error as on_close's reason. They are checked to the millisecond, from the loop's clock.
+struct timeouts {
+  /// errc::idle_timeout: nothing read and nothing written for this long.
+  std::chrono::milliseconds idle{0};
+  /// errc::read_timeout: nothing read for this long (while reading is paused, the clock
+  /// waits: it starts again at resume_reading).
+  std::chrono::milliseconds read{0};
+  /// errc::write_timeout: buffered output has waited this long without a byte going out (a
+  /// peer that stopped reading; one that reads slowly keeps the connection).
+  std::chrono::milliseconds write{0};
+
+  [[nodiscard]] bool any() const noexcept {
+    return idle.count() > 0 || read.count() > 0 || write.count() > 0;
+  }
+};
+
+namespace detail {
+
+/// What a connection with timeouts or a bounded close keeps (allocated only for those).
+struct conn_timing {
+  timeouts limits;
+  timer_clock::time_point last_read{};
+  timer_clock::time_point last_write{};  // a byte went out, or output started to wait
+  timer_id check = 0;                    // the pending timeout check
+  timer_clock::time_point check_at{};    // when it runs
+  timer_id drain = 0;                    // the pending drain deadline of close()
+};
+
+}  // namespace detail
+
 /// A connection actor. Every member function is loop-thread only (the loop that owns the
 /// connection calls the events; call the rest from them, from timers, or through
 /// conn_ref::tell) unless it says otherwise. Debug builds assert the thread.
@@ -87,9 +119,24 @@ class connection {
   virtual void on_data() {}
   /// The connection is gone: {} after a local close(), errc::end_of_stream when the peer closed
   /// (after the output waiting for it was sent), errc::engine_stopped at shutdown,
-  /// errc::capacity_exceeded at a buffer cap, or the socket's error (a failed send included).
-  /// Runs exactly once; the fd is still open during it (for addresses), writes no longer work.
+  /// errc::capacity_exceeded at a buffer cap, errc::idle_timeout / read_timeout /
+  /// write_timeout (timeouts), errc::drain_timeout when close() could not send the buffered
+  /// output in time, or the socket's error (a failed send included). Runs exactly once; the fd
+  /// is still open during it (for addresses), writes no longer work.
   virtual void on_close(std::error_code /*reason*/) {}
+  /// The outbound buffer rose to the high watermark (writable false) or fell back to the low
+  /// one (true): engine_options::outbound_high_watermark / outbound_low_watermark. It may run
+  /// inside write() or flush(). The default pauses reading while not writable, so a peer that
+  /// does not read what it asked for is not read from either, and the kernel's buffers push
+  /// back on it; override it to throttle something else instead (a proxy pauses its other
+  /// side), or to keep reading.
+  virtual void on_writable_changed(bool writable) {
+    if (writable) {
+      resume_reading();
+    } else {
+      pause_reading();
+    }
+  }
 
   // -- inbound --
 
@@ -140,6 +187,9 @@ class connection {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
+        if (timing_ != nullptr) [[unlikely]] {
+          note_sent();
+        }
         return detail::no_error();
       }
       return write_partial(bytes, n);
@@ -169,6 +219,9 @@ class connection {
   std::error_code flush();
   /// Bytes waiting to be sent.
   [[nodiscard]] std::size_t outbound_buffered() const noexcept { return out_.size(); }
+  /// false from the time the outbound buffer reaches the high watermark until it falls to the
+  /// low one (see on_writable_changed).
+  [[nodiscard]] bool writable() const noexcept { return !above_high_; }
 
   // -- blocking work --
 
@@ -244,6 +297,17 @@ class connection {
   void abort() noexcept;
   /// Runs on_data() again soon (from the mailbox) with whatever is buffered.
   void wake() noexcept;
+  /// Stops reading from the socket (what the peer sends waits in the kernel, which then pushes
+  /// back on the peer) until resume_reading(); buffered inbound bytes stay, and wake() still
+  /// delivers them. A reset from the peer still closes the connection. Not for UDP sessions,
+  /// which share their socket (a no-op there).
+  void pause_reading() noexcept;
+  void resume_reading() noexcept;
+  [[nodiscard]] bool reading_paused() const noexcept { return read_paused_; }
+  /// This connection's time limits, replacing engine_options::timeouts (all 0: none). Counted
+  /// from now.
+  void set_timeouts(const timeouts& limits);
+  [[nodiscard]] timeouts current_timeouts() const noexcept;
   /// Stops the whole engine, as engine::stop() (gnet's Shutdown action).
   void shutdown_engine() noexcept;
   /// Runs `fn(*this)` on this loop after `delay`, unless the connection has closed by then.
@@ -318,12 +382,25 @@ class connection {
   }
   void assert_loop_thread() const noexcept;
   std::error_code buffer_rest(std::span<const std::byte> rest);
+  // After output was buffered (`was_empty`: none waited before): the write timeout's clock, the
+  // high watermark, and EPOLLOUT.
+  void after_buffering(bool was_empty);
+  // After buffered output went out (`progressed`: some did): the low watermark.
+  void after_draining(bool progressed);
+  void writable_changed(bool writable);
+  void note_sent() noexcept;  // a byte went out: the idle and write timeouts' clock
+  void note_read() noexcept;  // a byte came in: the idle and read timeouts' clock
+  detail::conn_timing& timing();
+  void arm_timeouts(timer_clock::time_point at);
+  void check_timeouts();
+  void arm_drain_deadline();
+  void cancel_timers() noexcept;  // at reap
   std::error_code fail(std::error_code ec) noexcept;
   void want_write(bool on) noexcept;
   void begin_closing() noexcept;  // stop reading, flush, then finish
-  [[nodiscard]] std::error_code closing_reason() const noexcept {
-    return peer_closed_ ? make_error_code(errc::end_of_stream) : std::error_code{};
-  }
+  // on_close's reason once the output has gone: end_of_stream after the peer's FIN,
+  // engine_stopped at stop, {} after close().
+  [[nodiscard]] std::error_code closing_reason() const noexcept;
 
   event_loop* loop_ = nullptr;
   ring_buffer in_;
@@ -336,9 +413,13 @@ class connection {
   bool writing_ = false;      // level-triggered: EPOLLOUT armed
   bool peer_closed_ = false;  // the peer's FIN came while output was still waiting
   bool ring_views_ = false;   // next() returned views into the ring during this on_data
+  bool read_paused_ = false;  // pause_reading()
+  bool above_high_ = false;   // outbound reached the high watermark, not yet back to the low
   transport transport_ = transport::tcp;
-  bool counted_ = false;  // in the loop's connection count (every connection but socket actors)
+  bool counted_ = false;   // in the loop's connection count (every connection but socket actors)
+  bool admitted_ = false;  // accepted under engine_options::max_connections
   std::unique_ptr<detail::datagram_endpoint> dgram_;  // UDP only
+  std::unique_ptr<detail::conn_timing> timing_;       // with timeouts or a pending close only
   balancer_lease lease_;  // counts this connection on the engine's balancer while it lives
 };
 

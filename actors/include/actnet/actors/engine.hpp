@@ -55,9 +55,31 @@ struct engine_options {
   std::size_t read_buffer_size = defaults::read_buffer_size;
   /// Unconsumed inbound bytes a connection may hold before it is closed (capacity_exceeded).
   std::size_t inbound_cap = defaults::inbound_cap;
-  /// Outbound: bytes kept in the ring before spilling to the list, and the hard cap.
+  /// Outbound: bytes kept in the ring before spilling to the list, and the hard cap (past it a
+  /// write fails and the connection closes with capacity_exceeded, logged).
   std::size_t outbound_ring_threshold = defaults::elastic_ring_threshold;
   std::size_t outbound_cap = defaults::elastic_max_size;
+  /// Outbound watermarks: a connection's on_writable_changed(false) runs when its buffered
+  /// output reaches the high one, (true) when it falls back to the low one; by default it
+  /// stops reading in between (backpressure). A high watermark at or above outbound_cap never
+  /// fires: the cap closes first.
+  std::size_t outbound_high_watermark = defaults::outbound_high_watermark;
+  std::size_t outbound_low_watermark = defaults::outbound_low_watermark;
+  /// Every stream connection's idle, read and write timeouts (connection::set_timeouts changes
+  /// one connection's). None by default.
+  timeouts connection_timeouts{};
+  /// close() sends the buffered output first: a connection whose output has not gone out
+  /// after this long is cut off (reset) with on_close(drain_timeout). 0: no limit.
+  std::chrono::milliseconds drain_timeout{defaults::drain_timeout_ms};
+  /// stop(): the loops first deliver the messages already in their mailboxes (async writes
+  /// included), then close every connection after its buffered output, for at most this long;
+  /// what is still unsent then is dropped. on_close gets engine_stopped either way. 0: one try.
+  std::chrono::milliseconds shutdown_timeout{defaults::shutdown_timeout_ms};
+  /// Accepted connections the engine holds at once, over all its loops and listeners; one more
+  /// is accepted and closed at once (logged once a second at most, counted in
+  /// engine::refused_connections()). 0: no limit but the process's fd limit. Dialed and enrolled
+  /// connections are not limited.
+  std::size_t max_connections = 0;
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
   /// CPUs to pin the loop threads to: loop i runs on cpu_affinity[i % size()] (so {0, 1} with 4
@@ -246,6 +268,11 @@ class engine {
 
   /// Thread-safe: open connections over all loops.
   [[nodiscard]] std::size_t count_connections() const noexcept;
+  /// Thread-safe: connections accepted and closed at once: over max_connections, or for want
+  /// of a file descriptor (EMFILE, ENFILE).
+  [[nodiscard]] std::uint64_t refused_connections() const noexcept {
+    return refused_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] std::size_t loop_count() const noexcept { return loops_.size(); }
   /// Loop `i`'s handle (i < loop_count()), valid as long as the engine: thread-safe to post
   /// to, ask and broadcast through from anywhere.
@@ -295,6 +322,16 @@ class engine {
   // A UDP socket actor closed before stop (loop thread): loop 0's socket leaves the port.
   void socket_actor_closed(std::size_t index, std::size_t loop) noexcept;
   void pin_thread(std::size_t loop) const noexcept;  // cpu_affinity, on the loop's thread
+  // max_connections: takes a place for an accepted connection (false: none left), and gives
+  // one back when it closes or no loop took it.
+  bool admit() noexcept {
+    if (admitted_.fetch_add(1, std::memory_order_relaxed) < options_.max_connections) {
+      return true;
+    }
+    admitted_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void release_admission() noexcept { admitted_.fetch_sub(1, std::memory_order_relaxed); }
 
   engine_options options_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -309,6 +346,8 @@ class engine {
   std::function<void(engine&)> on_boot_;
   std::function<void(engine&)> on_shutdown_;
   std::function<std::chrono::nanoseconds(engine&)> on_tick_;
+  std::atomic<std::size_t> admitted_{0};   // max_connections: accepted and not yet closed
+  std::atomic<std::uint64_t> refused_{0};  // refused_connections()
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::mutex run_mutex_;

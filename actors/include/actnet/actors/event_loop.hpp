@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -45,6 +46,7 @@ struct redial;
 struct message {
   using kind = message_kind;
   kind what = kind::none;
+  bool admitted = false;  // adopt: counted against engine_options::max_connections
   std::uint32_t slot = 0;
   std::uint32_t generation = 0;
   int fd = -1;                 // adopt: the accepted socket
@@ -56,6 +58,7 @@ struct message {
   message() noexcept = default;
   message(message&& other) noexcept
       : what(other.what),
+        admitted(std::exchange(other.admitted, false)),
         slot(other.slot),
         generation(other.generation),
         fd(std::exchange(other.fd, -1)),  // the fd has one owner: the moved-from has none
@@ -183,7 +186,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void run_timers();
   // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
   void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make, transport t,
-             balancer_lease lease);
+             balancer_lease lease, bool admitted = false);
   std::unique_ptr<connection> make_connection(
       const std::function<std::unique_ptr<connection>()>& make);  // null (logged) on failure
   // Gives `c` a slot and, when `interest` is not 0, registers fd with the poller. Null (logged,
@@ -216,8 +219,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void offload_arrived(connection& c, std::uint64_t seq, unique_function<void()> deliver);
   void accept_from(std::size_t listener_index, int listen_fd);
   void pause_accepting(std::size_t listener_index, int listen_fd);
-  void note_dropped_accept(std::error_code ec);
+  void note_dropped_accept(std::string_view why);  // logged once a second at most
   void on_io(connection& c, std::uint32_t events);
+  void fail_paused(connection& c);               // a paused connection's socket failed
+  void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
   void read_from(connection& c);
   void write_out(connection& c);
   void deliver(connection& c);  // on_data, then keep the unconsumed bytes
@@ -230,6 +235,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void reap_scheduled() noexcept;
   void release_retired() noexcept;
   void close_all(std::error_code reason) noexcept;
+  // stop() with a shutdown_timeout: runs what is in the mailbox, then closes each connection
+  // after its buffered output, until `deadline`.
+  void drain_for_stop(timer_clock::time_point deadline);
   void schedule_idle_release();
   void release_idle_memory() noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
