@@ -651,14 +651,14 @@ void connection::dial_here(const address& to, std::function<std::unique_ptr<conn
   loop_->dial_here(to, std::move(make), options, std::move(done));
 }
 
-void detail::send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
-                           message_fn question) {
+std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
+                                      std::uint32_t generation, message_fn question) {
   detail::message m;
   m.what = message_kind::ask;
   m.slot = slot;
   m.generation = generation;
   m.fn = std::move(question);
-  loop.send(std::move(m));
+  return loop.send_bounded(std::move(m));
 }
 
 void detail::send_reply(const reply_address& to, unique_function<void()> reply) {
@@ -716,12 +716,27 @@ void conn_ref::send(detail::message_kind kind, block payload, detail::message_fn
   loop_->send(std::move(m));
 }
 
-void conn_ref::send_write(block payload, detail::message_fn done) const {
-  send(detail::message_kind::async_write, std::move(payload), std::move(done));
+std::error_code conn_ref::send_write(block payload, detail::message_fn done) const {
+  detail::message m;
+  m.what = detail::message_kind::async_write;
+  m.slot = slot_;
+  m.generation = generation_;
+  m.payload = std::move(payload);
+  m.fn = std::move(done);
+  return loop_->send_bounded(std::move(m));
 }
 
 void conn_ref::send_tell(detail::message_fn fn) const {
   send(detail::message_kind::tell, {}, std::move(fn));
+}
+
+std::error_code conn_ref::send_user_tell(detail::message_fn fn) const {
+  detail::message m;
+  m.what = detail::message_kind::tell;
+  m.slot = slot_;
+  m.generation = generation_;
+  m.fn = std::move(fn);
+  return loop_->send_bounded(std::move(m));
 }
 
 void conn_ref::close() const {

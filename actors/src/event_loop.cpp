@@ -92,6 +92,15 @@ void event_loop::send(detail::message&& m) {
   mailbox_.post(std::move(m));
 }
 
+std::error_code event_loop::send_bounded(detail::message&& m) {
+  if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return make_error_code(errc::queue_full);
+  }
+  mailbox_.post(std::move(m));
+  return detail::no_error();
+}
+
 void event_loop::post_fn(detail::message_fn fn) {
   detail::message m;
   m.what = detail::message::kind::closure;

@@ -557,5 +557,62 @@ TEST(limits, stop_gives_up_on_a_peer_that_does_not_read_at_the_shutdown_timeout)
   ::close(fd);
 }
 
+TEST(limits, a_full_mailbox_refuses_sends_with_queue_full_and_accepts_again_once_drained) {
+  probe p;
+  engine_options opts = test::small_options();
+  opts.mailbox_cap = 1000;
+  running_engine e(opts);
+  const address bound = e->listen<echo>("tcp://127.0.0.1:0", &p);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(eventually([&] { return p.last_ref().valid(); }));
+  const conn_ref target = p.last_ref();
+  event_loop& loop = e->loop(0);
+
+  // Hold the loop in a handler, so nothing drains, and send far more than the cap.
+  std::atomic<bool> release{false};
+  std::atomic<bool> held{false};
+  ASSERT_FALSE(loop.post([&](event_loop&) {
+    held = true;
+    while (!release) {
+      std::this_thread::sleep_for(1ms);
+    }
+  }));
+  ASSERT_TRUE(eventually([&] { return held.load(); }));
+  std::atomic<int> ran{0};
+  int accepted = 0;
+  int refused = 0;
+  for (int i = 0; i < 5000; ++i) {
+    const std::error_code ec = loop.post([&](event_loop&) { ++ran; });
+    if (ec) {
+      EXPECT_EQ(ec, errc::queue_full);
+      ++refused;
+    } else {
+      ++accepted;
+    }
+  }
+  EXPECT_GE(accepted, 1000 - 64) << "refused before the cap";
+  EXPECT_LE(accepted, 1000 + 64) << "one sending thread overshoots by at most 64";
+  EXPECT_EQ(refused, 5000 - accepted);
+  std::atomic<int> writes_done{0};
+  EXPECT_EQ(target.async_write(std::string_view("x"), [&](std::error_code) { ++writes_done; }),
+            errc::queue_full);
+  EXPECT_EQ(target.tell<echo>([](echo&) {}), errc::queue_full);
+  EXPECT_EQ(e->broadcast<echo>([](echo&) {}), errc::queue_full);
+  EXPECT_EQ(loop.refused_messages(), static_cast<std::uint64_t>(refused) + 3);
+
+  release = true;  // the loop drains: every accepted message runs, once
+  ASSERT_TRUE(eventually([&] { return ran.load() == accepted; }));
+  EXPECT_EQ(writes_done.load(), 0) << "a refused write's callback never runs";
+  EXPECT_FALSE(target.async_write(std::string_view("back"), [&](std::error_code ec) {
+    EXPECT_FALSE(ec);
+    ++writes_done;
+  })) << "accepted again once drained";
+  EXPECT_EQ(test::recv_exact(fd, 4), "back");
+  ASSERT_TRUE(eventually([&] { return writes_done.load() == 1; }));
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace actnet

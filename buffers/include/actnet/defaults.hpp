@@ -42,6 +42,8 @@ inline constexpr std::size_t read_spill_size = std::size_t{64} << 10;
 // -- loops and connections --
 /// Mailbox messages a loop handles per iteration before it polls I/O again (gnet: 256).
 inline constexpr std::size_t mailbox_budget = 256;
+/// Messages a loop's mailbox may hold before users' sends get queue_full.
+inline constexpr std::size_t mailbox_cap = std::size_t{256} << 10;
 /// Each loop's read buffer: the most one read() takes, and so the most one on_data() sees
 /// fresh (gnet's ReadBufferCap).
 inline constexpr std::size_t read_buffer_size = std::size_t{64} << 10;

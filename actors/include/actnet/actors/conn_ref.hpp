@@ -61,8 +61,8 @@ struct reply_address {
 /// Sends `question` to `loop`: it runs there with the connection (slot, generation), or with
 /// none when generation is 0 (a question for the loop); with (nullptr, connection_closed) when
 /// that connection has gone.
-void send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
-                   message_fn question);
+std::error_code send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
+                              message_fn question);  // bounded: queue_full
 /// Runs `reply` on the asker's loop: as the asking connection (dropped and counted when it has
 /// gone, like a tell) or as a closure on the asking loop.
 void send_reply(const reply_address& to, unique_function<void()> reply);
@@ -143,24 +143,27 @@ class conn_ref {
 
   /// Copies `bytes` into a pooled block and writes it on the owning loop. `done(error_code)`
   /// runs there once the bytes are written or buffered ({}), or with errc::connection_closed /
-  /// errc::engine_stopped when they could not be. It must not block.
+  /// errc::engine_stopped when they could not be. It must not block. Returns errc::queue_full
+  /// (nothing sent, `done` never runs) when the loop's mailbox is full
+  /// (engine_options::mailbox_cap); so does tell().
   template <class Done = no_callback>
-  void async_write(std::span<const std::byte> bytes, Done done = {}) const {
-    send_write(block::copy_of(bytes), completion(std::move(done)));
+  std::error_code async_write(std::span<const std::byte> bytes, Done done = {}) const {
+    return send_write(block::copy_of(bytes), completion(std::move(done)));
   }
   template <class Done = no_callback>
-  void async_write(std::string_view text, Done done = {}) const {
-    async_write(std::as_bytes(std::span(text.data(), text.size())), std::move(done));
+  std::error_code async_write(std::string_view text, Done done = {}) const {
+    return async_write(std::as_bytes(std::span(text.data(), text.size())), std::move(done));
   }
   /// Writes a caller-filled block without copying it.
   template <class Done = no_callback>
-  void async_write(block payload, Done done = {}) const {
-    send_write(std::move(payload), completion(std::move(done)));
+  std::error_code async_write(block payload, Done done = {}) const {
+    return send_write(std::move(payload), completion(std::move(done)));
   }
   /// Writes `parts` back to back as one message (copied into one block).
   template <class Done = no_callback>
-  void async_writev(std::span<const std::span<const std::byte>> parts, Done done = {}) const {
-    send_write(gather(parts), completion(std::move(done)));
+  std::error_code async_writev(std::span<const std::span<const std::byte>> parts,
+                               Done done = {}) const {
+    return send_write(gather(parts), completion(std::move(done)));
   }
   /// Closes the connection after its pending output is flushed.
   void close() const;
@@ -169,11 +172,12 @@ class conn_ref {
   /// Runs `fn(conn)` on the owning loop as the connection actor, if it still exists. `Conn`
   /// must be the connection's class or one of its bases.
   template <class Conn, class F>
-  void tell(F&& fn) const {
-    send_tell([fn = std::forward<F>(fn)](event_loop&, connection* c, std::error_code) mutable {
-      assert(dynamic_cast<Conn*>(c) != nullptr && "tell<Conn>: the connection is not a Conn");
-      fn(static_cast<Conn&>(*c));
-    });
+  std::error_code tell(F&& fn) const {
+    return send_user_tell(
+        [fn = std::forward<F>(fn)](event_loop&, connection* c, std::error_code) mutable {
+          assert(dynamic_cast<Conn*>(c) != nullptr && "tell<Conn>: the connection is not a Conn");
+          fn(static_cast<Conn&>(*c));
+        });
   }
 
   friend bool operator==(const conn_ref&, const conn_ref&) = default;
@@ -199,8 +203,9 @@ class conn_ref {
   }
   static block gather(std::span<const std::span<const std::byte>> parts);
   void send(detail::message_kind kind, block payload, detail::message_fn fn) const;
-  void send_write(block payload, detail::message_fn done) const;
-  void send_tell(detail::message_fn fn) const;
+  std::error_code send_write(block payload, detail::message_fn done) const;  // bounded
+  void send_tell(detail::message_fn fn) const;                               // the engine's own
+  std::error_code send_user_tell(detail::message_fn fn) const;               // bounded
 
   event_loop* loop_ = nullptr;
   std::uint32_t slot_ = 0;

@@ -254,23 +254,26 @@ class connection {
   /// connection_closed when the target had gone, or handler_failed when `fn` threw (logged).
   /// Questions one actor asks one loop are answered in the order they were asked. If this
   /// connection has closed when the answer comes, `then` does not run (the reply is dropped
-  /// and counted, as a tell). Nothing is answered once the engine stops.
+  /// and counted, as a tell). Nothing is answered once the engine stops. errc::queue_full
+  /// (nothing asked, `then` never runs) when the target loop's mailbox is full.
   template <class Conn, class Fn, class Then>
-  void ask(const conn_ref& target, Fn&& fn, Then&& then) {
+  std::error_code ask(const conn_ref& target, Fn&& fn, Then&& then) {
     static_assert(std::is_base_of_v<connection, Conn>, "ask<Conn>: Conn must be a connection");
     check_thread();
-    detail::send_question(*target.loop_, target.slot_, target.generation_,
-                          detail::make_question<Conn>(std::forward<Fn>(fn),
-                                                      std::forward<Then>(then), reply_address()));
+    return detail::send_question(
+        *target.loop_, target.slot_, target.generation_,
+        detail::make_question<Conn>(std::forward<Fn>(fn), std::forward<Then>(then),
+                                    reply_address()));
   }
   /// Asks loop `target` (seastar's submit_to): `fn(event_loop&)` runs on that loop and
   /// `then(answer)` back here, as this actor; as above.
   template <class Fn, class Then>
-  void ask(event_loop& target, Fn&& fn, Then&& then) {
+  std::error_code ask(event_loop& target, Fn&& fn, Then&& then) {
     check_thread();
-    detail::send_question(target, 0, 0,
-                          detail::make_question<event_loop>(
-                              std::forward<Fn>(fn), std::forward<Then>(then), reply_address()));
+    return detail::send_question(
+        target, 0, 0,
+        detail::make_question<event_loop>(std::forward<Fn>(fn), std::forward<Then>(then),
+                                          reply_address()));
   }
 
   // -- outbound connections --

@@ -82,6 +82,13 @@ struct engine_options {
   std::size_t max_connections = 0;
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
+  /// Messages a loop's mailbox may hold: past it, the sends users make (tell, async_write,
+  /// post, ask, broadcast) return errc::queue_full and queue nothing, counted in
+  /// event_loop::refused_messages(). Approximate: each sending thread looks at the count once
+  /// every 64 messages (and at every message once it was full), so it overshoots by at most 64
+  /// messages per sending thread. close(), wake(), replies to asks and offload results are
+  /// never refused. 0: unbounded.
+  std::size_t mailbox_cap = defaults::mailbox_cap;
   /// CPUs to pin the loop threads to: loop i runs on cpu_affinity[i % size()] (so {0, 1} with 4
   /// loops gives 0, 1, 0, 1). Empty (the default): no pinning. Loop 0 runs on the thread that
   /// calls run(), which keeps the pinning afterwards. A CPU this process may not use is rejected.
@@ -256,14 +263,20 @@ class engine {
   /// on every loop (event_loop::for_each, sent to each loop as one message; `fn` is copied
   /// once per loop). Broadcasts one thread sends reach each connection in the order they were
   /// sent, and in order with that thread's other messages to the same loop; a connection sees
-  /// a broadcast if it is open on its loop when the message is handled there.
+  /// a broadcast if it is open on its loop when the message is handled there. errc::queue_full
+  /// when a loop's mailbox was full (that loop's connections miss it; the others get it).
   template <class Conn, class Fn>
-  void broadcast(const Fn& fn) const {
+  std::error_code broadcast(const Fn& fn) const {
     static_assert(std::is_base_of_v<connection, Conn>,
                   "broadcast<Conn>: Conn must be a connection");
+    std::error_code refused;
     for (const auto& l : loops_) {
-      l->post([fn](event_loop& loop) mutable { loop.for_each<Conn>(fn); });
+      if (const std::error_code ec =
+              l->post([fn](event_loop& loop) mutable { loop.for_each<Conn>(fn); })) {
+        refused = ec;
+      }
     }
+    return refused;
   }
 
   /// Thread-safe: open connections over all loops.

@@ -99,11 +99,14 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   }
   /// Thread-safe: runs `fn(loop)` on this loop (a mailbox message, even from the loop itself).
   /// A message that arrives after the loop has stopped is dropped, and counted in
-  /// dropped_messages() when the engine finishes.
+  /// dropped_messages() when the engine finishes. errc::queue_full (nothing sent) when the
+  /// mailbox holds engine_options::mailbox_cap messages.
   template <class F>
-  void post(F&& fn) {
-    post_fn(
-        [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
+  std::error_code post(F&& fn) {
+    detail::message m;
+    m.what = detail::message_kind::closure;
+    m.fn = [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); };
+    return send_bounded(std::move(m));
   }
   /// Thread-safe: asks loop `target` (this one included) for a value without blocking
   /// (seastar's submit_to): `fn(event_loop&)` runs on `target`, and `then(answer)` runs back on
@@ -111,17 +114,18 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   /// returning void): the value, or handler_failed when `fn` threw (logged). Questions one
   /// thread sends to one loop are answered in the order they were sent. Nothing is answered
   /// once the engine stops. (From a connection, connection::ask runs `then` as that actor.)
+  /// errc::queue_full (nothing asked, `then` never runs) when `target`'s mailbox is full.
   template <class Fn, class Then>
-  void ask(event_loop& target, Fn&& fn, Then&& then) {
-    detail::send_question(target, 0, 0,
-                          detail::make_question<event_loop>(
-                              std::forward<Fn>(fn), std::forward<Then>(then), {this, 0, 0}));
+  std::error_code ask(event_loop& target, Fn&& fn, Then&& then) {
+    return detail::send_question(target, 0, 0,
+                                 detail::make_question<event_loop>(
+                                     std::forward<Fn>(fn), std::forward<Then>(then), {this, 0, 0}));
   }
   /// Thread-safe: asks connection `target` (of class Conn or derived): `fn(Conn&)` runs there
   /// as that actor, and `then(answer)` on this loop; connection_closed when it had gone.
   template <class Conn, class Fn, class Then>
-  void ask(const conn_ref& target, Fn&& fn, Then&& then) {
-    detail::send_question(
+  std::error_code ask(const conn_ref& target, Fn&& fn, Then&& then) {
+    return detail::send_question(
         *target.loop_, target.slot_, target.generation_,
         detail::make_question<Conn>(std::forward<Fn>(fn), std::forward<Then>(then), {this, 0, 0}));
   }
@@ -155,6 +159,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard]] std::uint64_t datagrams_dropped() const noexcept {
     return datagrams_dropped_.load(std::memory_order_relaxed);
   }
+  /// Thread-safe: messages refused with queue_full because the mailbox was full.
+  [[nodiscard]] std::uint64_t refused_messages() const noexcept {
+    return refused_.load(std::memory_order_relaxed);
+  }
   /// Thread-safe: how often a sender had to wake this loop (coalesced wake-ups).
   [[nodiscard]] std::uint64_t wakeups() const noexcept { return mailbox_.wakeups(); }
 
@@ -168,8 +176,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   friend class conn_ref;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
-  friend void detail::send_question(event_loop& loop, std::uint32_t slot, std::uint32_t generation,
-                                    detail::message_fn question);
+  friend std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
+                                               std::uint32_t generation,
+                                               detail::message_fn question);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
 
   struct slot_entry {
@@ -177,7 +186,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     std::uint32_t generation = 0;  // 0: free (no conn_ref carries generation 0)
   };
 
-  void send(detail::message&& m);  // thread-safe
+  void send(detail::message&& m);  // thread-safe; unbounded (the engine's own messages)
+  // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
+  std::error_code send_bounded(detail::message&& m);
   void post_fn(detail::message_fn fn);
   void run();
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
@@ -298,6 +309,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> datagrams_dropped_{0};
 };
 

@@ -41,6 +41,28 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
     }
   }
 
+  /// Thread-safe: whether the mailbox holds about `cap` messages or more (never with cap 0).
+  /// Cheap enough for every post: each producer thread counts the queue (moodycamel's
+  /// size_approx, a sum over its producers) once every check_every posts, and on every post
+  /// while it was found full; so a mailbox overshoots its cap by at most check_every messages
+  /// per producer thread.
+  [[nodiscard]] bool full(std::size_t cap) noexcept {
+    if (cap == 0) {
+      return false;
+    }
+    thread_local std::uint32_t posts = 0;
+    const bool was_full = full_.load(std::memory_order_relaxed);
+    if (!was_full && (++posts & (check_every - 1)) != 0) [[likely]] {
+      return false;
+    }
+    const bool now_full = queue_.size_approx() >= cap;
+    if (now_full != was_full) {
+      full_.store(now_full, std::memory_order_relaxed);
+    }
+    return now_full;
+  }
+  static constexpr std::uint32_t check_every = 64;
+
   /// Owner only. Hands up to `budget` messages to `handle`, in bulk; returns how many.
   template <class Handler>
   std::size_t drain(Handler&& handle, std::size_t budget) {
@@ -90,6 +112,8 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Written by producers and the owner: its own cache line, away from the owner's fields.
   alignas(64) std::atomic<bool> asleep_{false};
   std::atomic<std::uint64_t> wakeups_{0};
+  // Read by every bounded post, written when the verdict changes: a line of its own.
+  alignas(64) std::atomic<bool> full_{false};
 };
 
 }  // namespace actnet
