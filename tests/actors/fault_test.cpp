@@ -1,8 +1,8 @@
 // The fault suite: an in-process engine against peers that misbehave (reset mid-write,
-// half-close, die, read slowly or never, connect and vanish in storms, keep traffic going
-// through stop()) and 10,000 concurrent connections. Every case checks that a healthy
-// connection is served byte for byte throughout, that each connection closes exactly once, and
-// that no fd leaks. Deadlines only (eventually()); nothing is timed.
+// half-close, die, read slowly or never, connect and vanish in storms, race async writes with
+// closes, keep traffic going through stop()) and 10,000 concurrent connections. Every case
+// checks that a healthy connection is served byte for byte throughout, that each connection
+// closes exactly once, and that no fd leaks. Deadlines only (eventually()); nothing is timed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -912,6 +912,143 @@ TEST_P(fault, a_connect_close_storm_opens_and_closes_every_connection_exactly_on
   EXPECT_EQ(healthy.finish(), "");
   expect_all_closed_once();
   RecordProperty("connections", log_.opens());
+}
+
+// -- 7. async writes racing closes from both sides --
+
+TEST_P(fault, async_writes_racing_closes_complete_exactly_once_each) {
+  const address a = start();
+  healthy_traffic healthy(a);
+  constexpr int conns = 200;
+  std::vector<int> fds;
+  for (int i = 0; i < conns; ++i) {
+    fds.push_back(client(a, "hold w" + std::to_string(i)));
+    ASSERT_GE(fds.back(), 0);
+  }
+  std::vector<conn_ref> refs;
+  for (int i = 0; i < conns; ++i) {
+    const std::string tag = "w" + std::to_string(i);
+    ASSERT_TRUE(eventually([&] { return log_.find(tag).has_value(); }));
+    refs.push_back(log_.find(tag)->ref);
+  }
+
+  // Writers keep writing until every connection has closed (and a while after, into closed
+  // ones), at most `writes` each.
+  constexpr int writers = 4;
+  constexpr int writes = 20000;
+  std::vector<std::atomic<int>> done(std::size_t{writers} * writes);
+  std::atomic<int> posted{0};
+  std::atomic<int> completed{0};
+  std::atomic<int> closers_done{0};
+  std::atomic<int> written{0};
+  std::atomic<int> refused{0};
+  std::mutex odd_mutex;
+  std::vector<std::string> odd;  // completions with another error
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937 rng(static_cast<unsigned>(w));
+      int after_closes = 0;
+      for (int k = 0; k < writes && after_closes < 500; ++k) {
+        after_closes += closers_done.load() == 2 ? 1 : 0;
+        if (k % 64 == 63) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));  // spread over the closes
+        }
+        posted++;
+        const std::size_t slot = static_cast<std::size_t>(w) * writes + static_cast<std::size_t>(k);
+        refs[rng() % conns].async_write("0123456789abcdef", [&, slot](std::error_code ec) {
+          if (!ec) {
+            written++;
+          } else if (ec == errc::connection_closed) {
+            refused++;
+          } else {
+            const std::lock_guard lock(odd_mutex);
+            odd.push_back(ec.message());
+          }
+          done[slot]++;
+          completed++;
+        });
+      }
+    });
+  }
+  // The server closes a quarter (close() and abort(), from this thread through messages)...
+  threads.emplace_back([&] {
+    for (int i = 2; i < conns; i += 4) {
+      refs[static_cast<std::size_t>(i)].close();
+      refs[static_cast<std::size_t>(i) + 1].tell<fault_conn>([](fault_conn& c) { c.abort(); });
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    closers_done++;
+  });
+  // ... while the peers read everything, close half (FIN or reset), and close the rest when
+  // the server has.
+  threads.emplace_back([&] {
+    std::vector<char> buf(64 * kib);
+    for (const int fd : fds) {
+      set_nonblocking(fd);
+    }
+    std::vector<bool> open(fds.size(), true);
+    int left = conns;
+    int next_close = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (left > 0 && std::chrono::steady_clock::now() < deadline) {
+      for (std::size_t i = 0; i < fds.size(); ++i) {
+        if (!open[i]) {
+          continue;
+        }
+        const ssize_t r = ::recv(fds[i], buf.data(), buf.size(), 0);
+        const bool gone = r == 0 || (r < 0 && errno != EAGAIN);
+        const bool ours = static_cast<int>(i) == next_close;
+        if (gone || ours) {
+          if (ours && i % 4 == 1) {
+            set_linger_zero(fds[i]);
+          }
+          ::close(fds[i]);
+          open[i] = false;
+          --left;
+        }
+      }
+      next_close += 1;
+      while (next_close < conns && next_close % 4 >= 2) {
+        ++next_close;  // the server closes those
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (open[i]) {
+        ADD_FAILURE() << "w" << i << " never closed";
+        ::close(fds[i]);
+      }
+    }
+    closers_done++;
+  });
+  for (std::thread& t : threads) {
+    t.join();
+  }
+
+  ASSERT_TRUE(eventually([&] { return completed.load() == posted.load(); }))
+      << completed.load() << " of " << posted.load() << " completions ran";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a second run would show here
+  int runs = 0;
+  int not_once = 0;
+  for (const std::atomic<int>& d : done) {
+    runs += d.load();
+    not_once += d.load() > 1 ? 1 : 0;
+  }
+  EXPECT_EQ(not_once, 0);
+  EXPECT_EQ(runs, posted.load());
+  EXPECT_EQ(completed.load(), posted.load());
+  {
+    const std::lock_guard lock(odd_mutex);
+    EXPECT_TRUE(odd.empty()) << odd.size()
+                             << " completions with another error, the first: " << odd.front();
+  }
+  EXPECT_GT(refused.load(), 0);
+  RecordProperty("posted", posted.load());
+  RecordProperty("written", written.load());
+  RecordProperty("refused", refused.load());
+  EXPECT_EQ(healthy.finish(), "");
+  expect_all_closed_once();
 }
 
 // -- 8. stop() under load --

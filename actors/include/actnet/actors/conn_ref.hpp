@@ -143,7 +143,9 @@ class conn_ref {
 
   /// Copies `bytes` into a pooled block and writes it on the owning loop. `done(error_code)`
   /// runs there once the bytes are written or buffered ({}), or with errc::connection_closed /
-  /// errc::engine_stopped when they could not be. It must not block.
+  /// errc::engine_stopped when they could not be: connection_closed also when this write
+  /// failed and closed the connection (a socket error, the outbound cap), whose on_close gets
+  /// the reason. It must not block.
   template <class Done = no_callback>
   void async_write(std::span<const std::byte> bytes, Done done = {}) const {
     send_write(block::copy_of(bytes), completion(std::move(done)));
