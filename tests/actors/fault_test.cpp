@@ -621,6 +621,10 @@ class doomed_child {
 // Each case runs with level- and edge-triggered loops: their read and write paths differ.
 enum class trigger : std::uint8_t { level, edge };
 
+void PrintTo(trigger t, std::ostream* out) {  // names the parameter in gtest's and ctest's output
+  *out << (t == trigger::edge ? "edge" : "level");
+}
+
 class fault : public ::testing::TestWithParam<trigger> {
  protected:
   /// Two loops (so connections and messages cross threads), in the case's trigger mode.
