@@ -423,7 +423,6 @@ class healthy_traffic {
     const std::lock_guard lock(mutex_);
     return error_;
   }
-  [[nodiscard]] int rounds() const { return rounds_.load(); }
 
  private:
   bool failed() {
