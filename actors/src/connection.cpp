@@ -133,9 +133,11 @@ std::error_code connection::read(std::span<std::byte> out) noexcept {
 
 std::error_code connection::fail(std::error_code ec) noexcept {
   if (ec == errc::capacity_exceeded) {
-    // Once per connection: it closes now.
-    owner().logger().warn("loop {}: closing a connection: outbound cap ({} bytes) exceeded",
+    // Once per connection: it closes now, with a reset, so the peer cannot take the cut-off
+    // output for a whole reply.
+    owner().logger().warn("loop {}: resetting a connection: outbound cap ({} bytes) exceeded",
                           loop_->index(), out_.max_size());
+    (void)actnet::set_linger(fd_, std::chrono::seconds(0));
   }
   loop_->finish(*this, ec);
   return ec;

@@ -144,8 +144,8 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
       (events & (io::readable | io::hangup | io::error)) != 0) {
     if (!c.read_paused_) [[likely]] {
       read_from(c);
-    } else if ((events & (io::hangup | io::error)) != 0) {
-      fail_paused(c);
+    } else if ((events & (io::hangup_both | io::error)) != 0) {
+      fail_paused(c);  // (a peer's FIN alone, EPOLLRDHUP, waits to be read after the resume)
     }
   }
 }
@@ -437,7 +437,11 @@ void event_loop::handle_unguarded(detail::message&& m) {
     case kind::async_write: {
       const std::error_code ec = c->write(std::move(m.payload));
       if (m.fn) {
-        m.fn(*this, c, ec);
+        // A write that fails closes the connection (a socket error, or the outbound cap); the
+        // reason goes to on_close, and the sender hears what async_write promises: the bytes
+        // could not be written because the connection is closed. (A datagram connection stays
+        // open when the kernel refuses one datagram: that error is passed on as it is.)
+        m.fn(*this, c, ec && !c->is_open() ? make_error_code(errc::connection_closed) : ec);
       }
       return;
     }

@@ -143,9 +143,10 @@ class conn_ref {
 
   /// Copies `bytes` into a pooled block and writes it on the owning loop. `done(error_code)`
   /// runs there once the bytes are written or buffered ({}), or with errc::connection_closed /
-  /// errc::engine_stopped when they could not be. It must not block. Returns errc::queue_full
-  /// (nothing sent, `done` never runs) when the loop's mailbox is full
-  /// (engine_options::mailbox_cap); so does tell().
+  /// errc::engine_stopped when they could not be: connection_closed also when this write
+  /// failed and closed the connection (a socket error, the outbound cap), whose on_close gets
+  /// the reason. It must not block. Returns errc::queue_full (nothing sent, `done` never runs)
+  /// when the loop's mailbox is full (engine_options::mailbox_cap); so does tell().
   template <class Done = no_callback>
   std::error_code async_write(std::span<const std::byte> bytes, Done done = {}) const {
     return send_write(block::copy_of(bytes), completion(std::move(done)));

@@ -24,6 +24,8 @@ inline constexpr std::uint32_t writable = EPOLLOUT;
 inline constexpr std::uint32_t edge = EPOLLET;
 /// Reported only: the peer closed its side or the socket failed (read to find out which).
 inline constexpr std::uint32_t hangup = EPOLLHUP | EPOLLRDHUP;
+/// Reported only: both directions are shut (a reset, typically); part of hangup.
+inline constexpr std::uint32_t hangup_both = EPOLLHUP;
 inline constexpr std::uint32_t error = EPOLLERR;
 }  // namespace io
 
