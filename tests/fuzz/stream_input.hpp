@@ -1,0 +1,78 @@
+// stream_input: what a parser target makes of its input: the bytes a client sent, and where the
+// server's first read of them ended. Shared by the http and resp targets.
+//
+// Layout: the last two bytes (little-endian) pick the cut, modulo the stream's length + 1. The
+// bytes before them are the stream, where 0xff k x (k > 0) stands for k * k * 17 copies of x,
+// so a seed of a few bytes reaches the 8 KiB, 64 KiB and 1 MiB limits, and 0xff 0x00 for one
+// 0xff byte. A seed is thus the request as text plus two bytes, e.g. "PING\r\n\0\0".
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace actnet::fuzz {
+
+// Bytes in an allocation of exactly their size, so ASan reports a parser reading one byte past
+// the end (in a std::string that byte is the terminating NUL, or spare capacity).
+class exact_bytes {
+ public:
+  explicit exact_bytes(std::string_view from)
+      : bytes_(std::make_unique<char[]>(from.size())), size_(from.size()) {
+    std::memcpy(bytes_.get(), from.data(), from.size());
+  }
+
+  [[nodiscard]] std::string_view view() const { return {bytes_.get(), size_}; }
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+  std::size_t size_;
+};
+
+// Where a view starts within another, as an offset (views of different copies compare this way).
+inline std::size_t offset_in(std::string_view part, std::string_view whole) {
+  return static_cast<std::size_t>(part.data() - whole.data());
+}
+
+// Whether `part` lies within `whole` (an empty part anywhere from its start to its end).
+inline bool within(std::string_view part, std::string_view whole) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(whole.data());
+  const auto at = reinterpret_cast<std::uintptr_t>(part.data());
+  return at >= begin && at - begin <= whole.size() && part.size() <= whole.size() - (at - begin);
+}
+
+struct stream_input {
+  std::string stream;   // what the client sent
+  std::size_t cut = 0;  // the first read took stream[0, cut)
+
+  // No more than this is built, so one input cannot make a run slow.
+  static constexpr std::size_t max_stream = std::size_t{2} << 20;
+
+  void decode(const std::uint8_t* data, std::size_t size) {
+    stream.clear();
+    const std::size_t body = size >= 2 ? size - 2 : 0;
+    const std::size_t selector = size >= 2 ? data[size - 2] | (data[size - 1] << 8) : 0;
+    for (std::size_t i = 0; i < body && stream.size() < max_stream; ++i) {
+      if (data[i] != 0xff) {
+        stream += static_cast<char>(data[i]);
+      } else if (i + 1 < body && data[i + 1] == 0) {
+        stream += '\xff';
+        ++i;
+      } else if (i + 2 < body) {
+        const std::size_t k = data[i + 1];
+        const std::size_t n = std::min(k * k * 17, max_stream - stream.size());
+        stream.append(n, static_cast<char>(data[i + 2]));
+        i += 2;
+      } else {
+        break;  // an escape cut short by the end
+      }
+    }
+    cut = selector % (stream.size() + 1);
+  }
+};
+
+}  // namespace actnet::fuzz
