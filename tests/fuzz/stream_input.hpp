@@ -1,9 +1,11 @@
 // stream_input: what a parser target makes of its input: the bytes a client sent, and where the
 // server's first read of them ended. Shared by the http and resp targets.
 //
-// Layout: the last two bytes (little-endian) pick the cut, modulo the stream's length + 1. The
-// bytes before them are the stream, where 0xff k x (k > 0) stands for k * k * 17 copies of x,
-// so a seed of a few bytes reaches the 8 KiB, 64 KiB and 1 MiB limits, and 0xff 0x00 for one
+// Layout: the last two bytes (little-endian) pick the cut: below 0x8000, the offset from the
+// start (modulo the stream's length + 1); from 0x8000 on, the low 15 bits are the distance from
+// the end, so a first read that misses only the last bytes of a long stream is reachable too.
+// The bytes before them are the stream, where 0xff k x (k > 0) stands for k * k * 17 copies of
+// x, so a seed of a few bytes reaches the 8 KiB, 64 KiB and 1 MiB limits, and 0xff 0x00 for one
 // 0xff byte. A seed is thus the request as text plus two bytes, e.g. "PING\r\n\0\0".
 #pragma once
 
@@ -71,7 +73,9 @@ struct stream_input {
         break;  // an escape cut short by the end
       }
     }
-    cut = selector % (stream.size() + 1);
+    const std::size_t from_end = selector & 0x7fffU;
+    cut = selector < 0x8000U ? selector % (stream.size() + 1)
+                             : stream.size() - std::min(from_end, stream.size());
   }
 };
 
