@@ -38,7 +38,10 @@ class address {
   /// transport's generic one ("tcp", "udp", "unix"). Throws std::invalid_argument if `sa` is
   /// null, `len` is too short or too long for its family, or the family does not fit `t`
   /// (tcp and udp need AF_INET or AF_INET6, unix_stream needs AF_UNIX). A unix socket without a
-  /// name (an unbound client) gives a valid address whose to_string() is "unix://".
+  /// name (an unbound client) gives a valid address whose to_string() is "unix://". A path
+  /// that fills sun_path with no NUL (Linux allows it; `len` may then count the NUL the kernel
+  /// keeps after it) is kept whole, though its to_string() does not parse: parse() keeps room
+  /// for the NUL.
   static address from_sockaddr(actnet::transport t, const sockaddr* sa, socklen_t len);
 
   [[nodiscard]] bool valid() const noexcept { return size_ != 0; }
