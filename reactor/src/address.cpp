@@ -468,6 +468,11 @@ std::string address::to_string() const {
         out += '@';
         out.append(path + 1, bytes - 1);
       } else if (bytes > 0) {
+        // A relative path starting with '@' (one the kernel reports; parse() never makes it)
+        // would read back as an abstract name: "./" keeps it a path to the same file.
+        if (path[0] == '@') {
+          out += "./";
+        }
         out.append(path, ::strnlen(path, bytes));
       }
       return out;

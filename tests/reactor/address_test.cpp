@@ -428,6 +428,24 @@ TEST(address, from_sockaddr_reads_a_path_that_fills_sun_path_as_linux_reports_it
   ::unlink(path.c_str());
 }
 
+// Found by the fuzzer: a relative path starting with '@' (a peer bound to "@relative.sock")
+// printed as "unix://@relative.sock", which parses into the abstract name "relative.sock": a
+// different socket, and no error to say so.
+TEST(address, a_unix_path_starting_with_an_at_sign_does_not_print_as_an_abstract_name) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::strcpy(un.sun_path, "@relative.sock");
+  const auto a = address::from_sockaddr(
+      transport::unix_stream, reinterpret_cast<const sockaddr*>(&un),
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen("@relative.sock") + 1));
+  EXPECT_FALSE(a.abstract());
+  EXPECT_EQ(a.to_string(), "unix://./@relative.sock");
+  const auto again = address::parse(a.to_string());
+  EXPECT_FALSE(again.abstract());
+  EXPECT_EQ(std::string(as_unix(again).sun_path), "./@relative.sock") << "the same file";
+  EXPECT_EQ(again.to_string(), a.to_string());
+}
+
 TEST(address, from_sockaddr_reads_an_abstract_name) {
   sockaddr_un un{};
   un.sun_family = AF_UNIX;

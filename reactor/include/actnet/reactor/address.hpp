@@ -69,6 +69,8 @@ class address {
   [[nodiscard]] bool multicast() const noexcept;
   /// The form parse() reads back into an equal address: "tcp://127.0.0.1:8080",
   /// "tcp6://[::1]:8080", "udp://[fe80::1%eth0]:53", "unix:///tmp/s.sock", "unix://@name".
+  /// A relative unix path starting with '@', which only from_sockaddr gives, prints as
+  /// "unix://./@path" so that it does not read back as an abstract name.
   [[nodiscard]] std::string to_string() const;
 
   /// Equal when scheme and endpoint are equal, so tcp://127.0.0.1:80 differs from
