@@ -269,10 +269,10 @@ void parse_in_step(std::string_view whole, std::string_view first) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace actnet::fuzz;
-  static stream_input in;
+  static stream_input in(std::size_t{2} << 20);  // a body of 1 MiB and more
   in.decode(data, size);
-  const exact_bytes whole(in.stream);
-  const exact_bytes first(std::string_view(in.stream).substr(0, in.cut));
-  parse_in_step(whole.view(), first.view());
+  static fenced_bytes whole;
+  static fenced_bytes first;
+  parse_in_step(whole.hold(in.stream), first.hold(std::string_view(in.stream).substr(0, in.cut)));
   return 0;
 }

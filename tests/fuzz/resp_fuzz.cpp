@@ -85,8 +85,8 @@ bool same_args(const std::vector<std::string_view>& a, const std::vector<std::st
 
 // A request encoded again parses back, whole, to the same arguments.
 void check_encoded_again(std::string_view encoded, const std::vector<std::string_view>& args) {
-  const exact_bytes bytes(encoded);
-  const resp::parse_result again = resp::parse(bytes.view());
+  static fenced_bytes bytes;
+  const resp::parse_result again = resp::parse(bytes.hold(encoded));
   ACTNET_FUZZ_CHECK(again.status == resp::parse_status::complete);
   ACTNET_FUZZ_CHECK(again.size == encoded.size());
   ACTNET_FUZZ_CHECK(same_args(again.args, args));
@@ -258,10 +258,10 @@ void parse_in_step(std::string_view whole, std::string_view first) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace actnet::fuzz;
-  static stream_input in;
+  static stream_input in(std::size_t{128} << 10);  // inline lines of 64 KiB and more
   in.decode(data, size);
-  const exact_bytes whole(in.stream);
-  const exact_bytes first(std::string_view(in.stream).substr(0, in.cut));
-  parse_in_step(whole.view(), first.view());
+  static fenced_bytes whole;
+  static fenced_bytes first;
+  parse_in_step(whole.hold(in.stream), first.hold(std::string_view(in.stream).substr(0, in.cut)));
   return 0;
 }

@@ -9,30 +9,44 @@
 // 0xff byte. A seed is thus the request as text plus two bytes, e.g. "PING\r\n\0\0".
 #pragma once
 
+#include <sanitizer/asan_interface.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace actnet::fuzz {
 
-// Bytes in an allocation of exactly their size, so ASan reports a parser reading one byte past
-// the end (in a std::string that byte is the terminating NUL, or spare capacity).
-class exact_bytes {
+// A reused buffer whose bytes past the ones given are poisoned, so ASan reports a parser reading
+// even one byte past the end (in a std::string that byte is the terminating NUL, or spare
+// capacity). Cheaper than an allocation of exactly the size for every input: ASan maps and
+// unmaps large ones.
+class fenced_bytes {
  public:
-  explicit exact_bytes(std::string_view from)
-      : bytes_(std::make_unique<char[]>(from.size())), size_(from.size()) {
-    std::memcpy(bytes_.get(), from.data(), from.size());
+  fenced_bytes() = default;
+  fenced_bytes(const fenced_bytes&) = delete;
+  fenced_bytes& operator=(const fenced_bytes&) = delete;
+  ~fenced_bytes() { ASAN_UNPOISON_MEMORY_REGION(bytes_.data(), bytes_.capacity()); }
+
+  // Holds a copy of `from` (until the next call) and returns a view of it.
+  std::string_view hold(std::string_view from) {
+    ASAN_UNPOISON_MEMORY_REGION(bytes_.data(), bytes_.capacity());
+    if (bytes_.size() < from.size()) {
+      bytes_.resize(from.size());
+    }
+    if (!from.empty()) {  // an empty vector's data() may be null, which memcpy may not take
+      std::memcpy(bytes_.data(), from.data(), from.size());
+    }
+    ASAN_POISON_MEMORY_REGION(bytes_.data() + from.size(), bytes_.capacity() - from.size());
+    return {bytes_.data(), from.size()};
   }
 
-  [[nodiscard]] std::string_view view() const { return {bytes_.get(), size_}; }
-
  private:
-  std::unique_ptr<char[]> bytes_;
-  std::size_t size_;
+  std::vector<char> bytes_;
 };
 
 // Where a view starts within another, as an offset (views of different copies compare this way).
@@ -48,11 +62,13 @@ inline bool within(std::string_view part, std::string_view whole) {
 }
 
 struct stream_input {
+  // No more than `max` bytes are built (a little past the parser's largest limit), so one
+  // input cannot make a run slow.
+  explicit stream_input(std::size_t max) : max_stream(max) {}
+
+  std::size_t max_stream;
   std::string stream;   // what the client sent
   std::size_t cut = 0;  // the first read took stream[0, cut)
-
-  // No more than this is built, so one input cannot make a run slow.
-  static constexpr std::size_t max_stream = std::size_t{2} << 20;
 
   void decode(const std::uint8_t* data, std::size_t size) {
     stream.clear();
