@@ -53,6 +53,15 @@ constexpr std::size_t sun_path_offset = offsetof(sockaddr_un, sun_path);
 // abstract name for its leading one.
 constexpr std::size_t max_unix_name = sizeof(sockaddr_un::sun_path) - 1;
 
+// Whether `len` is a length the kernel reports for a unix address: at most a sockaddr_un, or
+// one byte more for a path that fills sun_path, which Linux reports counting the NUL it keeps
+// after it (an abstract name has no NUL).
+bool unix_length_fits(const sockaddr* sa, socklen_t len) noexcept {
+  const bool abstract =
+      len > sun_path_offset && reinterpret_cast<const sockaddr_un*>(sa)->sun_path[0] == '\0';
+  return len <= socklen_t{sizeof(sockaddr_un)} + (abstract ? 0U : 1U);
+}
+
 bool is_control_or_space(char c) noexcept {
   const auto u = static_cast<unsigned char>(c);
   return u <= 0x20 || u == 0x7f;
@@ -353,18 +362,20 @@ address address::from_sockaddr(actnet::transport t, const sockaddr* sa, socklen_
     in6.sin6_addr = from->sin6_addr;
     in6.sin6_scope_id = from->sin6_scope_id;
     a.size_ = sizeof(sockaddr_in6);
-  } else if (sa->sa_family == AF_UNIX && wants_unix && len <= socklen_t{sizeof(sockaddr_un)}) {
+  } else if (sa->sa_family == AF_UNIX && wants_unix && unix_length_fits(sa, len)) {
     const auto* from = reinterpret_cast<const sockaddr_un*>(sa);
     auto& un = reinterpret_cast<sockaddr_un&>(a.storage_);
     un.sun_family = AF_UNIX;
-    const std::size_t bytes = len > sun_path_offset ? len - sun_path_offset : 0;
+    const std::size_t bytes =
+        std::min(len > sun_path_offset ? len - sun_path_offset : 0, sizeof un.sun_path);
     std::size_t name_size = 0;
     if (bytes > 0 && from->sun_path[0] == '\0') {
       name_size = bytes;  // abstract: the length is the name's, NULs and all
     } else if (bytes > 0) {
       // The kernel may or may not count the path's NUL: measure the path, then count one NUL
-      // (there is room for it in sockaddr_storage even after a full-length path).
-      name_size = ::strnlen(from->sun_path, bytes) + 1;
+      // if it fits. A path that fills sun_path goes without, as bind and connect take no
+      // more than a sockaddr_un.
+      name_size = std::min(::strnlen(from->sun_path, bytes) + 1, sizeof un.sun_path);
     }
     std::memcpy(un.sun_path, from->sun_path, std::min(bytes, name_size));
     a.size_ = static_cast<socklen_t>(sun_path_offset + name_size);
@@ -450,13 +461,18 @@ std::string address::to_string() const {
       break;
     }
     case AF_UNIX: {
-      // Read through the storage, not sun_path: a full-length path's NUL lies past sun_path.
+      // The size bounds the name: an abstract one has no NUL, nor has a path filling sun_path.
       const char* path = reinterpret_cast<const char*>(&storage_) + sun_path_offset;
       const std::size_t bytes = size_ - sun_path_offset;
       if (abstract()) {
         out += '@';
         out.append(path + 1, bytes - 1);
       } else if (bytes > 0) {
+        // A relative path starting with '@' (one the kernel reports; parse() never makes it)
+        // would read back as an abstract name: "./" keeps it a path to the same file.
+        if (path[0] == '@') {
+          out += "./";
+        }
         out.append(path, ::strnlen(path, bytes));
       }
       return out;

@@ -4,7 +4,6 @@
 // more bytes come costs little and keeps the parser stateless.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -124,9 +123,13 @@ inline std::string_view request::find(std::string_view name) const noexcept {
 
 inline parse_result parse(std::string_view in) noexcept {
   using detail::fail;
-  const std::size_t head_end = in.find("\r\n\r\n");
+  // Only the first max_head bytes can hold the head, and nothing past them is looked at: what
+  // a parse says about the head then does not depend on how many more bytes have arrived, so
+  // the status is the same whether the request came in one read or many.
+  const std::string_view window = in.substr(0, max_head);
+  const std::size_t head_end = window.find("\r\n\r\n");
   // Lines end with CRLF: a bare LF in the head is malformed (and would hide the head's end).
-  const std::string_view scanned = in.substr(0, std::min(head_end, in.size()));
+  const std::string_view scanned = window.substr(0, head_end);
   for (std::size_t lf = scanned.find('\n'); lf != std::string_view::npos;
        lf = scanned.find('\n', lf + 1)) {
     if (lf == 0 || scanned[lf - 1] != '\r') {
@@ -136,9 +139,6 @@ inline parse_result parse(std::string_view in) noexcept {
   if (head_end == std::string_view::npos) {
     // Not complete yet; but a head that cannot fit is refused now, not after 8 KiB more.
     return in.size() > max_head ? fail(431) : parse_result{};
-  }
-  if (head_end + 4 > max_head) {
-    return fail(431);
   }
   parse_result out;
   request& r = out.req;

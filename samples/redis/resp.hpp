@@ -78,7 +78,10 @@ inline parse_result parse(std::string_view in, std::vector<std::string_view> reu
     return r;
   }
   if (in[0] != '*') {  // an inline command: words on one line
-    const std::size_t end = in.find('\n');
+    // The line must end within max_inline + 1 bytes, and nothing past them is looked at: a line
+    // too long is refused whether or not its newline has arrived, so the answer does not
+    // depend on how the bytes were read.
+    const std::size_t end = in.substr(0, max_inline + 1).find('\n');
     if (end == std::string_view::npos) {
       return in.size() > max_inline ? detail::fail("too big inline request") : r;
     }

@@ -31,17 +31,9 @@
 #include <utility>
 #include <vector>
 
-// A failed check names itself and traps, so libFuzzer saves the input that led here.
-#define ACTNET_FUZZ_CHECK(cond) \
-  ((cond) ? static_cast<void>(0) : ::actnet::fuzz::check_failed(#cond, __FILE__, __LINE__))
+#include "fuzz_check.hpp"
 
 namespace actnet::fuzz {
-
-[[noreturn]] inline void check_failed(const char* what, const char* file, int line) {
-  std::fprintf(stderr, "%s:%d: fuzz check failed: %s\n", file, line, what);
-  std::fflush(stderr);
-  __builtin_trap();
-}
 
 // drain_to writes into a peer that may have shut its reading side; that must come back as
 // EPIPE, not kill the fuzzer.

@@ -7,7 +7,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <stdexcept>
@@ -388,6 +390,60 @@ TEST(address, from_sockaddr_reads_a_unix_path_with_or_without_its_nul) {
   EXPECT_EQ(without_nul, with_nul);
   EXPECT_EQ(whole_struct, with_nul);
   EXPECT_EQ(with_nul.to_string(), "unix:///tmp/s.sock");
+}
+
+// Linux lets a path fill all of sun_path with no NUL, and getsockname then reports it with the
+// NUL the kernel keeps after it: a length one byte past sockaddr_un. from_sockaddr refused that
+// length (so local_address and peer_address failed for such a socket), and given the path
+// without the NUL it counted one anyway, into a size that bind and connect refuse (EINVAL).
+TEST(address, from_sockaddr_reads_a_path_that_fills_sun_path_as_linux_reports_it) {
+  std::string path = "/tmp/actnet-address-test-" + std::to_string(::getpid()) + "-";
+  path.resize(sizeof(sockaddr_un::sun_path), 'p');
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, path.data(), path.size());
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  ::unlink(path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&un), sizeof un), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  sockaddr_storage reported{};
+  socklen_t len = sizeof reported;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&reported), &len), 0);
+
+  for (const socklen_t given : {len, socklen_t{sizeof un}}) {
+    SCOPED_TRACE(given);
+    address a;
+    EXPECT_NO_THROW(a = address::from_sockaddr(transport::unix_stream,
+                                               reinterpret_cast<const sockaddr*>(&reported),
+                                               given));
+    EXPECT_EQ(a.size(), sizeof un);
+    EXPECT_EQ(a.to_string(), "unix://" + path);
+    const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(client, 0);
+    EXPECT_EQ(::connect(client, a.data(), a.size()), 0) << std::strerror(errno);
+    ::close(client);
+  }
+  ::close(listener);
+  ::unlink(path.c_str());
+}
+
+// Found by the fuzzer: a relative path starting with '@' (a peer bound to "@relative.sock")
+// printed as "unix://@relative.sock", which parses into the abstract name "relative.sock": a
+// different socket, and no error to say so.
+TEST(address, a_unix_path_starting_with_an_at_sign_does_not_print_as_an_abstract_name) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::strcpy(un.sun_path, "@relative.sock");
+  const auto a = address::from_sockaddr(
+      transport::unix_stream, reinterpret_cast<const sockaddr*>(&un),
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen("@relative.sock") + 1));
+  EXPECT_FALSE(a.abstract());
+  EXPECT_EQ(a.to_string(), "unix://./@relative.sock");
+  const auto again = address::parse(a.to_string());
+  EXPECT_FALSE(again.abstract());
+  EXPECT_EQ(std::string(as_unix(again).sun_path), "./@relative.sock") << "the same file";
+  EXPECT_EQ(again.to_string(), a.to_string());
 }
 
 TEST(address, from_sockaddr_reads_an_abstract_name) {

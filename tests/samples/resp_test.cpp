@@ -50,6 +50,20 @@ TEST(resp, a_large_value_says_how_many_bytes_to_wait_for) {
   EXPECT_EQ(r.needed, head.size() + 1000000 + 2);
 }
 
+// Found by the fuzzer: an inline request of more than 64 KiB was refused while its newline had
+// not arrived, but parsed when it had, so whether the server answered it hung on the reads.
+TEST(resp, an_inline_request_past_64_kib_is_refused_however_its_bytes_arrive) {
+  const std::string line(max_inline + 1, 'a');
+  for (const std::string& in : {line, line + "\n", line + "\r\n"}) {
+    const parse_result r = parse(in);
+    EXPECT_EQ(r.status, parse_status::failed) << in.size() << " bytes";
+    EXPECT_EQ(r.error, "Protocol error: too big inline request") << in.size() << " bytes";
+  }
+  const parse_result longest = parse(std::string(max_inline, 'a') + "\n");
+  ASSERT_EQ(longest.status, parse_status::complete) << "a line of 64 KiB is allowed";
+  EXPECT_EQ(longest.args.at(0).size(), max_inline);
+}
+
 TEST(resp, protocol_errors) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"*x\r\n", "Protocol error: invalid multibulk length"},

@@ -38,7 +38,10 @@ class address {
   /// transport's generic one ("tcp", "udp", "unix"). Throws std::invalid_argument if `sa` is
   /// null, `len` is too short or too long for its family, or the family does not fit `t`
   /// (tcp and udp need AF_INET or AF_INET6, unix_stream needs AF_UNIX). A unix socket without a
-  /// name (an unbound client) gives a valid address whose to_string() is "unix://".
+  /// name (an unbound client) gives a valid address whose to_string() is "unix://". A path
+  /// that fills sun_path with no NUL (Linux allows it; `len` may then count the NUL the kernel
+  /// keeps after it) is kept whole, though its to_string() does not parse: parse() keeps room
+  /// for the NUL.
   static address from_sockaddr(actnet::transport t, const sockaddr* sa, socklen_t len);
 
   [[nodiscard]] bool valid() const noexcept { return size_ != 0; }
@@ -66,6 +69,8 @@ class address {
   [[nodiscard]] bool multicast() const noexcept;
   /// The form parse() reads back into an equal address: "tcp://127.0.0.1:8080",
   /// "tcp6://[::1]:8080", "udp://[fe80::1%eth0]:53", "unix:///tmp/s.sock", "unix://@name".
+  /// A relative unix path starting with '@', which only from_sockaddr gives, prints as
+  /// "unix://./@path" so that it does not read back as an abstract name.
   [[nodiscard]] std::string to_string() const;
 
   /// Equal when scheme and endpoint are equal, so tcp://127.0.0.1:80 differs from
