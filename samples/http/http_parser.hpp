@@ -165,7 +165,7 @@ inline parse_result parse(std::string_view in) noexcept {
   }
   r.target = line.substr(0, sp2);
   for (const char c : r.target) {
-    if (c <= ' ' || c == 0x7f) {
+    if (c <= ' ' || c == 0x7f) {  // (a char from 0x80 up is negative: raw non-ASCII is refused)
       return fail(400);
     }
   }
@@ -199,7 +199,9 @@ inline parse_result parse(std::string_view in) noexcept {
     }
     const std::string_view value = detail::trim(field.substr(colon + 1));
     for (const char c : value) {
-      if ((c < ' ' && c != '\t') || c == 0x7f) {
+      // Controls are refused; bytes from 0x80 up (obs-text: UTF-8, Latin-1) are allowed.
+      const auto u = static_cast<unsigned char>(c);
+      if ((u < ' ' && u != '\t') || u == 0x7f) {
         return fail(400);
       }
     }

@@ -26,6 +26,16 @@ TEST(http_parser, a_get_with_headers) {
   EXPECT_TRUE(r.req.body.empty());
 }
 
+TEST(http_parser, header_values_may_carry_bytes_from_0x80_up_but_the_target_may_not) {
+  const std::string in = "GET / HTTP/1.1\r\nX-Name: Jos\xc3\xa9 \xe9\r\n\r\n";  // UTF-8, Latin-1
+  const parse_result r = parse(in);
+  ASSERT_EQ(r.status, parse_status::complete);
+  EXPECT_EQ(r.req.find("x-name"), "Jos\xc3\xa9 \xe9");
+  const parse_result raw_target = parse("GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(raw_target.status, parse_status::failed);
+  EXPECT_EQ(raw_target.error, 400) << "a target is ASCII: non-ASCII is percent-encoded";
+}
+
 TEST(http_parser, keep_alive_follows_the_version_and_the_connection_header) {
   const auto alive = [](const std::string& in) { return parse(in).req.keep_alive; };
   EXPECT_TRUE(alive("GET / HTTP/1.1\r\n\r\n"));
