@@ -101,6 +101,13 @@ std::error_code event_loop::send_bounded(detail::message&& m) {
   return detail::no_error();
 }
 
+std::error_code event_loop::post_user(detail::message_fn fn) {
+  detail::message m;
+  m.what = detail::message::kind::closure;
+  m.fn = std::move(fn);
+  return send_bounded(std::move(m));
+}
+
 void event_loop::post_fn(detail::message_fn fn) {
   detail::message m;
   m.what = detail::message::kind::closure;

@@ -204,9 +204,9 @@ class conn_ref {
   }
   static block gather(std::span<const std::span<const std::byte>> parts);
   void send(detail::message_kind kind, block payload, detail::message_fn fn) const;
-  std::error_code send_write(block payload, detail::message_fn done) const;  // bounded
-  void send_tell(detail::message_fn fn) const;                               // the engine's own
-  std::error_code send_user_tell(detail::message_fn fn) const;               // bounded
+  [[nodiscard]] std::error_code send_write(block payload, detail::message_fn done) const;
+  void send_tell(detail::message_fn fn) const;  // the engine's own: never refused
+  [[nodiscard]] std::error_code send_user_tell(detail::message_fn fn) const;  // bounded
 
   event_loop* loop_ = nullptr;
   std::uint32_t slot_ = 0;

@@ -103,10 +103,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   /// mailbox holds engine_options::mailbox_cap messages.
   template <class F>
   std::error_code post(F&& fn) {
-    detail::message m;
-    m.what = detail::message_kind::closure;
-    m.fn = [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); };
-    return send_bounded(std::move(m));
+    return post_user(
+        [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
   }
   /// Thread-safe: asks loop `target` (this one included) for a value without blocking
   /// (seastar's submit_to): `fn(event_loop&)` runs on `target`, and `then(answer)` runs back on
@@ -188,8 +186,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   void send(detail::message&& m);  // thread-safe; unbounded (the engine's own messages)
   // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
-  std::error_code send_bounded(detail::message&& m);
-  void post_fn(detail::message_fn fn);
+  [[nodiscard]] std::error_code send_bounded(detail::message&& m);
+  void post_fn(detail::message_fn fn);                             // the engine's own
+  [[nodiscard]] std::error_code post_user(detail::message_fn fn);  // post(): bounded
   void run();
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
   void handle(detail::message&& m);
