@@ -85,7 +85,7 @@ struct engine_options {
   /// Messages a loop's mailbox may hold: past it, the sends users make (tell, async_write,
   /// post, ask, broadcast) return errc::queue_full and queue nothing, counted in
   /// event_loop::refused_messages(). Approximate: each sending thread looks at the count once
-  /// every 64 messages (and at every message once it was full), so it overshoots by at most 64
+  /// every 256 messages (and at every message once it was full), so it overshoots by at most 256
   /// messages per sending thread. close(), wake(), replies to asks and offload results are
   /// never refused. 0: unbounded.
   std::size_t mailbox_cap = defaults::mailbox_cap;
