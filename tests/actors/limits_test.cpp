@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 using test::connect_to;
 using test::eventually;
 using test::pattern_bytes;
+using test::raise_to;
 using test::read_to_end;
 using test::running_engine;
 
@@ -72,12 +73,6 @@ struct probe {
   }
   std::size_t close_count() { return closed().size(); }
 };
-
-void raise_to(std::atomic<std::size_t>& high, std::size_t value) {
-  std::size_t seen = high.load();
-  while (value > seen && !high.compare_exchange_weak(seen, value)) {
-  }
-}
 
 engine_options limit_options() {
   engine_options o = test::small_options();

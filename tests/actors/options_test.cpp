@@ -22,6 +22,7 @@ namespace {
 
 using test::connect_to;
 using test::eventually;
+using test::raise_to;
 using test::running_engine;
 
 struct observed {
@@ -39,13 +40,6 @@ struct observed {
     closed++;
   }
 };
-
-// Raises `high` to `value` if that is higher (several loops may race to it).
-void raise_to(std::atomic<std::size_t>& high, std::size_t value) {
-  std::size_t seen = high.load();
-  while (value > seen && !high.compare_exchange_weak(seen, value)) {
-  }
-}
 
 // Consumes everything, noting the most one on_data saw.
 class measuring : public connection {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <actnet/actors/engine.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -101,6 +102,13 @@ inline std::string recv_exact(int fd, std::size_t n) {
   }
   out.resize(got);
   return out;
+}
+
+/// Raises `high` to `value` if that is higher (several threads may race to it).
+inline void raise_to(std::atomic<std::size_t>& high, std::size_t value) {
+  std::size_t seen = high.load();
+  while (value > seen && !high.compare_exchange_weak(seen, value)) {
+  }
 }
 
 /// Reads until the peer closes (or the receive timeout passes): everything it sent.
