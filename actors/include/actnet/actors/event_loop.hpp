@@ -187,8 +187,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void send(detail::message&& m);  // thread-safe; unbounded (the engine's own messages)
   // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
   [[nodiscard]] std::error_code send_bounded(detail::message&& m);
-  void post_fn(detail::message_fn fn);                             // the engine's own
-  [[nodiscard]] std::error_code post_user(detail::message_fn fn);  // post(): bounded
+  [[nodiscard, gnu::cold]] std::error_code refuse_message() noexcept;  // counts, says queue_full
+  void post_fn(detail::message_fn fn);                                 // the engine's own
+  [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
   void run();
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
   void handle(detail::message&& m);
