@@ -1,12 +1,13 @@
 // The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
-// --lb STRATEGY, --cpus LIST, --help; "listening on URL" once per listener; SIGINT/SIGTERM stop
-// gracefully, exit 0.
+// --lb STRATEGY, --cpus LIST, --busy-poll MICROSECONDS, --help; "listening on URL" once per
+// listener; SIGINT/SIGTERM stop gracefully, exit 0.
 #pragma once
 
 #include <pthread.h>
 #include <signal.h>
 
 #include <actnet/actors/engine.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -66,6 +67,16 @@ inline common_flags parse_flags(
         f.options.cpu_affinity.push_back(static_cast<int>(cpu));
         p = *end == ',' ? end + 1 : end;
       }
+      ++i;
+    } else if (arg == "--busy-poll" && value != nullptr) {
+      // Microseconds each loop polls before it sleeps (engine_options::busy_poll).
+      char* end = nullptr;
+      const long us = std::strtol(value, &end, 10);
+      if (end == value || *end != '\0' || us < 0) {
+        std::fprintf(stderr, "--busy-poll: expected microseconds, got %s\n", value);
+        std::exit(2);
+      }
+      f.options.busy_poll = std::chrono::microseconds(us);
       ++i;
     } else if (arg == "--lb" && value != nullptr) {
       const std::string_view lb = value;

@@ -80,6 +80,9 @@ engine_options checked(engine_options o) {
   if (o.mailbox_budget == 0) {
     bad_option("mailbox_budget", o.mailbox_budget, "must be at least 1");
   }
+  if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1)) {
+    bad_option("busy_poll (us)", o.busy_poll.count(), "must be between 0 (none) and a second");
+  }
   if (o.idle_release.count() < 0) {
     bad_option("idle_release (ms)", o.idle_release.count(), "must not be negative (0: never)");
   }

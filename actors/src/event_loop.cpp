@@ -255,6 +255,33 @@ void event_loop::update_interest(connection& c) noexcept {
   }
 }
 
+result<std::span<const poll_event>> event_loop::wait_for_events(int timeout) {
+  if (timeout != 0 && options_.busy_poll.count() > 0) {
+    // Polled without sleeping, so the mailbox is looked at here: its senders wake only a
+    // loop that announced its sleep.
+    const timer_clock::time_point start = timer_clock::now();
+    timer_clock::time_point until = start + options_.busy_poll;
+    if (timeout > 0) {
+      until = std::min(until, start + std::chrono::milliseconds(timeout));
+    }
+    do {
+      result<std::span<const poll_event>> ready = poller_.wait(0);
+      if (!ready || !ready->empty() || mailbox_.size_approx() > 0) {
+        return ready;
+      }
+    } while (timer_clock::now() < until);
+    if (!timers_.empty()) {
+      timeout = timers_.next_timeout_ms(timer_clock::now());
+    }
+  }
+  const bool may_sleep = timeout != 0 && mailbox_.prepare_to_sleep();
+  result<std::span<const poll_event>> ready = poller_.wait(may_sleep ? timeout : 0);
+  if (may_sleep) {
+    mailbox_.awake();
+  }
+  return ready;
+}
+
 void event_loop::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   while (!stopping_) {
@@ -262,11 +289,7 @@ void event_loop::run() {
     if (!continue_reading_.empty()) {
       timeout = 0;
     }
-    const bool may_sleep = timeout != 0 && mailbox_.prepare_to_sleep();
-    const result<std::span<const poll_event>> ready = poller_.wait(may_sleep ? timeout : 0);
-    if (may_sleep) {
-      mailbox_.awake();
-    }
+    const result<std::span<const poll_event>> ready = wait_for_events(timeout);
     if (!ready) {
       owner_.logger().error("loop {}: epoll_wait failed: {}; stopping the engine", index_,
                             ready.error().message());

@@ -225,6 +225,7 @@ constexpr std::string_view usage =
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
 Lines end with "\n" (at most 4096 bytes; a longer one closes the connection). Each line goes
 to every other client as "name: text". Commands: /nick name, /msg name text. Lines from the
 server that start with "* " are notices. Prints "listening on URL" per listener; SIGINT or

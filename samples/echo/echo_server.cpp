@@ -26,6 +26,7 @@ constexpr std::string_view usage =
   --lb STRATEGY  which loop gets each connection: round_robin (default), source_addr_hash
                  (one loop per client IP) or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
   --et           edge-triggered epoll
   --reuseport    one SO_REUSEPORT listener per loop instead of one accepting loop
 Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.

@@ -40,6 +40,7 @@ constexpr std::string_view usage =
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
   --delay-ms D   how long each chunk's simulated blocking call takes (default 1)
   --workers W    worker threads (default: one per hardware thread)
 Each chunk received is echoed after its blocking call, in order per connection. A connection

@@ -120,6 +120,7 @@ constexpr std::string_view usage =
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
 HTTP/1.1 (and 1.0) with keep-alive and pipelining. GET /plaintext answers "Hello, World!",
 /json {"message":"Hello, World!"}, anything else 404. Heads over 8 KiB get 431, bodies over
 1 MiB 413, malformed requests 400, Transfer-Encoding 501; each of those closes the connection.

@@ -134,6 +134,7 @@ constexpr std::string_view usage =
   --loops N            loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY        round_robin (default), source_addr_hash or least_connections
   --cpus LIST          pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N        microseconds a loop polls before it sleeps (0, the default: off)
   --outbound-cap BYTES the hard limit of what one side may buffer before both sides of that
                        pipe are closed (default 64 MiB); a slow reader normally pauses the
                        other side at the 1 MiB high watermark long before

@@ -859,6 +859,7 @@ constexpr std::string_view usage =
   --loops N      loop threads, one keyspace shard each (0 = one per hardware thread)
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
 RESP2 and inline commands: PING, ECHO, SET [EX|PX] [NX|XX], GET, DEL, EXISTS, INCR, DECR,
 INCRBY, DECRBY, MSET, MGET, EXPIRE, TTL, DBSIZE, FLUSHALL, KEYS, QUIT, SELECT 0, and enough
 of COMMAND, CONFIG, CLIENT and HELLO for redis-cli and redis-benchmark. Strings only; nothing

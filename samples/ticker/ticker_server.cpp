@@ -65,6 +65,7 @@ constexpr std::string_view usage =
   --loops N          loop threads (0 = one per hardware thread; default 0)
   --lb STRATEGY      round_robin (default), source_addr_hash or least_connections
   --cpus LIST        pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
+  --busy-poll N      microseconds a loop polls before it sleeps (0, the default: off)
   --interval-ms MS   time between pushes (default 1000)
 Every connection receives the UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ\n" once per interval.
 Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.

@@ -499,6 +499,71 @@ TEST(engine, a_bad_option_is_rejected_naming_it_and_its_value) {
   expect_rejected(o, "read_buffer_size = 10");
 }
 
+TEST(engine, busy_poll_is_rejected_below_zero_and_past_a_second) {
+  engine_options o;
+  o.busy_poll = std::chrono::microseconds(-1);
+  expect_rejected(o, "busy_poll (us) = -1");
+  o.busy_poll = std::chrono::seconds(2);
+  expect_rejected(o, "busy_poll (us) = 2000000");
+}
+
+// -- busy polling --
+
+engine_options polling(std::chrono::microseconds spin) {
+  engine_options o = test::small_options();
+  o.busy_poll = spin;
+  return o;
+}
+
+// Posts a closure to loop 0 and waits until it has run.
+void ping(engine& e) {
+  std::promise<void> ran;
+  ASSERT_FALSE(e.loop(0).post([&ran](event_loop&) { ran.set_value(); }));
+  ASSERT_EQ(ran.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+}
+
+TEST(engine, a_busy_polling_loop_takes_mail_without_being_woken) {
+  running_engine e(polling(std::chrono::seconds(1)));
+  e.start();
+  ping(*e);  // may wake the loop, which then polls for a second after each message
+  const std::uint64_t before = e->loop(0).wakeups();
+  for (int i = 0; i < 100; ++i) {
+    ping(*e);
+  }
+  EXPECT_EQ(e->loop(0).wakeups(), before);
+}
+
+TEST(engine, a_busy_polling_loop_runs_a_timer_due_before_its_polling_ends) {
+  running_engine e(polling(std::chrono::seconds(1)));
+  e.start();
+  std::promise<std::chrono::steady_clock::duration> fired;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_FALSE(e->loop(0).post([&fired, start](event_loop& l) {
+    l.after(std::chrono::milliseconds(20),
+            [&fired, start] { fired.set_value(std::chrono::steady_clock::now() - start); });
+  }));
+  auto when = fired.get_future();
+  ASSERT_EQ(when.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  // Not a timing test: the bound only tells "at its deadline" from "after a second of polling".
+  EXPECT_LT(when.get(), std::chrono::milliseconds(900));
+}
+
+TEST(engine, a_busy_polling_loop_serves_connections_and_stops) {
+  running_engine e(polling(std::chrono::microseconds(50)));
+  const address bound = e->listen<echo_connection>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 100; ++i) {
+    const std::string message = "message " + std::to_string(i);
+    ASSERT_TRUE(test::send_all(fd, message));
+    ASSERT_EQ(test::recv_exact(fd, message.size()), message);
+  }
+  ::close(fd);
+  e.stop();
+  EXPECT_EQ(e->count_connections(), 0U);
+}
+
 // -- memory after a burst of connections --
 
 // What loop 0 reports on its own thread.

@@ -29,9 +29,10 @@ std::string port_of(const address& a) {
   return url.substr(url.rfind(':') + 1);
 }
 
-test::sample_process start_redis() {
-  return test::sample_process(ACTNET_REDIS_SERVER,
-                              {"--listen", "tcp://127.0.0.1:0", "--loops", "2"});
+test::sample_process start_redis(const std::vector<std::string>& more = {}) {
+  std::vector<std::string> args = {"--listen", "tcp://127.0.0.1:0", "--loops", "2"};
+  args.insert(args.end(), more.begin(), more.end());
+  return test::sample_process(ACTNET_REDIS_SERVER, args);
 }
 
 TEST(redis_server_sample, redis_cli_runs_every_command) {
@@ -144,6 +145,25 @@ TEST(redis_server_sample, redis_benchmark_gets_every_request_answered_with_and_w
   const outcome counter =
       run_command("redis-cli -p " + port_of(server.bound) + " GET counter:__rand_int__");
   EXPECT_EQ(counter.output, "20000\n");
+}
+
+TEST(redis_server_sample, a_busy_polling_server_answers_every_request) {
+  if (!have("redis-benchmark")) {
+    FAIL() << "redis-benchmark is not installed: the test command installs it (apt-get install "
+              "redis-tools)";
+  }
+  test::sample_process server = start_redis({"--busy-poll", "50"});
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const outcome o = run_command("timeout 120 redis-benchmark -p " + port_of(server.bound) +
+                                " -t set,get,incr -n 10000 -c 50 -P 1 --csv");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  for (const char* test : {"SET", "GET", "INCR"}) {
+    EXPECT_NE(o.output.find("\"" + std::string(test)), std::string::npos) << test << o.output;
+  }
+  EXPECT_EQ(o.output.find("rror"), std::string::npos) << o.output;
+  const outcome counter =
+      run_command("redis-cli -p " + port_of(server.bound) + " GET counter:__rand_int__");
+  EXPECT_EQ(counter.output, "10000\n");
 }
 
 /// Sends `requests` in one write and reads exactly `expected.size()` bytes back.

@@ -80,6 +80,12 @@ struct engine_options {
   /// engine::refused_connections()). 0: no limit but the process's fd limit. Dialed and enrolled
   /// connections are not limited.
   std::size_t max_connections = 0;
+  /// Before a loop blocks in epoll_wait it keeps polling without blocking for this long, so a
+  /// request that comes within it is taken without the loop going to sleep and its sender
+  /// paying for the wake-up (Netty's busy-wait strategy, bounded). It trades a core's idle time
+  /// for latency and for the cost of sleeping and waking: for a loop that has its own core.
+  /// 0 (the default): no polling; at most one second.
+  std::chrono::microseconds busy_poll{0};
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
   /// Messages a loop's mailbox may hold: past it, the sends users make (tell, async_write,

@@ -191,6 +191,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void post_fn(detail::message_fn fn);                                 // the engine's own
   [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
   void run();
+  // The next events: polls for up to busy_poll first, then blocks for at most `timeout` ms
+  // (-1: no limit; 0: does not block) unless the mailbox has mail.
+  [[nodiscard]] result<std::span<const poll_event>> wait_for_events(int timeout);
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
