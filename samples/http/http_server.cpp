@@ -5,6 +5,7 @@
 #include <actnet/actors/connection.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -121,6 +122,9 @@ constexpr std::string_view usage =
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
   --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
+  --keepalive-timeout MS
+                 close a connection after this long with nothing read or written (default
+                 60000, nginx's 75 s rounded down; 0: never)
 HTTP/1.1 (and 1.0) with keep-alive and pipelining. GET /plaintext answers "Hello, World!",
 /json {"message":"Hello, World!"}, anything else 404. Heads over 8 KiB get 431, bodies over
 1 MiB 413, malformed requests 400, Transfer-Encoding 501; each of those closes the connection.
@@ -130,6 +134,22 @@ Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto flags = actnet::samples::parse_flags(argc, argv, usage);
+  long keepalive_ms = 60000;
+  auto flags =
+      actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
+        if (f == "--keepalive-timeout" && value != nullptr) {
+          char* end = nullptr;
+          keepalive_ms = std::strtol(value, &end, 10);
+          if (end == value || *end != '\0' || keepalive_ms < 0) {
+            std::fprintf(stderr, "--keepalive-timeout: expected milliseconds, got %s\n", value);
+            std::exit(2);
+          }
+          return 2;
+        }
+        return 0;
+      });
+  // An idle kept-alive connection (or one whose client went quiet mid-request) is closed, so
+  // clients that vanish without a FIN do not hold connections for ever.
+  flags.options.connection_timeouts.idle = std::chrono::milliseconds(keepalive_ms);
   return actnet::samples::serve<http_connection>(flags);
 }

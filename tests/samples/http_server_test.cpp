@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,9 +55,10 @@ std::string status_of(const std::string& response) {
   return response.substr(0, response.find("\r\n"));
 }
 
-test::sample_process start_http() {
-  return test::sample_process(ACTNET_HTTP_SERVER,
-                              {"--listen", "tcp://127.0.0.1:0", "--loops", "2"});
+test::sample_process start_http(const std::vector<std::string>& more = {}) {
+  std::vector<std::string> args = {"--listen", "tcp://127.0.0.1:0", "--loops", "2"};
+  args.insert(args.end(), more.begin(), more.end());
+  return test::sample_process(ACTNET_HTTP_SERVER, args);
 }
 
 std::string host_port(const address& a) {
@@ -104,6 +107,28 @@ TEST(http_server_sample, sixteen_pipelined_requests_are_answered_in_order) {
         << i;
   }
   ::close(fd);
+}
+
+TEST(http_server_sample, an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout) {
+  test::sample_process server = start_http({"--keepalive-timeout", "200"});
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const int fd = test::connect_to(server.bound);  // reads time out after 20 s
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string buffered;
+  EXPECT_EQ(status_of(read_response(fd, buffered)), "HTTP/1.1 200 OK");
+  // Then nothing: the server closes the connection (end of stream, not the 20 s timeout).
+  char byte = 0;
+  errno = 0;
+  EXPECT_EQ(::recv(fd, &byte, 1, 0), 0) << std::strerror(errno);
+  ::close(fd);
+  // A half-sent request goes quiet too: closed the same way, nothing answered.
+  const int quiet = test::connect_to(server.bound);
+  ASSERT_GE(quiet, 0);
+  ASSERT_TRUE(test::send_all(quiet, "GET /plaintext HTTP/1.1\r\nHo"));
+  errno = 0;
+  EXPECT_EQ(::recv(quiet, &byte, 1, 0), 0) << std::strerror(errno);
+  ::close(quiet);
 }
 
 TEST(http_server_sample, two_requests_split_between_two_reads_at_every_byte) {
