@@ -200,8 +200,12 @@ void connection::writable_changed(bool writable) {
 
 void connection::pause_reading() noexcept {
   loop_->assert_in_loop();
-  if (read_paused_ || (dgram_ != nullptr && dgram_->socket != nullptr)) {
+  if (pause_asked_ || (dgram_ != nullptr && dgram_->socket != nullptr)) {
     return;
+  }
+  pause_asked_ = true;
+  if (read_paused_) {
+    return;  // the peer's FIN stopped reading already
   }
   read_paused_ = true;
   if (state_ == state::open) {
@@ -211,8 +215,12 @@ void connection::pause_reading() noexcept {
 
 void connection::resume_reading() noexcept {
   loop_->assert_in_loop();
-  if (!read_paused_) {
+  if (!pause_asked_) {
     return;
+  }
+  pause_asked_ = false;
+  if (peer_closed_) {
+    return;  // nothing more to read
   }
   read_paused_ = false;
   if (state_ != state::open) {

@@ -168,14 +168,35 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
 }
 
 void event_loop::fail_paused(connection& c) {
-  // Reading is paused, but the socket failed (a reset): reported without reading (the kernel
-  // would report it again and again).
+  // Reading is paused, but the socket failed (a reset) or hung up both ways: reported without
+  // reading (the kernel would report it again and again).
   int error = 0;
   socklen_t length = sizeof error;
   if (::getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error == 0) {
+    if (c.peer_closed_) {
+      finish(c, make_error_code(errc::end_of_stream));
+      return;
+    }
     error = ECONNRESET;
   }
   finish(c, {error, std::system_category()});
+}
+
+void event_loop::peer_shut_down(connection& c) {
+  // The peer sends no more but may still read: reading stops for good (in level-triggered
+  // mode its interest goes; edge-triggered reads are skipped), and the handler decides when to
+  // close; the default closes after the buffered output, with end_of_stream.
+  c.peer_closed_ = true;
+  if (!c.read_paused_) {
+    c.read_paused_ = true;
+    update_interest(c);
+  }
+  try {
+    c.on_peer_shutdown();
+  } catch (const std::exception& e) {
+    owner_.logger().error("loop {}: on_peer_shutdown threw: {}", index_, e.what());
+    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  }
 }
 
 void event_loop::update_interest(connection& c) noexcept {
@@ -212,14 +233,7 @@ void event_loop::update_interest(connection& c) noexcept {
       continue;
     }
     if (n == 0) {
-      if (c.out_.empty()) {
-        finish(c, make_error_code(errc::end_of_stream));
-      } else {
-        // A half-close: the peer sends no more but may still read. Deliver what is waiting,
-        // then close (on_close gets end_of_stream either way).
-        c.peer_closed_ = true;
-        c.begin_closing();
-      }
+      peer_shut_down(c);
       return;
     }
     const std::error_code ec = errno_code();

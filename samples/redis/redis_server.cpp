@@ -219,6 +219,13 @@ class redis_connection final : public actnet::connection {
 
   void on_open() override { start_expiry(); }
 
+  /// A client that half-closes after its commands (`redis-cli < file` may) still gets every
+  /// reply, those from other shards included: the connection closes once they are out.
+  void on_peer_shutdown() override {
+    quitting_ = true;
+    flush_ready();
+  }
+
   void on_data() override {
     if (inbound_buffered() < needed_ || quitting_) {
       return;

@@ -4,13 +4,16 @@
 
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <actnet/actors/engine.hpp>
 #include <actnet/error.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/test_util.hpp"
@@ -221,6 +224,111 @@ TEST(connection, small_closures_travel_in_messages_without_a_heap_allocation) {
   auto heavy = [b = big{}](event_loop&, connection*, std::error_code) { (void)b; };
   EXPECT_FALSE(detail::message_fn::stored_inline<decltype(heavy)>);
 }
+
+// -- the peer's half-close --
+
+struct half_close_log {
+  std::atomic<int> shutdowns{0};  // on_peer_shutdown calls
+  std::atomic<int> closes{0};
+  std::mutex mutex;
+  std::error_code reason;
+};
+
+// Collects the request; when the peer's FIN comes, answers it `delay` later with "reply:" and
+// the request, then `filler` bytes of pattern (enough to fill the socket and go out over
+// several writable events), then closes.
+class late_replier : public connection {
+ public:
+  late_replier(half_close_log* log, std::size_t filler) : log_(log), filler_(filler) {}
+  void on_data() override {
+    const byte_views in = next_all();
+    request_.append(reinterpret_cast<const char*>(in.first.data()), in.first.size());
+    request_.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
+  }
+  void on_peer_shutdown() override {
+    log_->shutdowns++;
+    EXPECT_TRUE(peer_shut_down());
+    (void)after(std::chrono::milliseconds(30), [](connection& c) {
+      auto& self = static_cast<late_replier&>(c);
+      EXPECT_FALSE(self.write("reply:" + self.request_));
+      EXPECT_FALSE(self.write(test::pattern_bytes(0, self.filler_)));
+      self.close();
+    });
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reason = reason;
+    log_->closes++;
+  }
+
+ private:
+  half_close_log* log_;
+  std::size_t filler_;
+  std::string request_;
+};
+
+class half_close : public ::testing::TestWithParam<bool> {};  // edge-triggered or not
+
+TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
+  half_close_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  constexpr std::size_t filler = 8 * 1024 * 1024;
+  const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, filler);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "hello"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  // Not read at once: the reply fills the socket and the rest goes out on writable events,
+  // each of which also reports the FIN again under edge triggering.
+  ASSERT_TRUE(eventually([&] { return log.shutdowns > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string got = test::read_to_end(fd);
+  ::close(fd);
+  ASSERT_EQ(got.size(), 11 + filler);
+  EXPECT_EQ(got.substr(0, 11), "reply:hello");
+  EXPECT_TRUE(got.substr(11) == test::pattern_bytes(0, filler)) << "the filler arrived altered";
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
+  EXPECT_EQ(log.shutdowns, 1);
+  EXPECT_EQ(log.closes, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+}
+
+TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) {
+  half_close_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, std::size_t{0});
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "ping"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(eventually([&] { return log.shutdowns > 0; }));
+  // A pause and a resume from outside: the FIN is not read (nor reported) a second time.
+  std::atomic<int> toggled{0};
+  ASSERT_FALSE(e->broadcast<late_replier>([&toggled](late_replier& c) {
+    c.pause_reading();
+    EXPECT_TRUE(c.reading_paused());
+    c.resume_reading();
+    EXPECT_FALSE(c.reading_paused());
+    toggled++;
+  }));
+  ASSERT_TRUE(eventually([&] { return toggled > 0; }));
+  EXPECT_EQ(test::read_to_end(fd), "reply:ping");
+  ::close(fd);
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
+  EXPECT_EQ(log.shutdowns, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(modes, half_close, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "edge" : "level";
+                         });
 
 }  // namespace
 }  // namespace actnet

@@ -222,6 +222,26 @@ TEST(redis_server_sample, a_pipeline_across_both_shards_is_answered_in_order) {
   ::close(fd);
 }
 
+TEST(redis_server_sample, a_client_that_half_closes_after_its_commands_gets_every_reply) {
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  for (int round = 0; round < 20; ++round) {
+    const int fd = test::connect_to(server.bound);
+    ASSERT_GE(fd, 0);
+    std::string requests;
+    std::string expected;
+    for (int i = 0; i < 40; ++i) {  // both shards: half the replies come back as messages
+      const std::string key = "half" + std::to_string(round) + "-" + std::to_string(i);
+      requests += command({"SET", key, "v"}) + command({"GET", key});
+      expected += "+OK\r\n$1\r\nv\r\n";
+    }
+    ASSERT_TRUE(test::send_all(fd, requests));
+    ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);  // the FIN right behind the commands
+    EXPECT_EQ(test::read_to_end(fd), expected) << "round " << round;
+    ::close(fd);
+  }
+}
+
 TEST(redis_server_sample, protocol_errors_are_answered_then_closed_and_others_carry_on) {
   test::sample_process server = start_redis();
   ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;

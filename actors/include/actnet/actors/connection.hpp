@@ -124,6 +124,13 @@ class connection {
   /// output in time, or the socket's error (a failed send included). Runs exactly once; the fd
   /// is still open during it (for addresses), writes no longer work.
   virtual void on_close(std::error_code /*reason*/) {}
+  /// The peer sent its FIN: it sends nothing more, but may still read. Reading has stopped
+  /// (on_data has had every byte before the FIN). The default closes after the buffered output
+  /// (on_close(end_of_stream)), which is what most protocols want. Override it to keep writing
+  /// to a peer that half-closed (a reply still being computed: an offload, an ask to another
+  /// loop), then close(); until then the connection stays open, so give it a timeout
+  /// (set_timeouts) in case the peer is gone for good.
+  virtual void on_peer_shutdown() { close(); }
   /// The outbound buffer rose to the high watermark (writable false) or fell back to the low
   /// one (true): engine_options::outbound_high_watermark / outbound_low_watermark. It may run
   /// inside write() or flush(). The default pauses reading while not writable, so a peer that
@@ -306,7 +313,9 @@ class connection {
   /// which share their socket (a no-op there).
   void pause_reading() noexcept;
   void resume_reading() noexcept;
-  [[nodiscard]] bool reading_paused() const noexcept { return read_paused_; }
+  [[nodiscard]] bool reading_paused() const noexcept { return pause_asked_; }
+  /// Whether the peer has sent its FIN (on_peer_shutdown has run).
+  [[nodiscard]] bool peer_shut_down() const noexcept { return peer_closed_; }
   /// This connection's time limits, replacing engine_options::timeouts (all 0: none). Counted
   /// from now.
   void set_timeouts(const timeouts& limits);
@@ -414,9 +423,10 @@ class connection {
   std::uint32_t generation_ = 0;
   state state_ = state::open;
   bool writing_ = false;      // level-triggered: EPOLLOUT armed
-  bool peer_closed_ = false;  // the peer's FIN came while output was still waiting
+  bool peer_closed_ = false;  // the peer's FIN came: reading has stopped for good
   bool ring_views_ = false;   // next() returned views into the ring during this on_data
-  bool read_paused_ = false;  // pause_reading()
+  bool read_paused_ = false;  // not reading: pause_reading(), or the peer's FIN
+  bool pause_asked_ = false;  // pause_reading() without resume_reading() since
   bool above_high_ = false;   // outbound reached the high watermark, not yet back to the low
   transport transport_ = transport::tcp;
   bool counted_ = false;   // in the loop's connection count (every connection but socket actors)
