@@ -187,15 +187,18 @@ void event_loop::peer_shut_down(connection& c) {
   // mode its interest goes; edge-triggered reads are skipped), and the handler decides when to
   // close; the default closes after the buffered output, with end_of_stream.
   c.peer_closed_ = true;
-  if (!c.read_paused_) {
-    c.read_paused_ = true;
-    update_interest(c);
-  }
+  const bool was_reading = !c.read_paused_;
+  c.read_paused_ = true;
   try {
     c.on_peer_shutdown();
   } catch (const std::exception& e) {
     owner_.logger().error("loop {}: on_peer_shutdown threw: {}", index_, e.what());
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  }
+  // Only a connection kept open needs its interest changed: one closed at once (the default,
+  // with nothing to send) costs no epoll_ctl.
+  if (was_reading && c.state_ == connection::state::open) {
+    update_interest(c);
   }
 }
 
@@ -269,7 +272,8 @@ void event_loop::update_interest(connection& c) noexcept {
   }
 }
 
-result<std::span<const poll_event>> event_loop::wait_for_events(int timeout) {
+[[gnu::always_inline]] inline result<std::span<const poll_event>> event_loop::wait_for_events(
+    int timeout) {
   if (timeout != 0 && options_.busy_poll.count() > 0) {
     // Polled without sleeping, so the mailbox is looked at here: its senders wake only a
     // loop that announced its sleep.
