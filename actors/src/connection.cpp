@@ -365,6 +365,9 @@ void connection::assert_loop_thread() const noexcept {
 
 std::error_code connection::write_partial(std::span<const std::byte> bytes, ssize_t sent) {
   if (sent < 0) {
+    if (write_end_ != write_end::open) {
+      return errc::connection_closed;  // (EPIPE: shutdown_write's FIN has gone)
+    }
     if (!would_block(errno)) {
       return fail({errno, std::system_category()});
     }
@@ -377,7 +380,7 @@ std::error_code connection::write_partial(std::span<const std::byte> bytes, ssiz
 }
 
 std::error_code connection::write_queued(std::span<const std::byte> bytes) {
-  if (state_ != state::open) {
+  if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
   if (dgram_ != nullptr) {
@@ -435,7 +438,7 @@ std::error_code connection::send_to(const address& to, std::span<const std::byte
 
 std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
   loop_->assert_in_loop();
-  if (state_ != state::open) {
+  if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
   if (dgram_ != nullptr) {
@@ -484,7 +487,7 @@ std::error_code connection::write_two(const byte_views& bytes) {
 
 std::error_code connection::write(block payload) {
   loop_->assert_in_loop();
-  if (state_ != state::open) {
+  if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
   if (dgram_ != nullptr) {
@@ -543,6 +546,7 @@ std::error_code connection::flush() {
     loop_->finish(*this, closing_reason());
     return {};
   }
+  output_drained();
   after_draining(progressed);
   return {};
 }
@@ -570,6 +574,29 @@ void connection::begin_closing() noexcept {
       loop_->finish(*this, std::make_error_code(std::errc::not_enough_memory));
     }
   }
+}
+
+std::error_code connection::shutdown_write() {
+  loop_->assert_in_loop();
+  if (dgram_ != nullptr) {
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  if (write_end_ != write_end::open) {
+    return {};
+  }
+  write_end_ = write_end::draining;
+  return out_.empty() ? shut_writing() : std::error_code{};  // else when the output has gone
+}
+
+std::error_code connection::shut_writing() noexcept {
+  write_end_ = write_end::shut;
+  if (::shutdown(fd_, SHUT_WR) != 0) {
+    return fail({errno, std::system_category()});
+  }
+  return {};
 }
 
 std::error_code connection::closing_reason() const noexcept {

@@ -1210,6 +1210,7 @@ void event_loop::write_out(connection& c) {
     finish(c, c.closing_reason());
     return;
   }
+  c.output_drained();
   c.after_draining(progressed);
 }
 

@@ -3,6 +3,12 @@
 // other directly, with no copy through a mailbox. When either side closes, the other is closed
 // once its pending output is flushed.
 //
+// Half-close: a peer's FIN is passed on. The other side shuts its writing once its pending
+// output has gone (connection::shutdown_write), and the pipe carries on the other way until that
+// peer's FIN too; then both sides close. So a client that sends its request and half-closes
+// still gets the whole reply, and a server that says its last word first still hears the
+// client out. A pipe with one way shut closes after --fin-timeout without traffic.
+//
 // Backpressure: when one side's output to its peer reaches the high watermark (the peer reads
 // slower than the other side sends), the other side stops reading until that output falls to
 // the low watermark; the kernel's buffers then push back on the fast sender. So a pipe buffers
@@ -10,6 +16,7 @@
 // as the hard limit.
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -26,7 +33,25 @@ class upstream;
 struct pipe {
   downstream* front = nullptr;
   upstream* back = nullptr;
+  std::chrono::milliseconds fin_timeout{0};
 };
+
+/// `from`'s peer sent its FIN: `to` (its partner) shuts its writing after its pending output.
+/// When `to`'s peer has finished sending too, nothing more can flow: both close.
+void pass_fin(actnet::connection& from, actnet::connection* to, const pipe& p) {
+  if (to == nullptr) {
+    from.close();
+  } else if (to->peer_shut_down()) {
+    to->close();
+    from.close();
+  } else {
+    (void)to->shutdown_write();
+    if (p.fin_timeout.count() > 0) {  // one way is over: the other must not hang on for ever
+      from.set_timeouts({.idle = p.fin_timeout});
+      to->set_timeouts({.idle = p.fin_timeout});
+    }
+  }
+}
 
 /// The connection to the upstream server.
 class upstream final : public actnet::connection {
@@ -34,6 +59,7 @@ class upstream final : public actnet::connection {
   explicit upstream(std::shared_ptr<pipe> p) : pipe_(std::move(p)) {}
   void on_open() override;
   void on_data() override;
+  void on_peer_shutdown() override;
   void on_writable_changed(bool writable) override;
   void on_close(std::error_code reason) override;
 
@@ -57,11 +83,13 @@ void throttle(actnet::connection* partner, bool writable) {
 /// An accepted client connection.
 class downstream final : public actnet::connection {
  public:
-  explicit downstream(const std::string* upstream_url) : url_(upstream_url) {}
+  downstream(const std::string* upstream_url, std::chrono::milliseconds fin_timeout)
+      : url_(upstream_url), fin_timeout_(fin_timeout) {}
 
   void on_open() override {
     pipe_ = std::make_shared<pipe>();
     pipe_->front = this;
+    pipe_->fin_timeout = fin_timeout_;
     // The upstream connection lives on this loop. Bytes the client sends meanwhile wait in
     // this side's inbound buffer (bounded by the inbound cap).
     dial<upstream>(
@@ -77,6 +105,17 @@ class downstream final : public actnet::connection {
   void on_data() override {
     if (pipe_->back != nullptr) {
       (void)pipe_->back->write(next_all());  // past the cap, the upstream side closes
+      if (peer_shut_down()) {
+        pass_fin(*this, pipe_->back, *pipe_);  // the client's FIN came before the upstream
+      }
+    }
+  }
+
+  void on_peer_shutdown() override {
+    // Before the upstream is there, what the client sent waits here, and its FIN with it:
+    // upstream::on_open wakes this side, whose on_data passes both on (a failed dial closes).
+    if (pipe_->back != nullptr) {
+      pass_fin(*this, pipe_->back, *pipe_);
     }
   }
 
@@ -91,6 +130,7 @@ class downstream final : public actnet::connection {
 
  private:
   const std::string* url_;
+  std::chrono::milliseconds fin_timeout_;
   std::shared_ptr<pipe> pipe_;
 };
 
@@ -107,6 +147,10 @@ void upstream::on_data() {
   if (pipe_->front != nullptr) {
     (void)pipe_->front->write(next_all());
   }
+}
+
+void upstream::on_peer_shutdown() {
+  pass_fin(*this, pipe_->front, *pipe_);
 }
 
 void upstream::on_writable_changed(bool writable) {
@@ -126,7 +170,7 @@ void upstream::on_close(std::error_code /*reason*/) {
 
 constexpr std::string_view usage =
     R"(usage: proxy --upstream URL [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
-             [--outbound-cap BYTES]
+             [--outbound-cap BYTES] [--fin-timeout MS]
   --upstream URL       where to connect each client: tcp://HOST:PORT, tcp4://, tcp6:// or
                        unix://PATH
   --listen URL         tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
@@ -138,9 +182,12 @@ constexpr std::string_view usage =
   --outbound-cap BYTES the hard limit of what one side may buffer before both sides of that
                        pipe are closed (default 64 MiB); a slow reader normally pauses the
                        other side at the 1 MiB high watermark long before
+  --fin-timeout MS     once one way of a pipe is shut (a half-close passed on), both sides
+                       close after this long without traffic (default 60000; 0: never)
 Each client connection gets its own upstream connection, on the same loop; bytes flow both ways.
-When either side closes, the other closes after its pending output. Prints "listening on URL"
-per listener; SIGINT or SIGTERM stops it.
+When either side closes, the other closes after its pending output. A half-close (FIN) is passed
+on after the pending output, and the other way carries on until its FIN too. Prints
+"listening on URL" per listener; SIGINT or SIGTERM stops it.
 )";
 
 }  // namespace
@@ -148,6 +195,7 @@ per listener; SIGINT or SIGTERM stops it.
 int main(int argc, char** argv) {
   std::string upstream_url;
   std::size_t outbound_cap = 0;
+  long fin_timeout_ms = 60000;
   auto flags =
       actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
         if (f == "--upstream" && value != nullptr) {
@@ -158,8 +206,20 @@ int main(int argc, char** argv) {
           outbound_cap = std::strtoull(value, nullptr, 10);
           return 2;
         }
+        if (f == "--fin-timeout" && value != nullptr) {
+          char* end = nullptr;
+          fin_timeout_ms = std::strtol(value, &end, 10);
+          if (end == value || *end != '\0') {
+            fin_timeout_ms = -1;  // refused below
+          }
+          return 2;
+        }
         return 0;
       });
+  if (fin_timeout_ms < 0) {
+    std::fprintf(stderr, "--fin-timeout: a number of milliseconds, 0 or more\n");
+    return 2;
+  }
   if (upstream_url.empty()) {
     std::fprintf(stderr, "--upstream URL is required (try --help)\n");
     return 2;
@@ -173,5 +233,6 @@ int main(int argc, char** argv) {
   if (outbound_cap != 0) {
     flags.options.outbound_cap = outbound_cap;
   }
-  return actnet::samples::serve<downstream>(flags, {}, &upstream_url);
+  return actnet::samples::serve<downstream>(flags, {}, &upstream_url,
+                                            std::chrono::milliseconds(fin_timeout_ms));
 }

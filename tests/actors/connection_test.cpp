@@ -325,6 +325,143 @@ TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) 
   EXPECT_EQ(log.shutdowns, 1);
 }
 
+// -- this side's half-close --
+
+struct shut_log {
+  std::mutex mutex;
+  std::string after_shut;                // what was read after shutdown_write
+  std::vector<std::error_code> refused;  // what writes after shutdown_write returned
+  std::error_code shut;                  // what shutdown_write returned
+  std::error_code reason;
+  std::atomic<int> peer_fins{0};
+  std::atomic<int> closes{0};
+};
+
+// At the first bytes, writes `filler` bytes of pattern (more than the socket takes: most of it
+// waits in the outbound buffer) and shuts its writing; then reads on, keeping what it reads.
+class fin_sender : public connection {
+ public:
+  fin_sender(shut_log* log, std::size_t filler) : log_(log), filler_(filler) {}
+  void on_data() override {
+    const std::string in = next_all().to_string();
+    const std::lock_guard lock(log_->mutex);
+    if (!write_shut_down()) {
+      EXPECT_FALSE(write(test::pattern_bytes(0, filler_)));
+      log_->shut = shutdown_write();
+      EXPECT_TRUE(write_shut_down());
+      EXPECT_EQ(shutdown_write(), std::error_code()) << "a second call does nothing";
+      return;
+    }
+    log_->after_shut += in;
+    // Every way of writing is refused now, and nothing of them reaches the peer.
+    log_->refused.push_back(write(in));
+    log_->refused.push_back(write(std::string_view()));
+    const std::array parts{std::as_bytes(std::span(in.data(), in.size()))};
+    log_->refused.push_back(writev(parts));
+    log_->refused.push_back(write(block::copy_of(in)));
+  }
+  void on_peer_shutdown() override {
+    log_->peer_fins++;
+    connection::on_peer_shutdown();
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reason = reason;
+    log_->closes++;
+  }
+
+ private:
+  shut_log* log_;
+  std::size_t filler_;
+};
+
+TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_on) {
+  shut_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  constexpr std::size_t filler = 8 * 1024 * 1024;
+  const address bound = e->listen<fin_sender>("tcp://127.0.0.1:0", &log, filler);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  timeval tv{5, 0};  // a missing FIN fails in 5 s
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(test::send_all(fd, "go"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the output waits, buffered
+  const std::string got = test::recv_exact(fd, filler);
+  ASSERT_EQ(got.size(), filler);
+  EXPECT_TRUE(got == test::pattern_bytes(0, filler)) << "the output arrived altered";
+  EXPECT_TRUE(test::peer_closed(fd)) << "no FIN after the output";
+  {
+    const std::lock_guard lock(log.mutex);
+    EXPECT_EQ(log.shut, std::error_code()) << log.shut.message();
+  }
+  // The server still reads.
+  ASSERT_TRUE(test::send_all(fd, "still heard"));
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(log.mutex);
+    return log.after_shut == "still heard";
+  }));
+  EXPECT_EQ(log.closes, 0) << "open until the peer's FIN";
+  {
+    const std::lock_guard lock(log.mutex);
+    ASSERT_EQ(log.refused.size(), 4U);
+    for (const std::error_code& ec : log.refused) {
+      EXPECT_EQ(ec, errc::connection_closed) << ec.message();
+    }
+  }
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
+  EXPECT_EQ(log.peer_fins, 1);
+  EXPECT_EQ(log.closes, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  ::close(fd);
+}
+
+// Keeps the connection open at the peer's FIN; shuts its own writing a little later.
+class lingering_fin : public connection {
+ public:
+  explicit lingering_fin(shut_log* log) : log_(log) {}
+  void on_data() override { (void)write(next_all()); }
+  void on_peer_shutdown() override {
+    log_->peer_fins++;
+    (void)after(std::chrono::milliseconds(20), [](connection& c) {
+      EXPECT_FALSE(c.write("bye"));
+      EXPECT_FALSE(c.shutdown_write());
+    });
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reason = reason;
+    log_->closes++;
+  }
+
+ private:
+  shut_log* log_;
+};
+
+TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_stream) {
+  shut_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  const address bound = e->listen<lingering_fin>("tcp://127.0.0.1:0", &log);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "echo me"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  EXPECT_EQ(test::read_to_end(fd), "echo mebye");
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }))
+      << "on_peer_shutdown kept it open, but nothing can pass either way";
+  EXPECT_EQ(log.peer_fins, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  ::close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(modes, half_close, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& p) {
                            return p.param ? "edge" : "level";

@@ -1,6 +1,6 @@
 // samples/proxy: 100 connections through the proxy to the echo server, every byte verified by
-// echo_client; closes carried across; a client that never reads cannot make the proxy grow past
-// its outbound cap, and the other clients are still served.
+// echo_client; closes carried across, and half-closes passed on; a client that never reads
+// cannot make the proxy grow past its outbound cap, and the other clients are still served.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,145 @@ TEST(proxy_sample, a_client_that_never_reads_is_pushed_back_loses_nothing_and_ot
   EXPECT_EQ(back.size(), sent);
   EXPECT_TRUE(back == test::pattern_bytes(0, sent)) << "a byte was lost or reordered";
   ::close(hog);
+  const int status = proxy.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// -- half-close passed on --
+
+struct upstream_log {
+  std::mutex mutex;
+  std::string heard;
+  std::vector<std::error_code> reasons;
+};
+
+/// An upstream that answers a request only once it has all of it: 50 ms after the peer's FIN,
+/// it sends back everything it heard, then closes.
+class replies_at_fin final : public connection {
+ public:
+  explicit replies_at_fin(upstream_log* log) : log_(log) {}
+  void on_data() override { heard_ += next_all().to_string(); }
+  void on_peer_shutdown() override {
+    (void)after(std::chrono::milliseconds(50), [](connection& c) {
+      auto& self = static_cast<replies_at_fin&>(c);
+      (void)self.write(self.heard_);
+      self.close();
+    });
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reasons.push_back(reason);
+  }
+
+ private:
+  upstream_log* log_;
+  std::string heard_;
+};
+
+TEST(proxy_sample, a_client_that_half_closes_after_its_request_gets_the_whole_reply) {
+  upstream_log log;
+  test::running_engine upstream;
+  const address bound = upstream->listen<replies_at_fin>("tcp://127.0.0.1:0", &log);
+  upstream.start();
+  test::sample_process proxy = start_proxy(bound);
+  ASSERT_EQ(proxy.addresses.size(), 1U) << proxy.first_line;
+  const int fd = test::connect_to(proxy.bound);
+  ASSERT_GE(fd, 0);
+  // 4 MiB, more than the sockets and the proxy's watermark hold, so the reply goes out over
+  // many writable events after the FIN has passed.
+  constexpr std::size_t size = std::size_t{4} << 20;
+  ASSERT_TRUE(test::send_all(fd, test::pattern_bytes(0, size)));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  const std::string back = test::read_to_end(fd);
+  ::close(fd);
+  EXPECT_EQ(back.size(), size) << "the reply was cut short at the client's FIN";
+  EXPECT_TRUE(back == test::pattern_bytes(0, size)) << "a byte was lost or reordered";
+  ASSERT_TRUE(test::eventually([&] {
+    const std::lock_guard lock(log.mutex);
+    return !log.reasons.empty();
+  }));
+  const int status = proxy.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/// An upstream that says "hello" and shuts its writing at once, then listens. At the peer's
+/// FIN it closes (the default), unless `keep_open`.
+class speaks_first final : public connection {
+ public:
+  speaks_first(upstream_log* log, bool keep_open) : log_(log), keep_open_(keep_open) {}
+  void on_open() override {
+    (void)write(std::string_view("hello"));
+    (void)shutdown_write();
+  }
+  void on_data() override {
+    const std::lock_guard lock(log_->mutex);
+    log_->heard += next_all().to_string();
+  }
+  void on_peer_shutdown() override {
+    if (!keep_open_) {
+      close();
+    }
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reasons.push_back(reason);
+  }
+
+ private:
+  upstream_log* log_;
+  bool keep_open_;
+};
+
+TEST(proxy_sample, a_server_that_half_closes_first_still_hears_the_client_out) {
+  upstream_log log;
+  test::running_engine upstream;
+  const address bound = upstream->listen<speaks_first>("tcp://127.0.0.1:0", &log, false);
+  upstream.start();
+  test::sample_process proxy = start_proxy(bound);
+  ASSERT_EQ(proxy.addresses.size(), 1U) << proxy.first_line;
+  const int fd = test::connect_to(proxy.bound);
+  ASSERT_GE(fd, 0);
+  timeval tv{5, 0};  // a missing FIN fails in 5 s
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(test::recv_exact(fd, 5), "hello");
+  EXPECT_TRUE(test::peer_closed(fd)) << "the server's FIN is passed on";
+  ASSERT_TRUE(test::send_all(fd, "and yet I go on"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(test::eventually([&] {
+    const std::lock_guard lock(log.mutex);
+    return !log.reasons.empty();
+  }));
+  {
+    const std::lock_guard lock(log.mutex);
+    EXPECT_EQ(log.heard, "and yet I go on");
+    EXPECT_EQ(log.reasons.front(), errc::end_of_stream) << log.reasons.front().message();
+  }
+  EXPECT_EQ(test::read_to_end(fd), "") << "the proxy closed its side too";
+  ::close(fd);
+  ASSERT_TRUE(test::eventually([&] { return upstream->count_connections() == 0; }));
+  const int status = proxy.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(proxy_sample, a_pipe_with_one_way_shut_closes_after_the_fin_timeout) {
+  upstream_log log;
+  test::running_engine upstream;
+  const address bound = upstream->listen<speaks_first>("tcp://127.0.0.1:0", &log, true);
+  upstream.start();
+  test::sample_process proxy = start_proxy(bound, {"--fin-timeout", "200"});
+  ASSERT_EQ(proxy.addresses.size(), 1U) << proxy.first_line;
+  const int fd = test::connect_to(proxy.bound);
+  ASSERT_GE(fd, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(test::recv_exact(fd, 5), "hello");
+  EXPECT_TRUE(test::peer_closed(fd));
+  // The client neither sends nor closes: after 200 ms the proxy closes both sides.
+  ASSERT_TRUE(test::eventually([&] {
+    const std::lock_guard lock(log.mutex);
+    return !log.reasons.empty();
+  })) << "the half-closed pipe stayed open";
+  ::close(fd);
   const int status = proxy.stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }

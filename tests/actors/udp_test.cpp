@@ -78,6 +78,7 @@ struct datagram_log {
   std::error_code write_outside_on_data;
   std::error_code peer_outside_on_data;
   std::error_code send_to_tcp_address;
+  std::error_code shutdown_write;
   std::atomic<int> opened{0};
   std::atomic<int> closed{0};
   std::error_code close_reason;
@@ -98,6 +99,7 @@ class taking_three : public connection {
     log_->write_outside_on_data = write(std::string_view("x"));
     log_->peer_outside_on_data = remote_address().error();
     log_->send_to_tcp_address = send_to(address::parse("tcp://127.0.0.1:9"), std::string_view("x"));
+    log_->shutdown_write = shutdown_write();
     log_->opened++;
   }
   void on_data() override {
@@ -135,6 +137,7 @@ TEST(udp, a_datagram_is_one_on_data_and_its_unconsumed_bytes_end_with_it) {
     EXPECT_EQ(log.write_outside_on_data, std::errc::destination_address_required);
     EXPECT_EQ(log.peer_outside_on_data, std::errc::not_connected);
     EXPECT_EQ(log.send_to_tcp_address, std::errc::invalid_argument);
+    EXPECT_EQ(log.shutdown_write, std::errc::operation_not_supported) << "a datagram has no FIN";
   }
   EXPECT_EQ(log.opened.load(), 1);
   EXPECT_EQ(log.closed.load(), 1);

@@ -186,8 +186,9 @@ class connection {
   // -- outbound --
 
   /// Writes `bytes`: straight to the socket when nothing is waiting, buffering what it does not
-  /// take; behind the buffered bytes otherwise. Errors: connection_closed after close,
-  /// capacity_exceeded past the outbound cap (the connection is then closed with that error).
+  /// take; behind the buffered bytes otherwise. Errors: connection_closed after close or
+  /// shutdown_write, capacity_exceeded past the outbound cap (the connection is then closed with
+  /// that error).
   std::error_code write(std::span<const std::byte> bytes) {
     check_thread();
     if (state_ == state::open && dgram_ == nullptr && out_.empty() && !bytes.empty()) [[likely]] {
@@ -316,6 +317,18 @@ class connection {
   [[nodiscard]] bool reading_paused() const noexcept { return pause_asked_; }
   /// Whether the peer has sent its FIN (on_peer_shutdown has run).
   [[nodiscard]] bool peer_shut_down() const noexcept { return peer_closed_; }
+  /// Half-closes this side: once the buffered output has gone, the peer gets a FIN
+  /// (shutdown(SHUT_WR)) while reading goes on; the way a client marks the end of its request,
+  /// or a proxy passes a FIN on. From now on writes fail with connection_closed. The connection
+  /// stays open until close(), an error or a timeout, or the peer's FIN (the default
+  /// on_peer_shutdown then closes it; with both directions shut, the connection closes with
+  /// end_of_stream even when it is overridden). The write timeout still watches the output
+  /// waiting to go. Errors: connection_closed after close, operation_not_supported for a
+  /// datagram connection; a shutdown the socket refuses closes the connection with its error.
+  /// A second call does nothing.
+  std::error_code shutdown_write();
+  /// Whether shutdown_write() has been called (the FIN may still wait behind the output).
+  [[nodiscard]] bool write_shut_down() const noexcept { return write_end_ != write_end::open; }
   /// This connection's time limits, replacing engine_options::timeouts (all 0: none). Counted
   /// from now.
   void set_timeouts(const timeouts& limits);
@@ -360,6 +373,8 @@ class connection {
  private:
   friend class event_loop;
   enum class state : std::uint8_t { open, closing, closed };
+  // This side's writing: open, shut after the buffered output (shutdown_write), or shut.
+  enum class write_end : std::uint8_t { open, draining, shut };
 
   // Moves this read's unconsumed bytes into the ring so the loop's buffer can be reused.
   [[nodiscard]] std::error_code keep_fresh() {
@@ -410,6 +425,13 @@ class connection {
   std::error_code fail(std::error_code ec) noexcept;
   void want_write(bool on) noexcept;
   void begin_closing() noexcept;  // stop reading, flush, then finish
+  // The output has all gone: shutdown_write()'s FIN, if it waits for that.
+  void output_drained() noexcept {
+    if (write_end_ == write_end::draining) [[unlikely]] {
+      (void)shut_writing();
+    }
+  }
+  std::error_code shut_writing() noexcept;  // shutdown(SHUT_WR) now
   // on_close's reason once the output has gone: end_of_stream after the peer's FIN,
   // engine_stopped at stop, {} after close().
   [[nodiscard]] std::error_code closing_reason() const noexcept;
@@ -428,6 +450,7 @@ class connection {
   bool read_paused_ = false;  // not reading: pause_reading(), or the peer's FIN
   bool pause_asked_ = false;  // pause_reading() without resume_reading() since
   bool above_high_ = false;   // outbound reached the high watermark, not yet back to the low
+  write_end write_end_ = write_end::open;
   transport transport_ = transport::tcp;
   bool counted_ = false;   // in the loop's connection count (every connection but socket actors)
   bool admitted_ = false;  // accepted under engine_options::max_connections
