@@ -527,18 +527,26 @@ TEST(engine, a_busy_polling_loop_takes_mail_without_being_woken) {
   e.start();
   ping(*e);  // may wake the loop, which then polls for a second after each message
   const std::uint64_t before = e->loop(0).wakeups();
+  // A ping that comes more than a second after the one before may find the loop asleep: only
+  // a test thread starved that long by a loaded machine sends one.
+  int late = 0;
+  auto last = std::chrono::steady_clock::now();
   for (int i = 0; i < 100; ++i) {
+    const auto now = std::chrono::steady_clock::now();
+    late += now - last > std::chrono::milliseconds(900) ? 1 : 0;
     ping(*e);
+    last = std::chrono::steady_clock::now();
   }
-  EXPECT_EQ(e->loop(0).wakeups(), before);
+  EXPECT_LE(e->loop(0).wakeups() - before, static_cast<std::uint64_t>(late));
+  RecordProperty("late_pings", late);
 }
 
 TEST(engine, a_busy_polling_loop_runs_a_timer_due_before_its_polling_ends) {
   running_engine e(polling(std::chrono::seconds(1)));
   e.start();
   std::promise<std::chrono::steady_clock::duration> fired;
-  const auto start = std::chrono::steady_clock::now();
-  ASSERT_FALSE(e->loop(0).post([&fired, start](event_loop& l) {
+  ASSERT_FALSE(e->loop(0).post([&fired](event_loop& l) {
+    const auto start = std::chrono::steady_clock::now();  // on the loop: its own delay only
     l.after(std::chrono::milliseconds(20),
             [&fired, start] { fired.set_value(std::chrono::steady_clock::now() - start); });
   }));

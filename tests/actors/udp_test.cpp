@@ -446,14 +446,14 @@ TEST(udp, an_idle_session_closes_with_timed_out_and_a_new_datagram_opens_another
 TEST(udp, a_session_that_keeps_talking_stays_open_past_the_idle_timeout) {
   session_log log;
   running_engine e;
-  const address bound = e->listen<counting_session>(sessions(std::chrono::milliseconds(300)),
+  const address bound = e->listen<counting_session>(sessions(std::chrono::milliseconds(500)),
                                                     "udp://127.0.0.1:0", &log);
   e.start();
   const udp_client client(bound);
-  for (int i = 1; i <= 10; ++i) {  // about 1 s of traffic, a datagram every 100 ms
+  for (int i = 1; i <= 24; ++i) {  // over 1.2 s of traffic, a datagram every 50 ms
     ASSERT_TRUE(client.send("x"));
     ASSERT_EQ(client.receive(), std::to_string(i) + ":x");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(log.opened.load(), 1);
   EXPECT_EQ(log.closed.load(), 0);
