@@ -594,7 +594,17 @@ std::error_code connection::shutdown_write() {
 std::error_code connection::shut_writing() noexcept {
   write_end_ = write_end::shut;
   if (::shutdown(fd_, SHUT_WR) != 0) {
-    return fail({errno, std::system_category()});
+    // (After a reset the socket says not_connected; the reset is the news.)
+    const int refused = errno;
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error == 0) {
+      error = refused;
+    }
+    return fail({error, std::system_category()});
+  }
+  if (peer_closed_) {
+    loop_->finish(*this, make_error_code(errc::end_of_stream));  // both ways are shut
   }
   return {};
 }

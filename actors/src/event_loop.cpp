@@ -162,12 +162,12 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
     if (!c.read_paused_) [[likely]] {
       read_from(c);
     } else if ((events & (io::hangup_both | io::error)) != 0) {
-      fail_paused(c);  // (a peer's FIN alone, EPOLLRDHUP, waits to be read after the resume)
+      paused_hangup(c);  // (a peer's FIN alone, EPOLLRDHUP, waits to be read after the resume)
     }
   }
 }
 
-void event_loop::fail_paused(connection& c) {
+void event_loop::paused_hangup(connection& c) {
   // Reading is paused, but the socket failed (a reset) or hung up both ways: reported without
   // reading (the kernel would report it again and again).
   int error = 0;
@@ -175,6 +175,16 @@ void event_loop::fail_paused(connection& c) {
   if (::getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error == 0) {
     if (c.peer_closed_) {
       finish(c, make_error_code(errc::end_of_stream));
+      return;
+    }
+    if (c.write_end_ == connection::write_end::shut) {
+      // This side's FIN (shutdown_write) and then the peer's: its last bytes and its FIN wait
+      // to be read at the resume. Level-triggered, the hang-up would be reported again and
+      // again, so the socket leaves epoll until then (update_interest brings it back).
+      if (!options_.edge_triggered && !c.unwatched_) {
+        (void)poller_.remove(c.fd_);
+        c.unwatched_ = true;
+      }
       return;
     }
     error = ECONNRESET;
@@ -195,6 +205,10 @@ void event_loop::peer_shut_down(connection& c) {
     owner_.logger().error("loop {}: on_peer_shutdown threw: {}", index_, e.what());
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
   }
+  if (c.state_ == connection::state::open && c.write_end_ == connection::write_end::shut) {
+    finish(c, make_error_code(errc::end_of_stream));  // both ways are shut: nothing can pass
+    return;
+  }
   // Only a connection kept open needs its interest changed: one closed at once (the default,
   // with nothing to send) costs no epoll_ctl.
   if (was_reading && c.state_ == connection::state::open) {
@@ -212,6 +226,16 @@ void event_loop::update_interest(connection& c) noexcept {
   const std::uint64_t key = c.dgram_ != nullptr
                                 ? listener_tag | datagram_tag | key_of(c.slot_, c.generation_)
                                 : key_of(c.slot_, c.generation_);
+  if (c.unwatched_) [[unlikely]] {  // out of epoll since a hang-up while paused
+    if ((interest & io::readable) == 0) {
+      return;
+    }
+    c.unwatched_ = false;
+    if (const std::error_code ec = poller_.add(c.fd_, interest, key)) {
+      finish(c, ec);
+    }
+    return;
+  }
   (void)poller_.modify(c.fd_, interest, key);
 }
 

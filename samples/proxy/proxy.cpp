@@ -42,6 +42,9 @@ void pass_fin(actnet::connection& from, actnet::connection* to, const pipe& p) {
   if (to == nullptr) {
     from.close();
   } else if (to->peer_shut_down()) {
+    if (to->inbound_buffered() > 0) {
+      return;  // bytes that came before the upstream: `to`'s woken on_data passes them, then this
+    }
     to->close();
     from.close();
   } else {

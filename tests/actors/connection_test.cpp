@@ -462,6 +462,94 @@ TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_s
   ::close(fd);
 }
 
+// Echoes the first bytes and shuts its writing (pausing its reading too, if asked); keeps what
+// it reads after that. Its on_peer_shutdown does not close.
+class shuts_first : public connection {
+ public:
+  shuts_first(shut_log* log, bool pause) : log_(log), pause_(pause) {}
+  void on_data() override {
+    const std::string in = next_all().to_string();
+    const std::lock_guard lock(log_->mutex);
+    if (!write_shut_down()) {
+      EXPECT_FALSE(write(in));
+      EXPECT_FALSE(shutdown_write());
+      if (pause_) {
+        pause_reading();
+      }
+      return;
+    }
+    log_->after_shut += in;
+  }
+  void on_peer_shutdown() override { log_->peer_fins++; }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reason = reason;
+    log_->closes++;
+  }
+
+ private:
+  shut_log* log_;
+  bool pause_;
+};
+
+// Connects, sends "first", expects it back and then the server's FIN.
+int first_exchange(const address& bound) {
+  const int fd = connect_to(bound);
+  if (fd < 0) {
+    return -1;
+  }
+  timeval tv{5, 0};  // a missing FIN fails in 5 s
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_TRUE(test::send_all(fd, "first"));
+  EXPECT_EQ(test::recv_exact(fd, 5), "first");
+  EXPECT_TRUE(test::peer_closed(fd)) << "no FIN from the server";
+  return fd;
+}
+
+TEST_P(half_close, after_shutdown_write_the_peers_fin_closes_with_end_of_stream) {
+  shut_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, false);
+  e.start();
+  const int fd = first_exchange(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "last words"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }))
+      << "on_peer_shutdown kept it open, but nothing can pass either way";
+  EXPECT_EQ(log.peer_fins, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.after_shut, "last words");
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  ::close(fd);
+}
+
+TEST_P(half_close, a_paused_connection_with_its_writing_shut_reads_the_peers_last_bytes_at_resume) {
+  shut_log log;
+  engine_options o = test::small_options();
+  o.edge_triggered = GetParam();
+  running_engine e(o);
+  const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, true);
+  e.start();
+  const int fd = first_exchange(bound);
+  ASSERT_GE(fd, 0);
+  // Bytes and a FIN while the server does not read: its socket hangs up both ways with data
+  // still in it, which is not a reset.
+  ASSERT_TRUE(test::send_all(fd, "last words"));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the hang-up is seen, paused
+  EXPECT_EQ(log.closes, 0) << "closed while paused";
+  ASSERT_FALSE(e->broadcast<shuts_first>([](shuts_first& c) { c.resume_reading(); }));
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
+  EXPECT_EQ(log.peer_fins, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.after_shut, "last words");
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  ::close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(modes, half_close, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& p) {
                            return p.param ? "edge" : "level";

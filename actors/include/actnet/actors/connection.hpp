@@ -322,7 +322,8 @@ class connection {
   /// or a proxy passes a FIN on. From now on writes fail with connection_closed. The connection
   /// stays open until close(), an error or a timeout, or the peer's FIN (the default
   /// on_peer_shutdown then closes it; with both directions shut, the connection closes with
-  /// end_of_stream even when it is overridden). The write timeout still watches the output
+  /// end_of_stream even when it is overridden; while reading is paused, the peer's last bytes
+  /// and its FIN wait for the resume). The write timeout still watches the output
   /// waiting to go. Errors: connection_closed after close, operation_not_supported for a
   /// datagram connection; a shutdown the socket refuses closes the connection with its error.
   /// A second call does nothing.
@@ -451,6 +452,7 @@ class connection {
   bool pause_asked_ = false;  // pause_reading() without resume_reading() since
   bool above_high_ = false;   // outbound reached the high watermark, not yet back to the low
   write_end write_end_ = write_end::open;
+  bool unwatched_ = false;  // out of epoll: hung up both ways while paused (level-triggered)
   transport transport_ = transport::tcp;
   bool counted_ = false;   // in the loop's connection count (every connection but socket actors)
   bool admitted_ = false;  // accepted under engine_options::max_connections

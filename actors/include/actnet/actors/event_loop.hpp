@@ -235,7 +235,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::string_view why);  // logged once a second at most
   void on_io(connection& c, std::uint32_t events);
-  void fail_paused(connection& c);               // a paused connection's socket failed
+  void paused_hangup(connection& c);             // a paused connection's socket failed or hung up
   void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
   void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
   void read_from(connection& c);
