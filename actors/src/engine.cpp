@@ -237,9 +237,10 @@ void engine::open_datagram_sockets(std::size_t index) {
   }
   for (std::size_t k = 0; k < loops_.size(); ++k) {
     unique_fd fd = k == 0 ? unique_fd(copy) : std::move(l.siblings.at(k - 1));
-    loops_[k]->post([index, owned = std::move(fd)](event_loop& loop) mutable {
-      loop.open_datagram(index, std::move(owned));
-    });
+    loops_[k]->post_fn(
+        [index, owned = std::move(fd)](event_loop& loop, connection*, std::error_code) mutable {
+          loop.open_datagram(index, std::move(owned));
+        });
     if (l.siblings.empty()) {
       break;  // one socket serves this address
     }
@@ -296,10 +297,12 @@ std::error_code engine::enroll(int fd, factory make) {
   }
   balancer_assignment to =
       balancer_->assign(reinterpret_cast<const sockaddr*>(&peer), peer_length);  // NOLINT
-  loops_[to.target]->post([fd = std::move(owned), make = std::move(make), t,
-                           lease = std::move(to.lease)](event_loop& loop) mutable {
-    loop.adopt(std::move(fd), make, t, std::move(lease));
-  });
+  // The engine's own message, as an accepted connection's: a full mailbox does not refuse it.
+  loops_[to.target]->post_fn(
+      [fd = std::move(owned), make = std::move(make), t, lease = std::move(to.lease)](
+          event_loop& loop, connection*, std::error_code) mutable {
+        loop.adopt(std::move(fd), make, t, std::move(lease));
+      });
   return {};
 }
 
@@ -379,10 +382,12 @@ void engine::post_dial(const address& to, factory make, const dial_options& opti
                                    : balancer_->assign(to.data(), to.size());
   auto r = std::make_unique<request>(to, std::move(make), options, std::move(done),
                                      std::move(target.lease), std::move(again));
-  loops_[target.target]->post([r = std::move(r)](event_loop& loop) mutable {
-    loop.start_dial(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
-                    std::move(r->lease), std::move(r->again));
-  });
+  // The engine's own message: a full mailbox does not refuse it (nor a reconnect).
+  loops_[target.target]->post_fn(
+      [r = std::move(r)](event_loop& loop, connection*, std::error_code) mutable {
+        loop.start_dial(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
+                        std::move(r->lease), std::move(r->again));
+      });
 }
 
 result<unique_fd> engine::dup_listener(std::size_t index) const {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -203,6 +204,11 @@ std::string sum_reply(const std::vector<std::int64_t>& parts) {
   return r;
 }
 
+/// The reply to a command whose key lives on a shard whose mailbox is full
+/// (engine_options::mailbox_cap): the command did not run there.
+constexpr std::string_view busy_reply = "-ERR busy: a shard's mailbox is full, try again\r\n";
+constexpr std::string_view internal_error_reply = "-ERR internal error\r\n";
+
 std::string wrong_args(std::string_view command) {
   std::string e = "ERR wrong number of arguments for '";
   for (const char c : command) {
@@ -227,7 +233,14 @@ class redis_connection final : public actnet::connection {
   }
 
   void on_data() override {
-    if (inbound_buffered() < needed_ || quitting_) {
+    if (quitting_) {
+      // After QUIT or a protocol error, while replies from other shards are still to come:
+      // what the client sends is dropped, and not read (it would fill the inbound buffer).
+      (void)discard(inbound_buffered());
+      pause_reading();
+      return;
+    }
+    if (inbound_buffered() < needed_) {
       return;
     }
     const std::string_view bytes = actnet::samples::contiguous(peek_all(), joined_);
@@ -253,7 +266,10 @@ class redis_connection final : public actnet::connection {
       }
       spare_args_ = std::move(r.args);
     }
-    (void)discard(used);
+    (void)discard(quitting_ ? inbound_buffered() : used);
+    if (quitting_) {
+      pause_reading();
+    }
     flush_ready();
   }
 
@@ -314,7 +330,7 @@ class redis_connection final : public actnet::connection {
       return;
     }
     const std::uint64_t seq = answer_later();
-    ask(
+    const std::error_code refused = ask(
         owner().loop(index),
         [ks = ks_, index, k = std::string(key), a = std::string(arg), fn](actnet::event_loop&) {
           std::string reply;
@@ -322,8 +338,11 @@ class redis_connection final : public actnet::connection {
           return reply;
         },
         [this, seq](actnet::result<std::string> r) {
-          fill(seq, r ? std::move(*r) : "-ERR internal error\r\n");
+          fill(seq, r ? std::move(*r) : std::string(internal_error_reply));
         });
+    if (refused) {
+      fill(seq, std::string(busy_reply));  // the owner's mailbox is full: `then` never runs
+    }
   }
 
   /// Runs `part(shard_index, shard&, now)` on each shard in `indices` and replies with
@@ -333,6 +352,7 @@ class redis_connection final : public actnet::connection {
     struct gather {
       std::vector<Part> parts;
       std::size_t missing = 0;
+      std::string_view failure;  // a part is missing: the command fails as a whole, with this
     };
     auto g = std::make_shared<gather>();
     g->parts.resize(indices.size());
@@ -348,19 +368,28 @@ class redis_connection final : public actnet::connection {
       if (!seq) {
         seq = answer_later();
       }
-      ask(
+      const auto part_done = [this, g, s = *seq, combine] {
+        if (--g->missing == 0) {
+          fill(s, g->failure.empty() ? combine(g->parts) : std::string(g->failure));
+        }
+      };
+      const std::error_code refused = ask(
           owner().loop(index),
           [ks = ks_, index, part](actnet::event_loop&) {
             return part(index, ks->shards[index], now_ms());
           },
-          [this, g, k, s = *seq, combine](actnet::result<Part> r) {
+          [g, k, part_done](actnet::result<Part> r) {
             if (r) {
               g->parts[k] = std::move(*r);
+            } else {
+              g->failure = internal_error_reply;
             }
-            if (--g->missing == 0) {
-              fill(s, combine(g->parts));
-            }
+            part_done();
           });
+      if (refused) {
+        g->failure = busy_reply;  // the owner's mailbox is full: that part never comes
+        part_done();
+      }
     }
     if (!seq) {
       answer_now(combine(g->parts));
@@ -861,12 +890,15 @@ class redis_connection final : public actnet::connection {
 
 constexpr std::string_view usage =
     R"(usage: redis_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
+                    [--busy-poll N] [--mailbox-cap N]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
                  default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads, one keyspace shard each (0 = one per hardware thread)
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
   --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)
+  --mailbox-cap N  messages a loop's mailbox holds before it refuses more (default 262144);
+                 a command for a shard whose mailbox is full is answered "-ERR busy"
 RESP2 and inline commands: PING, ECHO, SET [EX|PX] [NX|XX], GET, DEL, EXISTS, INCR, DECR,
 INCRBY, DECRBY, MSET, MGET, EXPIRE, TTL, DBSIZE, FLUSHALL, KEYS, QUIT, SELECT 0, and enough
 of COMMAND, CONFIG, CLIENT and HELLO for redis-cli and redis-benchmark. Strings only; nothing
@@ -876,7 +908,26 @@ is persisted. Prints "listening on URL" per listener; SIGINT or SIGTERM stops it
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto flags = actnet::samples::parse_flags(argc, argv, usage);
+  long long mailbox_cap = -1;
+  auto flags =
+      actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
+        if (f == "--mailbox-cap" && value != nullptr) {
+          char* end = nullptr;
+          mailbox_cap = std::strtoll(value, &end, 10);
+          if (end == value || *end != '\0' || mailbox_cap < 1) {
+            mailbox_cap = 0;  // refused below
+          }
+          return 2;
+        }
+        return 0;
+      });
+  if (mailbox_cap == 0) {
+    std::fprintf(stderr, "--mailbox-cap: a number of messages, 1 or more\n");
+    return 2;
+  }
+  if (mailbox_cap > 0) {
+    flags.options.mailbox_cap = static_cast<std::size_t>(mailbox_cap);
+  }
   keyspace ks;  // outlives the engine, whose connections and timers point at it
   return actnet::samples::serve<redis_connection>(
       flags, [&ks](actnet::engine& e) { ks.shards.resize(e.loop_count()); }, &ks);

@@ -267,13 +267,19 @@ class late_replier : public connection {
   std::string request_;
 };
 
-class half_close : public ::testing::TestWithParam<bool> {};  // edge-triggered or not
+// Edge-triggered or not.
+class half_close : public ::testing::TestWithParam<bool> {
+ protected:
+  [[nodiscard]] engine_options options() const {
+    engine_options o = test::small_options();
+    o.edge_triggered = GetParam();
+    return o;
+  }
+};
 
 TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
   half_close_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   constexpr std::size_t filler = 8 * 1024 * 1024;
   const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, filler);
   e.start();
@@ -299,9 +305,7 @@ TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
 
 TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) {
   half_close_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, std::size_t{0});
   e.start();
   const int fd = connect_to(bound);
@@ -377,9 +381,7 @@ class fin_sender : public connection {
 
 TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_on) {
   shut_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   constexpr std::size_t filler = 8 * 1024 * 1024;
   const address bound = e->listen<fin_sender>("tcp://127.0.0.1:0", &log, filler);
   e.start();
@@ -444,9 +446,7 @@ class lingering_fin : public connection {
 
 TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_stream) {
   shut_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   const address bound = e->listen<lingering_fin>("tcp://127.0.0.1:0", &log);
   e.start();
   const int fd = connect_to(bound);
@@ -506,31 +506,33 @@ int first_exchange(const address& bound) {
   return fd;
 }
 
+// The server heard the peer's "last words" after its own FIN, then closed once with
+// end_of_stream.
+void expect_heard_out(shut_log& log, const char* if_open) {
+  ASSERT_TRUE(eventually([&] { return log.closes > 0; })) << if_open;
+  EXPECT_EQ(log.peer_fins, 1);
+  EXPECT_EQ(log.closes, 1);
+  const std::lock_guard lock(log.mutex);
+  EXPECT_EQ(log.after_shut, "last words");
+  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+}
+
 TEST_P(half_close, after_shutdown_write_the_peers_fin_closes_with_end_of_stream) {
   shut_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, false);
   e.start();
   const int fd = first_exchange(bound);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(test::send_all(fd, "last words"));
   ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
-  ASSERT_TRUE(eventually([&] { return log.closes > 0; }))
-      << "on_peer_shutdown kept it open, but nothing can pass either way";
-  EXPECT_EQ(log.peer_fins, 1);
-  const std::lock_guard lock(log.mutex);
-  EXPECT_EQ(log.after_shut, "last words");
-  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  expect_heard_out(log, "on_peer_shutdown kept it open, but nothing can pass either way");
   ::close(fd);
 }
 
 TEST_P(half_close, a_paused_connection_with_its_writing_shut_reads_the_peers_last_bytes_at_resume) {
   shut_log log;
-  engine_options o = test::small_options();
-  o.edge_triggered = GetParam();
-  running_engine e(o);
+  running_engine e(options());
   const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, true);
   e.start();
   const int fd = first_exchange(bound);
@@ -542,11 +544,7 @@ TEST_P(half_close, a_paused_connection_with_its_writing_shut_reads_the_peers_las
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the hang-up is seen, paused
   EXPECT_EQ(log.closes, 0) << "closed while paused";
   ASSERT_FALSE(e->broadcast<shuts_first>([](shuts_first& c) { c.resume_reading(); }));
-  ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
-  EXPECT_EQ(log.peer_fins, 1);
-  const std::lock_guard lock(log.mutex);
-  EXPECT_EQ(log.after_shut, "last words");
-  EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
+  expect_heard_out(log, "never closed");
   ::close(fd);
 }
 

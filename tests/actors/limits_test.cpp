@@ -10,9 +10,11 @@
 #include <actnet/actors/engine.hpp>
 #include <actnet/error.hpp>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -552,6 +554,18 @@ TEST(limits, stop_gives_up_on_a_peer_that_does_not_read_at_the_shutdown_timeout)
   ::close(fd);
 }
 
+// Holds `loop` in a handler until `release`; returns once it is held.
+void hold(event_loop& loop, std::atomic<bool>& release) {
+  std::atomic<bool> held{false};
+  ASSERT_FALSE(loop.post([&held, &release](event_loop&) {
+    held = true;
+    while (!release) {
+      std::this_thread::sleep_for(1ms);
+    }
+  }));
+  ASSERT_TRUE(eventually([&] { return held.load(); }));
+}
+
 TEST(limits, a_full_mailbox_refuses_sends_with_queue_full_and_accepts_again_once_drained) {
   probe p;
   engine_options opts = test::small_options();
@@ -567,14 +581,7 @@ TEST(limits, a_full_mailbox_refuses_sends_with_queue_full_and_accepts_again_once
 
   // Hold the loop in a handler, so nothing drains, and send far more than the cap.
   std::atomic<bool> release{false};
-  std::atomic<bool> held{false};
-  ASSERT_FALSE(loop.post([&](event_loop&) {
-    held = true;
-    while (!release) {
-      std::this_thread::sleep_for(1ms);
-    }
-  }));
-  ASSERT_TRUE(eventually([&] { return held.load(); }));
+  hold(loop, release);
   std::atomic<int> ran{0};
   int accepted = 0;
   int refused = 0;
@@ -607,6 +614,67 @@ TEST(limits, a_full_mailbox_refuses_sends_with_queue_full_and_accepts_again_once
   EXPECT_EQ(test::recv_exact(fd, 4), "back");
   ASSERT_TRUE(eventually([&] { return writes_done.load() == 1; }));
   ::close(fd);
+}
+
+TEST(limits, a_thread_sending_to_several_loops_in_turn_is_held_to_each_ones_cap) {
+  engine_options opts = test::small_options(2);
+  opts.mailbox_cap = 1000;
+  running_engine e(opts);
+  e.start();
+  std::atomic<bool> release{false};
+  hold(e->loop(0), release);
+  hold(e->loop(1), release);
+  // Strictly in turn: a counter the two mailboxes shared would count the queue of only one.
+  std::array<int, 2> accepted{};
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10000; ++i) {
+    if (!e->loop(i % 2).post([&ran](event_loop&) { ++ran; })) {
+      ++accepted.at(i % 2);
+    }
+  }
+  for (const int a : accepted) {
+    EXPECT_GE(a, 1000 - 256) << "refused before the cap";
+    EXPECT_LE(a, 1000 + 256) << "one sending thread overshoots each cap by at most 256";
+  }
+  release = true;
+  EXPECT_TRUE(eventually([&] { return ran.load() == accepted[0] + accepted[1]; }));
+}
+
+TEST(limits, a_full_mailbox_does_not_refuse_the_engines_own_messages_enroll_and_dial) {
+  probe p;
+  engine_options opts = test::small_options();
+  opts.mailbox_cap = 1000;
+  running_engine e(opts);
+  const address bound = e->listen<echo>("tcp://127.0.0.1:0", &p);
+  e.start();
+  std::atomic<bool> release{false};
+  hold(e->loop(0), release);
+  int refused = 0;
+  for (int i = 0; i < 2000; ++i) {
+    refused += e->loop(0).post([](event_loop&) {}) ? 1 : 0;
+  }
+  ASSERT_GT(refused, 0) << "the mailbox is full";
+  // A connected socket to enroll, and a dial: both must reach the held loop.
+  const int client = connect_to(bound);  // accepted (and echoed) once the loop runs again
+  ASSERT_GE(client, 0);
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  EXPECT_FALSE(e->enroll<echo>(pair[0], &p));
+  std::promise<result<conn_ref>> dialed;
+  e->dial<echo>(
+      bound.to_string(), {}, [&dialed](result<conn_ref> r) { dialed.set_value(r); }, &p);
+  release = true;
+  auto answer = dialed.get_future();
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  const result<conn_ref> r = answer.get();
+  EXPECT_TRUE(r) << r.error().message() << ": the dial was dropped with the full mailbox";
+  // The enrolled socket echoes.
+  timeval tv{5, 0};
+  ::setsockopt(pair[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(test::send_all(pair[1], "enrolled"));
+  EXPECT_EQ(test::recv_exact(pair[1], 8), "enrolled");
+  ::close(pair[1]);
+  ::close(client);
 }
 
 }  // namespace

@@ -2,13 +2,16 @@
 // redis-cli and redis-benchmark, and by raw sockets: a pipeline across both shards answered in
 // order, and protocol errors answered and closed while other connections carry on.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/sample_process.hpp"
@@ -220,6 +223,57 @@ TEST(redis_server_sample, a_pipeline_across_both_shards_is_answered_in_order) {
   expected += "$1\r\n2\r\n+PONG\r\n";
   EXPECT_EQ(exchange(fd, requests, expected.size()), expected);
   ::close(fd);
+}
+
+TEST(redis_server_sample, a_full_shard_mailbox_answers_busy_and_the_connection_carries_on) {
+  // A mailbox cap of 1: the pipelined commands for the other shard soon meet a full mailbox.
+  test::sample_process server = start_redis({"--mailbox-cap", "1"});
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  constexpr int keys = 16;  // on both shards
+  constexpr int per_round = 20000;
+  std::array<long, keys> counts{};  // each key's INCRs that ran
+  int busy = 0;
+  for (int round = 0; round < 10 && busy == 0; ++round) {
+    const int fd = test::connect_to(server.bound);  // reads time out after 20 s
+    ASSERT_GE(fd, 0);
+    std::string requests;
+    for (int i = 0; i < per_round; ++i) {
+      requests += command({"INCR", "k" + std::to_string(i % keys)});
+    }
+    std::thread sender([&] { (void)test::send_all(fd, requests); });
+    // Every command is answered, in order: each key's counter goes up by one at each reply
+    // that is not the busy error.
+    std::string buffer;
+    std::size_t at = 0;
+    int replies = 0;
+    while (replies < per_round) {
+      const std::size_t eol = buffer.find("\r\n", at);
+      if (eol == std::string::npos) {
+        buffer.erase(0, at);
+        at = 0;
+        char chunk[4096];
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) {
+          break;  // closed, or 20 s without a reply
+        }
+        buffer.append(chunk, static_cast<std::size_t>(n));
+        continue;
+      }
+      const std::string line = buffer.substr(at, eol - at);
+      at = eol + 2;
+      const int key = replies++ % keys;
+      if (line.rfind("-ERR busy", 0) == 0) {
+        ++busy;
+      } else {
+        ASSERT_EQ(line, ":" + std::to_string(++counts.at(key))) << "reply " << replies;
+      }
+    }
+    sender.join();
+    ::close(fd);
+    ASSERT_EQ(replies, per_round) << "a command was never answered";
+  }
+  EXPECT_GT(busy, 0) << "no command met a full mailbox: the cap was not exercised";
+  RecordProperty("busy_replies", busy);
 }
 
 TEST(redis_server_sample, a_client_that_half_closes_after_its_commands_gets_every_reply) {

@@ -4,6 +4,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,19 @@
 #include <vector>
 
 namespace actnet {
+namespace detail {
+
+/// The per-thread post counters of mailbox::full: each live mailbox takes a counter of its own
+/// (while at most 256 live; past that, later ones share, and a sender alternating strictly
+/// between two sharing mailboxes counts only one of them). Thread-safe.
+struct post_counter {
+  std::uint8_t index;
+  bool owned;  // given back at destruction
+};
+post_counter take_post_counter() noexcept;
+void give_back_post_counter(post_counter c) noexcept;
+
+}  // namespace detail
 
 /// Many producers (any thread), one consumer (the owning loop). Messages from one producer
 /// thread arrive in the order that thread posted them; there is no order across producers.
@@ -26,6 +40,9 @@ template <class Message, class Waker>
 class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
  public:
   explicit mailbox(Waker waker) : waker_(std::move(waker)) {}
+  mailbox(const mailbox&) = delete;
+  mailbox& operator=(const mailbox&) = delete;
+  ~mailbox() { detail::give_back_post_counter(counter_); }
 
   /// Thread-safe. Enqueues and, if the owner sleeps, wakes it. Throws std::bad_alloc when the
   /// queue cannot grow.
@@ -43,16 +60,18 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   /// Thread-safe: whether the mailbox holds about `cap` messages or more (never with cap 0).
   /// Cheap enough for every post: each producer thread counts the queue (moodycamel's
-  /// size_approx, a sum over its producers) once every check_every posts, and on every post
-  /// while it was found full; so a mailbox overshoots its cap by at most check_every messages
-  /// per producer thread.
+  /// size_approx, a sum over its producers) once every check_every posts to this mailbox (a
+  /// counter per thread and mailbox, so sends spread over several mailboxes count each), and on
+  /// every post while it was found full; so a mailbox overshoots its cap by at most
+  /// check_every messages per producer thread.
   [[nodiscard]] bool full(std::size_t cap) noexcept {
     if (cap == 0) {
       return false;
     }
-    thread_local std::uint32_t posts = 0;
+    // A byte per mailbox: it wraps to 0 every check_every posts.
+    thread_local std::array<std::uint8_t, 256> posts{};
     const bool was_full = full_.load(std::memory_order_relaxed);
-    if (!was_full && (++posts & (check_every - 1)) != 0) [[likely]] {
+    if (!was_full && ++posts[counter_.index] != 0) [[likely]] {
       return false;
     }
     const bool now_full = queue_.size_approx() >= cap;
@@ -61,7 +80,7 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
     }
     return now_full;
   }
-  static constexpr std::uint32_t check_every = 256;
+  static constexpr std::uint32_t check_every = 256;  // where a std::uint8_t wraps
 
   /// Owner only. Hands up to `budget` messages to `handle`, in bulk; returns how many.
   template <class Handler>
@@ -114,6 +133,7 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Read by every bounded post, written only when the verdict changes: beside asleep_, which
   // every post reads already, so it costs no cache line of its own.
   std::atomic<bool> full_{false};
+  const detail::post_counter counter_ = detail::take_post_counter();
   std::atomic<std::uint64_t> wakeups_{0};
 };
 
