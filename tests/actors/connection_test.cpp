@@ -227,11 +227,21 @@ TEST(connection, small_closures_travel_in_messages_without_a_heap_allocation) {
 
 // -- the peer's half-close --
 
+// What a half-close test's server saw, read by the test thread.
 struct half_close_log {
-  std::atomic<int> shutdowns{0};  // on_peer_shutdown calls
+  std::atomic<int> peer_fins{0};  // on_peer_shutdown calls
   std::atomic<int> closes{0};
   std::mutex mutex;
-  std::error_code reason;
+  std::error_code reason;                // on_close's
+  std::string after_shut;                // what was read after shutdown_write
+  std::vector<std::error_code> refused;  // what writes after shutdown_write returned
+  std::error_code shut;                  // what shutdown_write returned
+
+  void note_close(std::error_code r) {
+    const std::lock_guard lock(mutex);
+    reason = r;
+    closes++;
+  }
 };
 
 // Collects the request; when the peer's FIN comes, answers it `delay` later with "reply:" and
@@ -246,7 +256,7 @@ class late_replier : public connection {
     request_.append(reinterpret_cast<const char*>(in.second.data()), in.second.size());
   }
   void on_peer_shutdown() override {
-    log_->shutdowns++;
+    log_->peer_fins++;
     EXPECT_TRUE(peer_shut_down());
     (void)after(std::chrono::milliseconds(30), [](connection& c) {
       auto& self = static_cast<late_replier&>(c);
@@ -255,11 +265,7 @@ class late_replier : public connection {
       self.close();
     });
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->reason = reason;
-    log_->closes++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
   half_close_log* log_;
@@ -289,7 +295,7 @@ TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
   ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
   // Not read at once: the reply fills the socket and the rest goes out on writable events,
   // each of which also reports the FIN again under edge triggering.
-  ASSERT_TRUE(eventually([&] { return log.shutdowns > 0; }));
+  ASSERT_TRUE(eventually([&] { return log.peer_fins > 0; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const std::string got = test::read_to_end(fd);
   ::close(fd);
@@ -297,7 +303,7 @@ TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
   EXPECT_EQ(got.substr(0, 11), "reply:hello");
   EXPECT_TRUE(got.substr(11) == test::pattern_bytes(0, filler)) << "the filler arrived altered";
   ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
-  EXPECT_EQ(log.shutdowns, 1);
+  EXPECT_EQ(log.peer_fins, 1);
   EXPECT_EQ(log.closes, 1);
   const std::lock_guard lock(log.mutex);
   EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
@@ -312,7 +318,7 @@ TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) 
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(test::send_all(fd, "ping"));
   ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
-  ASSERT_TRUE(eventually([&] { return log.shutdowns > 0; }));
+  ASSERT_TRUE(eventually([&] { return log.peer_fins > 0; }));
   // A pause and a resume from outside: the FIN is not read (nor reported) a second time.
   std::atomic<int> toggled{0};
   ASSERT_FALSE(e->broadcast<late_replier>([&toggled](late_replier& c) {
@@ -326,26 +332,16 @@ TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) 
   EXPECT_EQ(test::read_to_end(fd), "reply:ping");
   ::close(fd);
   ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
-  EXPECT_EQ(log.shutdowns, 1);
+  EXPECT_EQ(log.peer_fins, 1);
 }
 
 // -- this side's half-close --
-
-struct shut_log {
-  std::mutex mutex;
-  std::string after_shut;                // what was read after shutdown_write
-  std::vector<std::error_code> refused;  // what writes after shutdown_write returned
-  std::error_code shut;                  // what shutdown_write returned
-  std::error_code reason;
-  std::atomic<int> peer_fins{0};
-  std::atomic<int> closes{0};
-};
 
 // At the first bytes, writes `filler` bytes of pattern (more than the socket takes: most of it
 // waits in the outbound buffer) and shuts its writing; then reads on, keeping what it reads.
 class fin_sender : public connection {
  public:
-  fin_sender(shut_log* log, std::size_t filler) : log_(log), filler_(filler) {}
+  fin_sender(half_close_log* log, std::size_t filler) : log_(log), filler_(filler) {}
   void on_data() override {
     const std::string in = next_all().to_string();
     const std::lock_guard lock(log_->mutex);
@@ -368,19 +364,15 @@ class fin_sender : public connection {
     log_->peer_fins++;
     connection::on_peer_shutdown();
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->reason = reason;
-    log_->closes++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
-  shut_log* log_;
+  half_close_log* log_;
   std::size_t filler_;
 };
 
 TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_on) {
-  shut_log log;
+  half_close_log log;
   running_engine e(options());
   constexpr std::size_t filler = 8 * 1024 * 1024;
   const address bound = e->listen<fin_sender>("tcp://127.0.0.1:0", &log, filler);
@@ -425,7 +417,7 @@ TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_o
 // Keeps the connection open at the peer's FIN; shuts its own writing a little later.
 class lingering_fin : public connection {
  public:
-  explicit lingering_fin(shut_log* log) : log_(log) {}
+  explicit lingering_fin(half_close_log* log) : log_(log) {}
   void on_data() override { (void)write(next_all()); }
   void on_peer_shutdown() override {
     log_->peer_fins++;
@@ -434,18 +426,14 @@ class lingering_fin : public connection {
       EXPECT_FALSE(c.shutdown_write());
     });
   }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->reason = reason;
-    log_->closes++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
-  shut_log* log_;
+  half_close_log* log_;
 };
 
 TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_stream) {
-  shut_log log;
+  half_close_log log;
   running_engine e(options());
   const address bound = e->listen<lingering_fin>("tcp://127.0.0.1:0", &log);
   e.start();
@@ -466,7 +454,7 @@ TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_s
 // it reads after that. Its on_peer_shutdown does not close.
 class shuts_first : public connection {
  public:
-  shuts_first(shut_log* log, bool pause) : log_(log), pause_(pause) {}
+  shuts_first(half_close_log* log, bool pause) : log_(log), pause_(pause) {}
   void on_data() override {
     const std::string in = next_all().to_string();
     const std::lock_guard lock(log_->mutex);
@@ -481,14 +469,10 @@ class shuts_first : public connection {
     log_->after_shut += in;
   }
   void on_peer_shutdown() override { log_->peer_fins++; }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(log_->mutex);
-    log_->reason = reason;
-    log_->closes++;
-  }
+  void on_close(std::error_code reason) override { log_->note_close(reason); }
 
  private:
-  shut_log* log_;
+  half_close_log* log_;
   bool pause_;
 };
 
@@ -508,7 +492,7 @@ int first_exchange(const address& bound) {
 
 // The server heard the peer's "last words" after its own FIN, then closed once with
 // end_of_stream.
-void expect_heard_out(shut_log& log, const char* if_open) {
+void expect_heard_out(half_close_log& log, const char* if_open) {
   ASSERT_TRUE(eventually([&] { return log.closes > 0; })) << if_open;
   EXPECT_EQ(log.peer_fins, 1);
   EXPECT_EQ(log.closes, 1);
@@ -518,7 +502,7 @@ void expect_heard_out(shut_log& log, const char* if_open) {
 }
 
 TEST_P(half_close, after_shutdown_write_the_peers_fin_closes_with_end_of_stream) {
-  shut_log log;
+  half_close_log log;
   running_engine e(options());
   const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, false);
   e.start();
@@ -531,7 +515,7 @@ TEST_P(half_close, after_shutdown_write_the_peers_fin_closes_with_end_of_stream)
 }
 
 TEST_P(half_close, a_paused_connection_with_its_writing_shut_reads_the_peers_last_bytes_at_resume) {
-  shut_log log;
+  half_close_log log;
   running_engine e(options());
   const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, true);
   e.start();
