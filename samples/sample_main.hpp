@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <actnet/actors/engine.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,20 @@ namespace actnet::samples {
 
 /// The inbound bytes as one view: zero-copy when they are contiguous, else (they wrap in the
 /// ring, rarely) joined into `scratch`. For parsers that want a single string_view.
+/// `value`, the argument of `flag`, as a whole number of at least `min`; otherwise says so,
+/// naming the flag, and exits with status 2.
+inline long long number_flag(std::string_view flag, const char* value, long long min) {
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(value, &end, 10);
+  if (end == value || *end != '\0' || errno == ERANGE || n < min) {
+    std::fprintf(stderr, "%.*s: expected a whole number, %lld or more, got %s\n",
+                 static_cast<int>(flag.size()), flag.data(), min, value);
+    std::exit(2);
+  }
+  return n;
+}
+
 inline std::string_view contiguous(const byte_views& in, std::string& scratch) {
   const std::string_view first(reinterpret_cast<const char*>(in.first.data()), in.first.size());
   if (in.second.empty()) {
@@ -70,13 +85,7 @@ inline common_flags parse_flags(
       ++i;
     } else if (arg == "--busy-poll" && value != nullptr) {
       // Microseconds each loop polls before it sleeps (engine_options::busy_poll).
-      char* end = nullptr;
-      const long us = std::strtol(value, &end, 10);
-      if (end == value || *end != '\0' || us < 0) {
-        std::fprintf(stderr, "--busy-poll: expected microseconds, got %s\n", value);
-        std::exit(2);
-      }
-      f.options.busy_poll = std::chrono::microseconds(us);
+      f.options.busy_poll = std::chrono::microseconds(number_flag(arg, value, 0));
       ++i;
     } else if (arg == "--lb" && value != nullptr) {
       const std::string_view lb = value;

@@ -134,16 +134,11 @@ Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.
 }  // namespace
 
 int main(int argc, char** argv) {
-  long keepalive_ms = 60000;
+  long long keepalive_ms = 60000;
   auto flags =
       actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
         if (f == "--keepalive-timeout" && value != nullptr) {
-          char* end = nullptr;
-          keepalive_ms = std::strtol(value, &end, 10);
-          if (end == value || *end != '\0' || keepalive_ms < 0) {
-            std::fprintf(stderr, "--keepalive-timeout: expected milliseconds, got %s\n", value);
-            std::exit(2);
-          }
+          keepalive_ms = actnet::samples::number_flag(f, value, 0);
           return 2;
         }
         return 0;

@@ -198,7 +198,7 @@ on after the pending output, and the other way carries on until its FIN too. Pri
 int main(int argc, char** argv) {
   std::string upstream_url;
   std::size_t outbound_cap = 0;
-  long fin_timeout_ms = 60000;
+  long long fin_timeout_ms = 60000;
   auto flags =
       actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
         if (f == "--upstream" && value != nullptr) {
@@ -210,19 +210,11 @@ int main(int argc, char** argv) {
           return 2;
         }
         if (f == "--fin-timeout" && value != nullptr) {
-          char* end = nullptr;
-          fin_timeout_ms = std::strtol(value, &end, 10);
-          if (end == value || *end != '\0') {
-            fin_timeout_ms = -1;  // refused below
-          }
+          fin_timeout_ms = actnet::samples::number_flag(f, value, 0);
           return 2;
         }
         return 0;
       });
-  if (fin_timeout_ms < 0) {
-    std::fprintf(stderr, "--fin-timeout: a number of milliseconds, 0 or more\n");
-    return 2;
-  }
   if (upstream_url.empty()) {
     std::fprintf(stderr, "--upstream URL is required (try --help)\n");
     return 2;

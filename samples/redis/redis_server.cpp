@@ -908,23 +908,15 @@ is persisted. Prints "listening on URL" per listener; SIGINT or SIGTERM stops it
 }  // namespace
 
 int main(int argc, char** argv) {
-  long long mailbox_cap = -1;
+  long long mailbox_cap = 0;  // the engine's default
   auto flags =
       actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
         if (f == "--mailbox-cap" && value != nullptr) {
-          char* end = nullptr;
-          mailbox_cap = std::strtoll(value, &end, 10);
-          if (end == value || *end != '\0' || mailbox_cap < 1) {
-            mailbox_cap = 0;  // refused below
-          }
+          mailbox_cap = actnet::samples::number_flag(f, value, 1);
           return 2;
         }
         return 0;
       });
-  if (mailbox_cap == 0) {
-    std::fprintf(stderr, "--mailbox-cap: a number of messages, 1 or more\n");
-    return 2;
-  }
   if (mailbox_cap > 0) {
     flags.options.mailbox_cap = static_cast<std::size_t>(mailbox_cap);
   }
