@@ -700,12 +700,8 @@ void connection::dial_here(const address& to, std::function<std::unique_ptr<conn
 
 std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
                                       std::uint32_t generation, message_fn question) {
-  detail::message m;
-  m.what = message_kind::ask;
-  m.slot = slot;
-  m.generation = generation;
-  m.fn = std::move(question);
-  return loop.send_bounded(std::move(m));
+  return loop.send_bounded(
+      detail::message::to_actor(message_kind::ask, slot, generation, std::move(question)));
 }
 
 void detail::send_reply(const reply_address& to, unique_function<void()> reply) {
@@ -754,23 +750,13 @@ block conn_ref::gather(std::span<const std::span<const std::byte>> parts) {
 }
 
 void conn_ref::send(detail::message_kind kind, block payload, detail::message_fn fn) const {
-  detail::message m;
-  m.what = kind;
-  m.slot = slot_;
-  m.generation = generation_;
-  m.payload = std::move(payload);
-  m.fn = std::move(fn);
-  loop_->send(std::move(m));
+  loop_->send(
+      detail::message::to_actor(kind, slot_, generation_, std::move(fn), std::move(payload)));
 }
 
 std::error_code conn_ref::send_write(block payload, detail::message_fn done) const {
-  detail::message m;
-  m.what = detail::message_kind::async_write;
-  m.slot = slot_;
-  m.generation = generation_;
-  m.payload = std::move(payload);
-  m.fn = std::move(done);
-  return loop_->send_bounded(std::move(m));
+  return loop_->send_bounded(detail::message::to_actor(
+      detail::message_kind::async_write, slot_, generation_, std::move(done), std::move(payload)));
 }
 
 void conn_ref::send_tell(detail::message_fn fn) const {
@@ -778,12 +764,8 @@ void conn_ref::send_tell(detail::message_fn fn) const {
 }
 
 std::error_code conn_ref::send_user_tell(detail::message_fn fn) const {
-  detail::message m;
-  m.what = detail::message_kind::tell;
-  m.slot = slot_;
-  m.generation = generation_;
-  m.fn = std::move(fn);
-  return loop_->send_bounded(std::move(m));
+  return loop_->send_bounded(
+      detail::message::to_actor(detail::message_kind::tell, slot_, generation_, std::move(fn)));
 }
 
 void conn_ref::close() const {

@@ -426,9 +426,7 @@ void engine::stop() noexcept {
     return;
   }
   for (const auto& l : loops_) {
-    detail::message m;
-    m.what = detail::message::kind::stop;
-    l->send(std::move(m));
+    l->send(detail::message::stop());
   }
 }
 

@@ -26,56 +26,15 @@
 #include "actnet/buffers/block_pool.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/syscalls.hpp"
+#include "guarded.hpp"
 #include "log.hpp"
 
 namespace actnet {
 
 namespace {
 
-struct post_counters {
-  std::mutex mutex;
-  std::bitset<256> taken;
-  std::uint8_t next_shared = 0;  // past 256 live mailboxes, round and round
-};
-
-post_counters& counters() {
-  static post_counters c;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
-  return c;
-}
-
-}  // namespace
-
-detail::post_counter detail::take_post_counter() noexcept {
-  post_counters& c = counters();
-  const std::lock_guard lock(c.mutex);
-  for (std::size_t i = 0; i < c.taken.size(); ++i) {
-    if (!c.taken[i]) {
-      c.taken[i] = true;
-      return {static_cast<std::uint8_t>(i), true};
-    }
-  }
-  return {c.next_shared++, false};
-}
-
-void detail::give_back_post_counter(post_counter counter) noexcept {
-  if (counter.owned) {
-    post_counters& c = counters();
-    const std::lock_guard lock(c.mutex);
-    c.taken[counter.index] = false;
-  }
-}
-namespace {
-
-constexpr std::uint64_t listener_tag = std::uint64_t{1} << 63;
-// With listener_tag: a UDP socket actor (generation << 32 | slot, as a connection's key), so
-// the stream connections' path has no datagram check.
-constexpr std::uint64_t datagram_tag = std::uint64_t{1} << 62;
-// With listener_tag: a connect in progress (engine::dial), by its id.
-constexpr std::uint64_t dial_tag = std::uint64_t{1} << 61;
-
-std::uint64_t key_of(std::uint32_t slot, std::uint32_t generation) noexcept {
-  return (std::uint64_t{generation} << 32) | slot;
-}
+using detail::io_key;
+using detail::io_kind;
 
 std::error_code errno_code() noexcept {
   return {errno, std::system_category()};
@@ -87,37 +46,12 @@ bool would_block(std::error_code ec) noexcept {
 
 }  // namespace
 
-detail::message::~message() {
-  if (fd >= 0) {
-    ::close(fd);
-  }
-}
-
-detail::message& detail::message::operator=(message&& other) noexcept {
-  if (this != &other) {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    what = other.what;
-    admitted = std::exchange(other.admitted, false);
-    slot = other.slot;
-    generation = other.generation;
-    fd = std::exchange(other.fd, -1);
-    listener = other.listener;
-    lease = std::move(other.lease);
-    payload = std::move(other.payload);
-    fn = std::move(other.fn);
-  }
-  return *this;
-}
-
 event_loop::event_loop(engine& owner, std::size_t index, const engine_options& options)
     : owner_(owner),
       options_(options),
       index_(index),
       mailbox_(detail::poller_waker{&poller_}),
-      read_buffer_(options.read_buffer_size),
-      spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+      read_buffer_(options.read_buffer_size) {}
 
 event_loop::~event_loop() {
   fail_dials(make_error_code(errc::engine_stopped));
@@ -148,18 +82,12 @@ std::error_code event_loop::post_user(detail::message_fn fn) {
   if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
     return refuse_message();
   }
-  detail::message m;
-  m.what = detail::message::kind::closure;
-  m.fn = std::move(fn);
-  mailbox_.post(std::move(m));
+  mailbox_.post(detail::message::closure(std::move(fn)));
   return detail::no_error();
 }
 
 void event_loop::post_fn(detail::message_fn fn) {
-  detail::message m;
-  m.what = detail::message::kind::closure;
-  m.fn = std::move(fn);
-  send(std::move(m));
+  send(detail::message::closure(std::move(fn)));
 }
 
 timer_id event_loop::after(std::chrono::nanoseconds delay, unique_function<void()> fn) {
@@ -173,20 +101,63 @@ bool event_loop::cancel(timer_id id) noexcept {
 }
 
 connection* event_loop::find(std::uint32_t slot, std::uint32_t generation) const noexcept {
-  if (slot >= slots_.size() || slots_[slot].generation != generation) {
-    return nullptr;
-  }
-  return slots_[slot].conn;
+  return slots_.find(slot, generation);
+}
+
+std::uint64_t event_loop::id_of(const connection& c) noexcept {
+  return io_key(io_kind::stream, c.slot_, c.generation_).bits();
+}
+
+std::uint64_t event_loop::key_of(const connection& c) noexcept {
+  return io_key(c.dgram_ != nullptr ? io_kind::datagram : io_kind::stream, c.slot_, c.generation_)
+      .bits();
 }
 
 void event_loop::add_listener(std::size_t listener_index, int fd) {
-  if (const std::error_code ec = poller_.add(fd, io::readable, listener_tag | listener_index)) {
+  if (const std::error_code ec = poller_.add(
+          fd, io::readable,
+          io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)).bits())) {
     throw std::system_error(ec, "actnet: cannot watch a listener");
   }
 }
 
 // The per-message path, inlined into run(): a call per event and per read costs more than the
 // rest of the dispatch (callgrind).
+[[gnu::always_inline]] inline void event_loop::dispatch(io_key key, std::uint32_t events) {
+  if (key.is_stream()) [[likely]] {
+    if (connection* c = find(key.slot(), key.generation())) {
+      on_io(*c, events);
+      reap();
+    }
+    return;
+  }
+  switch (key.kind()) {
+    case io_kind::stream:
+      return;
+    case io_kind::listener:
+      accept_from(key.slot());
+      break;
+    case io_kind::dial:
+      if (key == io_key::wake()) {
+        poller_.consume_wake();  // the mailbox is drained in its own phase
+        return;
+      }
+      finish_dial(key.slot(), {});
+      break;
+    case io_kind::datagram: {
+      // The generation matters: a socket actor closed earlier in this batch may have had its
+      // slot taken by another connection since.
+      connection* c = find(key.slot(), key.generation());
+      if (c != nullptr && c->is_open() && !c->read_paused_ && c->dgram_ != nullptr &&
+          c->dgram_->socket == nullptr) {
+        read_datagrams(*c);
+      }
+      break;
+    }
+  }
+  reap();
+}
+
 [[gnu::always_inline]] inline void event_loop::on_io(connection& c, std::uint32_t events) {
   if (c.state_ == connection::state::closed) {
     return;
@@ -260,9 +231,7 @@ void event_loop::update_interest(connection& c) noexcept {
   const std::uint32_t interest =
       (c.state_ == connection::state::open && !c.read_paused_ ? io::readable : 0U) |
       (c.writing_ ? io::writable : 0U);
-  const std::uint64_t key = c.dgram_ != nullptr
-                                ? listener_tag | datagram_tag | key_of(c.slot_, c.generation_)
-                                : key_of(c.slot_, c.generation_);
+  const std::uint64_t key = key_of(c);
   if (c.unwatched_) [[unlikely]] {  // out of epoll since a hang-up while paused
     if ((interest & io::readable) == 0) {
       return;
@@ -376,36 +345,7 @@ void event_loop::run() {
       break;
     }
     for (const poll_event& ev : *ready) {
-      const std::uint64_t key = ev.data.u64;
-      if ((key & listener_tag) == 0) [[likely]] {
-        if (connection* c =
-                find(static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32))) {
-          on_io(*c, ev.events);
-          reap();
-        }
-      } else if (key == poller::wake_key) {
-        poller_.consume_wake();  // the mailbox is drained below
-      } else if ((key & (datagram_tag | dial_tag)) == dial_tag) {
-        finish_dial(key & ~(listener_tag | dial_tag), {});
-        reap();
-      } else if ((key & datagram_tag) != 0) {
-        // The generation matters: a socket actor closed earlier in this batch may have had
-        // its slot taken by another connection since.
-        const std::uint64_t k = key & ~(listener_tag | datagram_tag);
-        connection* c = find(static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32));
-        if (c != nullptr && c->is_open() && !c->read_paused_ && c->dgram_ != nullptr &&
-            c->dgram_->socket == nullptr) {
-          read_datagrams(*c);
-          reap();
-        }
-      } else {
-        const auto listener = static_cast<std::size_t>(key & ~listener_tag);
-        const int fd = options_.reuse_port && listener < listeners_.size() && listeners_[listener]
-                           ? listeners_[listener].get()
-                           : owner_.listeners_[listener].fd.get();
-        accept_from(listener, fd);
-        reap();
-      }
+      dispatch(io_key::from_bits(ev.data.u64), ev.events);
     }
     if (!continue_reading_.empty()) {
       std::vector<conn_ref> again;
@@ -464,8 +404,8 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
                                               options_.mailbox_budget) != 0) {
   }
   // Every connection closes after its buffered output, until the deadline.
-  for (std::size_t i = 0; i < slots_.size(); ++i) {  // NOLINT(modernize-loop-convert)
-    if (connection* c = slots_[i].conn;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (connection* c = slots_.at(i);
         c != nullptr && c->state_ == connection::state::open && c->dgram_ == nullptr) {
       c->begin_closing();
       reap();
@@ -473,8 +413,9 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
   }
   for (;;) {
     bool waiting = false;
-    for (const slot_entry& s : slots_) {
-      waiting = waiting || (s.conn != nullptr && s.conn->state_ == connection::state::closing);
+    for (std::size_t i = 0; i < slots_.size() && !waiting; ++i) {
+      const connection* c = slots_.at(i);
+      waiting = c != nullptr && c->state_ == connection::state::closing;
     }
     const auto now = timer_clock::now();
     if (!waiting || now >= deadline) {
@@ -487,15 +428,13 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
       return;
     }
     for (const poll_event& ev : *ready) {
-      const std::uint64_t key = ev.data.u64;
-      if ((key & listener_tag) == 0) {
-        if (connection* c =
-                find(static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32))) {
-          on_io(*c, ev.events);
-          reap();
-        }
-      } else if (key == poller::wake_key) {
-        poller_.consume_wake();  // what arrives now is dropped after the loop (drain_stopped)
+      // Streams only: no accepting, dialing or datagrams past stop. What arrives in the
+      // mailbox now is dropped after the loop (drain_stopped).
+      const io_key key = io_key::from_bits(ev.data.u64);
+      if (key.is_stream()) {
+        dispatch(key, ev.events);
+      } else if (key == io_key::wake()) {
+        poller_.consume_wake();
       }
     }
   }
@@ -602,77 +541,53 @@ void event_loop::drain_stopped() {
       SIZE_MAX);
 }
 
-void event_loop::accept_from(std::size_t listener_index, int listen_fd) {
-  for (;;) {
-    sockaddr_storage peer{};
-    socklen_t peer_length = 0;
-    result<unique_fd> accepted = accept_connection(listen_fd, peer, peer_length);
-    if (!accepted) {
-      const std::error_code ec = accepted.error();
-      if (would_block(ec)) {
-        return;
-      }
-      if (ec == std::errc::interrupted || ec == std::errc::connection_aborted) {
-        continue;
-      }
-      if (ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system) {
-        // No fd for it: the connection would stay queued and the listener readable, a busy
-        // loop. Give up the spare fd, take the connection, drop it, and keep the spare again;
-        // if even that fails, stop watching the listener for a moment.
-        spare_fd_.reset();
-        const bool dropped = accept_connection(listen_fd).has_value();
-        spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        note_dropped_accept(ec.message());
-        if (!dropped) {
-          pause_accepting(listener_index, listen_fd);
-          return;
-        }
-        continue;
-      }
+void event_loop::accept_from(std::size_t listener_index) {
+  const int listen_fd =
+      options_.reuse_port && listener_index < listeners_.size() && listeners_[listener_index]
+          ? listeners_[listener_index].get()
+          : owner_.listeners_[listener_index].fd.get();
+  detail::acceptor::sink take = [this, listener_index](unique_fd fd, const sockaddr_storage& peer,
+                                                       socklen_t peer_length) {
+    place_accepted(listener_index, std::move(fd), peer, peer_length);
+  };
+  detail::acceptor::dropped drop = [this](std::string_view why) { note_dropped_accept(why); };
+  if (const std::error_code ec = acceptor_.accept_from(listen_fd, take, drop)) {
+    if (ec != std::errc::too_many_files_open && ec != std::errc::too_many_files_open_in_system) {
       owner_.logger().error("loop {}: accept failed: {}", index_, ec.message());
-      pause_accepting(listener_index, listen_fd);
-      return;
     }
-    const bool admitted = options_.max_connections != 0;
-    if (admitted && !owner_.admit()) {
-      note_dropped_accept("max_connections reached");  // counted before the peer can see it
-      accepted->reset();  // closed at once: the peer sees its connection end
-      continue;
-    }
-    // SO_REUSEPORT: the kernel chose this loop. Otherwise the balancer chooses, and the lease
-    // it gives travels with the connection, counting it there until the connection is gone.
-    balancer_assignment to{0, {}};
-    if (!options_.reuse_port) {
-      to = owner_.balancer_->assign(reinterpret_cast<const sockaddr*>(&peer),  // NOLINT
-                                    peer_length);
-    }
-    event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
-    if (&target == this) {
-      adopt(std::move(*accepted), owner_.listeners_[listener_index].make,
-            owner_.listeners_[listener_index].bound.transport(), std::move(to.lease), admitted);
-      reap();
-    } else {
-      detail::message m;
-      m.what = detail::message::kind::adopt;
-      m.fd = accepted->release();
-      m.listener = static_cast<std::uint32_t>(listener_index);
-      m.lease = std::move(to.lease);
-      m.admitted = admitted;
-      target.send(std::move(m));
-    }
+    pause_accepting(listener_index, listen_fd);
+  }
+}
+
+void event_loop::place_accepted(std::size_t listener_index, unique_fd fd,
+                                const sockaddr_storage& peer, socklen_t peer_length) {
+  const bool admitted = options_.max_connections != 0;
+  if (admitted && !owner_.admit()) {
+    note_dropped_accept("max_connections reached");  // counted before the peer can see it
+    return;  // fd closes at once: the peer sees its connection end
+  }
+  // SO_REUSEPORT: the kernel chose this loop. Otherwise the balancer chooses, and the lease it
+  // gives travels with the connection, counting it there until the connection is gone.
+  balancer_assignment to{0, {}};
+  if (!options_.reuse_port) {
+    to = owner_.balancer_->assign(reinterpret_cast<const sockaddr*>(&peer),  // NOLINT
+                                  peer_length);
+  }
+  event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
+  if (&target == this) {
+    adopt(std::move(fd), owner_.listeners_[listener_index].make,
+          owner_.listeners_[listener_index].bound.transport(), std::move(to.lease), admitted);
+    reap();
+  } else {
+    target.send(detail::message::adopt(std::move(fd), static_cast<std::uint32_t>(listener_index),
+                                       std::move(to.lease), admitted));
   }
 }
 
 void event_loop::note_dropped_accept(std::string_view why) {
-  // One line a second at most: an fd-exhaustion storm must not turn into a log storm.
-  ++dropped_accepts_;
   owner_.refused_.fetch_add(1, std::memory_order_relaxed);
-  const auto now = timer_clock::now();
-  if (now - last_drop_log_ >= std::chrono::seconds(1)) {
-    owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, why,
-                         dropped_accepts_);
-    dropped_accepts_ = 0;
-    last_drop_log_ = now;
+  if (const std::uint64_t n = dropped_accepts_.note(timer_clock::now())) {
+    owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, why, n);
   }
 }
 
@@ -680,7 +595,9 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
   (void)poller_.remove(listen_fd);
   after(std::chrono::milliseconds(100), [this, listener_index, listen_fd] {
     if (!stopping_) {
-      (void)poller_.add(listen_fd, io::readable, listener_tag | listener_index);
+      (void)poller_.add(
+          listen_fd, io::readable,
+          io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)).bits());
     }
   });
 }
@@ -721,20 +638,7 @@ std::unique_ptr<connection> event_loop::make_connection(
 
 connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t,
                                 std::uint32_t interest, bool counted) {
-  std::uint32_t slot = 0;
-  if (free_slots_.empty()) {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  } else {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  }
-  const std::uint32_t generation = next_generation_;
-  // Generations stay below 2^30, so a key (generation << 32 | slot) never has the listener or
-  // the datagram bit.
-  next_generation_ = (next_generation_ + 1) & 0x3fffffffU;
-  next_generation_ = next_generation_ == 0 ? 1 : next_generation_;
-  slots_[slot].generation = generation;
+  const auto [slot, generation] = slots_.reserve();
   c->loop_ = this;
   c->fd_ = fd;
   c->slot_ = slot;
@@ -744,21 +648,18 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
   if (interest != 0) {
-    const std::uint64_t key = c->dgram_ != nullptr
-                                  ? listener_tag | datagram_tag | key_of(slot, generation)
-                                  : key_of(slot, generation);
-    if (const std::error_code ec = poller_.add(fd, interest, key)) {
+    if (const std::error_code ec = poller_.add(fd, interest, key_of(*c))) {
       owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
-      slots_[slot].generation = 0;
-      free_slots_.push_back(slot);
+      slots_.release(slot);
       return nullptr;
     }
   }
-  slots_[slot].conn = c.release();
+  connection* conn = c.release();
+  slots_.fill(slot, conn);
   if (counted) {
     connections_.fetch_add(1, std::memory_order_relaxed);
   }
-  return slots_[slot].conn;
+  return conn;
 }
 
 void event_loop::open(connection& c) {
@@ -776,60 +677,21 @@ void event_loop::open(connection& c) {
 // -- offloads: results in submission order --
 
 std::uint64_t event_loop::offload_next(const connection& c) {
-  return offloads_[key_of(c.slot_, c.generation_)].next_seq++;
+  return offloads_.next(id_of(c));
 }
 
 void event_loop::offload_unused(const connection& c, std::uint64_t seq) noexcept {
-  const auto it = offloads_.find(key_of(c.slot_, c.generation_));
-  if (it == offloads_.end()) {
-    return;
-  }
-  if (seq + 1 == it->second.next_seq) {
-    --it->second.next_seq;  // nothing was submitted after it (same thread, no yield between)
-  }
-  if (it->second.next_due == it->second.next_seq && it->second.early.empty()) {
-    offloads_.erase(it);
-  }
+  offloads_.unused(id_of(c), seq);
 }
 
 void event_loop::offload_arrived(connection& c, std::uint64_t seq,
                                  unique_function<void()> deliver) {
-  const std::uint64_t key = key_of(c.slot_, c.generation_);
-  auto it = offloads_.find(key);
-  if (it == offloads_.end()) {
-    return;
-  }
-  if (seq != it->second.next_due) {
-    it->second.early.emplace(seq, std::move(deliver));  // waits for the ones before it
-    return;
-  }
-  for (;;) {
-    ++it->second.next_due;
-    if (deliver) {
-      // It may offload again (same entry) or close c (the entry goes at reap). If it throws,
-      // the results queued behind it must still run: logged here, not thrown past them.
-      try {
-        deliver();
-      } catch (const std::exception& e) {
-        owner_.logger().error("loop {}: an offload's continuation threw: {}", index_, e.what());
-      } catch (...) {
-        owner_.logger().error("loop {}: an offload's continuation threw", index_);
-      }
-    }
-    it = offloads_.find(key);
-    if (it == offloads_.end() || !c.is_open()) {
-      return;
-    }
-    offload_order& o = it->second;
-    if (o.early.empty() || o.early.begin()->first != o.next_due) {
-      if (o.next_due == o.next_seq && o.early.empty()) {
-        offloads_.erase(it);  // nothing in flight: no entry
-      }
-      return;
-    }
-    deliver = std::move(o.early.begin()->second);
-    o.early.erase(o.early.begin());
-  }
+  // A continuation may offload again or close c; one that throws is logged, and the results
+  // queued behind it still run.
+  offloads_.arrived(id_of(c), seq, std::move(deliver), [this, &c](unique_function<void()>& d) {
+    (void)detail::guarded(owner_.logger(), index_, "an offload's continuation", d);
+    return c.is_open();
+  });
 }
 
 // -- dialing --
@@ -863,7 +725,7 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
   do {
     rc = ::connect(fd.get(), to.data(), to.size());
   } while (rc != 0 && errno == EINTR);
-  const std::uint64_t id = next_dial_++ & ~(listener_tag | datagram_tag | dial_tag);
+  const auto id = static_cast<std::uint32_t>(next_dial_++);
   if (rc != 0 && errno != EINPROGRESS) {
     failed(errno_code());  // refused at once, or a full unix backlog (EAGAIN)
     return;
@@ -877,7 +739,7 @@ void event_loop::start_dial(const address& to, std::function<std::unique_ptr<con
     finish_dial(id, {});
     return;
   }
-  if (const std::error_code ec = poller_.add(raw, io::writable, listener_tag | dial_tag | id)) {
+  if (const std::error_code ec = poller_.add(raw, io::writable, io_key(io_kind::dial, id).bits())) {
     finish_dial(id, ec);
     return;
   }
@@ -956,7 +818,7 @@ void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
     // Dialed again when it closes (reap decides by the reason). It is in the slot table until
     // then, even if on_open closed it already.
     d.again->failures = 0;
-    redials_.emplace(key_of(opened.slot_, opened.generation_), d.again);
+    redials_.emplace(io_key(io_kind::stream, opened.slot_, opened.generation_).bits(), d.again);
   }
   try {
     d.done(outcome);
@@ -1232,13 +1094,8 @@ void event_loop::watch_session_idle(conn_ref session, std::chrono::nanoseconds w
 
 void event_loop::note_dropped_datagram(const char* why) {
   datagrams_dropped_.fetch_add(1, std::memory_order_relaxed);
-  ++unlogged_drops_;
-  const auto now = timer_clock::now();
-  if (now - last_datagram_drop_log_ >= std::chrono::seconds(1)) {
-    owner_.logger().warn("loop {}: dropped {} datagram(s) (the latest {})", index_, unlogged_drops_,
-                         why);
-    unlogged_drops_ = 0;
-    last_datagram_drop_log_ = now;
+  if (const std::uint64_t n = dropped_datagrams_.note(timer_clock::now())) {
+    owner_.logger().warn("loop {}: dropped {} datagram(s) (the latest {})", index_, n, why);
   }
 }
 
@@ -1320,14 +1177,12 @@ void event_loop::reap_scheduled() noexcept {
         owner_.socket_actor_closed(c.dgram_->listener, index_);
       }
     }
-    if (!offloads_.empty()) {
-      offloads_.erase(key_of(c.slot_, c.generation_));  // later results find no connection
-    }
+    offloads_.forget(id_of(c));  // later results find no connection
     if (c.timing_ != nullptr) {
       c.cancel_timers();
     }
     if (!redials_.empty()) {
-      if (const auto it = redials_.find(key_of(c.slot_, c.generation_)); it != redials_.end()) {
+      if (const auto it = redials_.find(id_of(c)); it != redials_.end()) {
         std::shared_ptr<detail::redial> again = std::move(it->second);
         redials_.erase(it);
         // Not after its own close() or abort() ({}) nor at stop: the peer or the network ended it.
@@ -1340,10 +1195,7 @@ void event_loop::reap_scheduled() noexcept {
         }
       }
     }
-    slot_entry& s = slots_[c.slot_];
-    s.conn = nullptr;
-    s.generation = 0;
-    free_slots_.push_back(c.slot_);
+    slots_.release(c.slot_);
     const bool counted = c.counted_;
     if (c.admitted_) {
       owner_.release_admission();
@@ -1375,10 +1227,7 @@ void event_loop::schedule_idle_release() {
 void event_loop::release_idle_memory() noexcept {
   // Nothing points into these once the loop has no connections; they grow again on demand.
   // (UDP socket actors are not counted as connections: while one lives, the table stays.)
-  if (free_slots_.size() == slots_.size()) {
-    std::vector<slot_entry>().swap(slots_);
-    std::vector<std::uint32_t>().swap(free_slots_);
-  }
+  (void)slots_.shrink();
   // Only what is empty: a close still pending here (a UDP socket actor's: those are not
   // counted) must still be carried out.
   if (closing_.empty()) {
@@ -1409,12 +1258,12 @@ void event_loop::release_idle_memory() noexcept {
 }
 
 void event_loop::close_all(std::error_code reason) noexcept {
-  for (const slot_entry& s : slots_) {
-    if (s.conn != nullptr && s.conn->state_ != connection::state::closed) {
-      if (!s.conn->out_.empty()) {
-        (void)s.conn->out_.drain_to(s.conn->fd_);  // one try; a drain deadline comes later
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (connection* c = slots_.at(i); c != nullptr && c->state_ != connection::state::closed) {
+      if (!c->out_.empty()) {
+        (void)c->out_.drain_to(c->fd_);  // one try; a drain deadline comes later
       }
-      finish(*s.conn, reason);
+      finish(*c, reason);
     }
   }
   reap();

@@ -18,6 +18,12 @@
 #include <vector>
 
 #include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/detail/acceptor.hpp"
+#include "actnet/actors/detail/io_key.hpp"
+#include "actnet/actors/detail/log_limiter.hpp"
+#include "actnet/actors/detail/message.hpp"
+#include "actnet/actors/detail/offload_order.hpp"
+#include "actnet/actors/detail/slot_table.hpp"
 #include "actnet/actors/mailbox.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/block.hpp"
@@ -40,37 +46,6 @@ namespace detail {
 class udp_router;
 struct peer_key;
 struct redial;
-
-/// A mailbox message. The built-in kinds carry their payload inline (an fd, a pooled block, a
-/// closure of up to 48 bytes), so posting one allocates nothing of its own.
-struct message {
-  using kind = message_kind;
-  kind what = kind::none;
-  bool admitted = false;  // adopt: counted against engine_options::max_connections
-  std::uint32_t slot = 0;
-  std::uint32_t generation = 0;
-  int fd = -1;                 // adopt: the accepted socket
-  std::uint32_t listener = 0;  // adopt: which listener accepted it
-  balancer_lease lease;        // adopt: the connection's count on the balancer
-  block payload;               // async_write
-  message_fn fn;               // closure, tell, async_write's completion
-
-  message() noexcept = default;
-  message(message&& other) noexcept
-      : what(other.what),
-        admitted(std::exchange(other.admitted, false)),
-        slot(other.slot),
-        generation(other.generation),
-        fd(std::exchange(other.fd, -1)),  // the fd has one owner: the moved-from has none
-        listener(other.listener),
-        lease(std::move(other.lease)),
-        payload(std::move(other.payload)),
-        fn(std::move(other.fn)) {}
-  message& operator=(message&& other) noexcept;
-  message(const message&) = delete;
-  message& operator=(const message&) = delete;
-  ~message();  // closes an adopted fd that no loop took
-};
 
 struct poller_waker {
   poller* target;
@@ -135,8 +110,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void for_each(Fn&& fn) {
     assert_in_loop();
     // By index, not iterator: should fn make the table grow, the walk stays valid.
-    for (std::size_t i = 0; i < slots_.size(); ++i) {  // NOLINT(modernize-loop-convert)
-      if (auto* c = dynamic_cast<Conn*>(slots_[i].conn); c != nullptr && c->is_open()) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (auto* c = dynamic_cast<Conn*>(slots_.at(i)); c != nullptr && c->is_open()) {
         fn(*c);
       }
     }
@@ -178,11 +153,6 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
                                                std::uint32_t generation,
                                                detail::message_fn question);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
-
-  struct slot_entry {
-    connection* conn = nullptr;
-    std::uint32_t generation = 0;  // 0: free (no conn_ref carries generation 0)
-  };
 
   void send(detail::message&& m);  // thread-safe; unbounded (the engine's own messages)
   // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
@@ -231,7 +201,13 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::uint64_t offload_next(const connection& c);
   void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
   void offload_arrived(connection& c, std::uint64_t seq, unique_function<void()> deliver);
-  void accept_from(std::size_t listener_index, int listen_fd);
+  // An I/O event for the source `key` names: to its handler.
+  void dispatch(detail::io_key key, std::uint32_t events);
+  void accept_from(std::size_t listener_index);  // the listener is readable
+  // A connection accepted from listener `listener_index`: admitted, balanced and adopted here
+  // or handed to the loop the balancer picks.
+  void place_accepted(std::size_t listener_index, unique_fd fd, const sockaddr_storage& peer,
+                      socklen_t peer_length);
   void pause_accepting(std::size_t listener_index, int listen_fd);
   void note_dropped_accept(std::string_view why);  // logged once a second at most
   void on_io(connection& c, std::uint32_t events);
@@ -256,6 +232,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void schedule_idle_release();
   void release_idle_memory() noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
+  // What c is registered with in the back end.
+  [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;
+  // c's id where the loop keeps things by connection (offload order, reconnects).
+  [[nodiscard]] static std::uint64_t id_of(const connection& c) noexcept;
   void add_listener(std::size_t listener_index, int fd);
   void assert_in_loop() const noexcept {
     assert(thread_id_.load(std::memory_order_relaxed) == std::thread::id{} || in_loop_thread());
@@ -268,11 +248,9 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   poller poller_;
   mailbox<detail::message, detail::poller_waker> mailbox_;
   timer_queue timers_;
-  std::vector<slot_entry> slots_;
-  std::vector<std::uint32_t> free_slots_;
-  // Every connection gets the next generation (31 bits, never 0), so a conn_ref names one
-  // connection even after the slot table was released and grown again.
-  std::uint32_t next_generation_ = 1;
+  // Its generations run on through releases, so a conn_ref names one connection even after
+  // the table was released and grown again.
+  detail::slot_table<connection> slots_;
   bool idle_release_pending_ = false;
   struct closing {
     connection* conn = nullptr;
@@ -294,22 +272,14 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     std::shared_ptr<detail::redial> again;  // dial_options::reconnect
   };
   std::unordered_map<std::uint64_t, pending_dial> dials_;
-  struct offload_order {
-    std::uint64_t next_seq = 0;                              // the next offload's number
-    std::uint64_t next_due = 0;                              // the next result to run
-    std::map<std::uint64_t, unique_function<void()>> early;  // arrived ahead of their turn
-  };
-  // Only connections with offloads in flight have an entry (by their slot-and-generation key).
-  std::unordered_map<std::uint64_t, offload_order> offloads_;  // by id (their epoll key's low bits)
+  detail::offload_order offloads_;  // by connection id (slot and generation)
   // Open connections whose dial reconnects (dial_options::reconnect), by slot-and-generation.
   std::unordered_map<std::uint64_t, std::shared_ptr<detail::redial>> redials_;
   std::uint64_t next_dial_ = 0;
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
-  unique_fd spare_fd_;                 // given up to accept-and-drop when out of fds (EMFILE)
-  std::uint64_t dropped_accepts_ = 0;  // since the last log line about them
-  timer_clock::time_point last_drop_log_{};
-  std::uint64_t unlogged_drops_ = 0;  // datagrams dropped since the last log line about them
-  timer_clock::time_point last_datagram_drop_log_{};
+  detail::acceptor acceptor_;
+  detail::log_limiter dropped_accepts_;
+  detail::log_limiter dropped_datagrams_;
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};
