@@ -695,7 +695,7 @@ void connection::dial_here(const address& to, std::function<std::unique_ptr<conn
                            const dial_options& options,
                            std::function<void(result<conn_ref>)> done) {
   check_thread();
-  loop_->dial_here(to, std::move(make), options, std::move(done));
+  loop_->dialer_.start_here(to, std::move(make), options, std::move(done));
 }
 
 std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,

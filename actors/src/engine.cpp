@@ -385,8 +385,8 @@ void engine::post_dial(const address& to, factory make, const dial_options& opti
   // The engine's own message: a full mailbox does not refuse it (nor a reconnect).
   loops_[target.target]->post_fn(
       [r = std::move(r)](event_loop& loop, connection*, std::error_code) mutable {
-        loop.start_dial(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
-                        std::move(r->lease), std::move(r->again));
+        loop.dialer_.start(r->to, std::move(r->make), r->options, std::exchange(r->done, nullptr),
+                           std::move(r->lease), std::move(r->again));
       });
 }
 

@@ -35,6 +35,7 @@ namespace {
 
 using detail::io_key;
 using detail::io_kind;
+namespace io_event = detail::io_event;
 
 std::error_code errno_code() noexcept {
   return {errno, std::system_category()};
@@ -50,11 +51,12 @@ event_loop::event_loop(engine& owner, std::size_t index, const engine_options& o
     : owner_(owner),
       options_(options),
       index_(index),
-      mailbox_(detail::poller_waker{&poller_}),
+      backend_(options.edge_triggered),
+      mailbox_(detail::backend_waker{&backend_}),
       read_buffer_(options.read_buffer_size) {}
 
 event_loop::~event_loop() {
-  fail_dials(make_error_code(errc::engine_stopped));
+  dialer_.fail_all(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
   drain_stopped();
 }
@@ -114,9 +116,8 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
 }
 
 void event_loop::add_listener(std::size_t listener_index, int fd) {
-  if (const std::error_code ec = poller_.add(
-          fd, io::readable,
-          io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)).bits())) {
+  if (const std::error_code ec = backend_.watch_listener(
+          fd, io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)))) {
     throw std::system_error(ec, "actnet: cannot watch a listener");
   }
 }
@@ -125,7 +126,7 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
 // rest of the dispatch (callgrind).
 [[gnu::always_inline]] inline void event_loop::dispatch(io_key key, std::uint32_t events) {
   if (key.is_stream()) [[likely]] {
-    if (connection* c = find(key.slot(), key.generation())) {
+    if (connection* c = find(key.slot(), key.stream_generation())) {
       on_io(*c, events);
       reap();
     }
@@ -138,11 +139,7 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
       accept_from(key.slot());
       break;
     case io_kind::dial:
-      if (key == io_key::wake()) {
-        poller_.consume_wake();  // the mailbox is drained in its own phase
-        return;
-      }
-      finish_dial(key.slot(), {});
+      dialer_.connected(key.slot(), {});
       break;
     case io_kind::datagram: {
       // The generation matters: a socket actor closed earlier in this batch may have had its
@@ -162,14 +159,14 @@ void event_loop::add_listener(std::size_t listener_index, int fd) {
   if (c.state_ == connection::state::closed) {
     return;
   }
-  if ((events & (io::writable | io::error)) != 0) {
+  if ((events & (io_event::writable | io_event::error)) != 0) {
     write_out(c);
   }
   if (c.state_ == connection::state::open &&
-      (events & (io::readable | io::hangup | io::error)) != 0) {
+      (events & (io_event::readable | io_event::hangup | io_event::error)) != 0) {
     if (!c.read_paused_) [[likely]] {
       read_from(c);
-    } else if ((events & (io::hangup_both | io::error)) != 0) {
+    } else if ((events & (io_event::hangup_both | io_event::error)) != 0) {
       paused_hangup(c);  // (a peer's FIN alone, EPOLLRDHUP, waits to be read after the resume)
     }
   }
@@ -190,7 +187,7 @@ void event_loop::paused_hangup(connection& c) {
       // to be read at the resume. Level-triggered, the hang-up would be reported again and
       // again, so the socket leaves epoll until then (update_interest brings it back).
       if (!options_.edge_triggered && !c.unwatched_) {
-        (void)poller_.remove(c.fd_);
+        (void)backend_.unwatch(c.fd_);
         c.unwatched_ = true;
       }
       return;
@@ -225,24 +222,26 @@ void event_loop::peer_shut_down(connection& c) {
 }
 
 void event_loop::update_interest(connection& c) noexcept {
-  if (options_.edge_triggered && c.dgram_ == nullptr) {
-    return;  // registered for both for good; a paused connection's reads are skipped
+  const detail::stream_interest want{c.state_ == connection::state::open && !c.read_paused_,
+                                     c.writing_};
+  const io_key key = io_key::from_bits(key_of(c));
+  if (c.dgram_ != nullptr) {
+    (void)backend_.change_datagram(c.fd_, key, want.receive);
+    return;
   }
-  const std::uint32_t interest =
-      (c.state_ == connection::state::open && !c.read_paused_ ? io::readable : 0U) |
-      (c.writing_ ? io::writable : 0U);
-  const std::uint64_t key = key_of(c);
-  if (c.unwatched_) [[unlikely]] {  // out of epoll since a hang-up while paused
-    if ((interest & io::readable) == 0) {
+  if (c.unwatched_) [[unlikely]] {  // out of the back end since a hang-up while paused
+    if (!want.receive) {
       return;
     }
     c.unwatched_ = false;
-    if (const std::error_code ec = poller_.add(c.fd_, interest, key)) {
+    if (const std::error_code ec = backend_.watch_stream(c.fd_, key, want)) {
       finish(c, ec);
     }
     return;
   }
-  (void)poller_.modify(c.fd_, interest, key);
+  // (Edge-triggered, a stream is registered for both for good: a paused one's reads are
+  // skipped instead.)
+  (void)backend_.change_stream(c.fd_, key, want);
 }
 
 [[gnu::always_inline]] inline void event_loop::read_from(connection& c) {
@@ -302,8 +301,7 @@ void event_loop::update_interest(connection& c) noexcept {
   }
 }
 
-[[gnu::always_inline]] inline result<std::span<const poll_event>> event_loop::wait_for_events(
-    int timeout) {
+[[gnu::always_inline]] inline result<std::size_t> event_loop::wait_for_events(int timeout) {
   if (timeout != 0 && options_.busy_poll.count() > 0) {
     // Polled without sleeping, so the mailbox is looked at here: its senders wake only a
     // loop that announced its sleep.
@@ -313,8 +311,8 @@ void event_loop::update_interest(connection& c) noexcept {
       until = std::min(until, start + std::chrono::milliseconds(timeout));
     }
     do {
-      result<std::span<const poll_event>> ready = poller_.wait(0);
-      if (!ready || !ready->empty() || mailbox_.size_approx() > 0) {
+      result<std::size_t> ready = backend_.wait(0);
+      if (!ready || *ready > 0 || mailbox_.size_approx() > 0) {
         return ready;
       }
     } while (timer_clock::now() < until);
@@ -323,54 +321,92 @@ void event_loop::update_interest(connection& c) noexcept {
     }
   }
   const bool may_sleep = timeout != 0 && mailbox_.prepare_to_sleep();
-  result<std::span<const poll_event>> ready = poller_.wait(may_sleep ? timeout : 0);
+  result<std::size_t> ready = backend_.wait(may_sleep ? timeout : 0);
   if (may_sleep) {
     mailbox_.awake();
   }
   return ready;
 }
 
+// The phases of one iteration, in order:
+//  1. wait   - block in the back end until I/O, the next timer's deadline or mail; not at all
+//              while work is pending (edge-triggered reads cut off by the chunk);
+//  2. io     - each event to the handler of its source (streams in line: the per-message path);
+//  3. resume - the edge-triggered reads cut off by the chunk, after every other connection's
+//              turn, so one busy peer cannot starve the rest;
+//  4. mail   - up to mailbox_budget messages, so a flood of messages cannot starve I/O either;
+//  5. timers - what is due, after the I/O and mail that may have re-armed or cancelled it.
+// A close scheduled in any phase runs (reap) right after the handler that asked for it, never
+// inside it: no actor is destroyed while one of its handlers is on the stack.
 void event_loop::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   while (!stopping_) {
-    int timeout = timers_.empty() ? -1 : timers_.next_timeout_ms(timer_clock::now());
-    if (!continue_reading_.empty()) {
-      timeout = 0;
-    }
-    const result<std::span<const poll_event>> ready = wait_for_events(timeout);
-    if (!ready) {
-      owner_.logger().error("loop {}: epoll_wait failed: {}; stopping the engine", index_,
-                            ready.error().message());
-      owner_.stop();  // a dead loop would still be handed connections
+    if (!wait_phase()) {
       break;
     }
-    for (const poll_event& ev : *ready) {
-      dispatch(io_key::from_bits(ev.data.u64), ev.events);
-    }
-    if (!continue_reading_.empty()) {
-      std::vector<conn_ref> again;
-      again.swap(continue_reading_);
-      for (const conn_ref& r : again) {
-        if (connection* c = find(r.slot_, r.generation_);
-            c != nullptr && c->is_open() && !c->read_paused_) {
-          read_from(*c);
-          reap();
-        }
-      }
-    }
-    mailbox_.drain(
-        [this](detail::message&& m) {
-          handle(std::move(m));
-          reap();
-        },
-        options_.mailbox_budget);
-    if (!timers_.empty()) {
-      run_timers();
+    io_phase();
+    resume_phase();
+    mail_phase();
+    timer_phase();
+  }
+  stop_phase();
+}
+
+[[gnu::always_inline]] inline bool event_loop::wait_phase() {
+  int timeout = timers_.empty() ? -1 : timers_.next_timeout_ms(timer_clock::now());
+  if (!continue_reading_.empty()) {
+    timeout = 0;
+  }
+  const result<std::size_t> ready = wait_for_events(timeout);
+  if (!ready) [[unlikely]] {
+    owner_.logger().error("loop {}: the back end's wait failed: {}; stopping the engine", index_,
+                          ready.error().message());
+    owner_.stop();  // a dead loop would still be handed connections
+    return false;
+  }
+  return true;
+}
+
+[[gnu::always_inline]] inline void event_loop::io_phase() {
+  // In line: the per-message path (a call per event cost more than the rest of the dispatch).
+  backend_.dispatch([this](io_key key, std::uint32_t events)
+                        __attribute__((always_inline)) { dispatch(key, events); });
+}
+
+[[gnu::always_inline]] inline void event_loop::resume_phase() {
+  if (continue_reading_.empty()) [[likely]] {
+    return;
+  }
+  std::vector<conn_ref> again;
+  again.swap(continue_reading_);
+  for (const conn_ref& r : again) {
+    if (connection* c = find(r.slot_, r.generation_);
+        c != nullptr && c->is_open() && !c->read_paused_) {
+      read_from(*c);
       reap();
     }
   }
+}
+
+[[gnu::always_inline]] inline void event_loop::mail_phase() {
+  mailbox_.drain(
+      [this](detail::message&& m) {
+        handle(std::move(m));
+        reap();
+      },
+      options_.mailbox_budget);
+}
+
+[[gnu::always_inline]] inline void event_loop::timer_phase() {
+  if (!timers_.empty()) {
+    run_timers();
+    reap();
+  }
+}
+
+void event_loop::stop_phase() {
   listeners_.clear();
-  fail_dials(make_error_code(errc::engine_stopped));
+  dialer_.fail_all(make_error_code(errc::engine_stopped));
   if (options_.shutdown_timeout.count() > 0) {
     drain_for_stop(timer_clock::now() + options_.shutdown_timeout);
   }
@@ -384,7 +420,7 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
     const std::lock_guard lock(owner_.listener_fds_);
     for (const engine::listener& l : owner_.listeners_) {
       if (l.fd && l.bound.transport() != transport::udp) {
-        (void)poller_.remove(l.fd.get());
+        (void)backend_.unwatch(l.fd.get());
       }
     }
   }
@@ -422,21 +458,16 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
       return;
     }
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    const result<std::span<const poll_event>> ready =
-        poller_.wait(static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-    if (!ready) {
+    if (!backend_.wait(static_cast<int>(std::min<std::int64_t>(left.count(), 1000)))) {
       return;
     }
-    for (const poll_event& ev : *ready) {
-      // Streams only: no accepting, dialing or datagrams past stop. What arrives in the
-      // mailbox now is dropped after the loop (drain_stopped).
-      const io_key key = io_key::from_bits(ev.data.u64);
+    // Streams only: no accepting, dialing or datagrams past stop. What arrives in the mailbox
+    // now is dropped after the loop (drain_stopped).
+    backend_.dispatch([this](io_key key, std::uint32_t events) {
       if (key.is_stream()) {
-        dispatch(key, ev.events);
-      } else if (key == io_key::wake()) {
-        poller_.consume_wake();
+        dispatch(key, events);
       }
-    }
+    });
   }
 }
 
@@ -592,12 +623,11 @@ void event_loop::note_dropped_accept(std::string_view why) {
 }
 
 void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
-  (void)poller_.remove(listen_fd);
+  (void)backend_.unwatch(listen_fd);
   after(std::chrono::milliseconds(100), [this, listener_index, listen_fd] {
     if (!stopping_) {
-      (void)poller_.add(
-          listen_fd, io::readable,
-          io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)).bits());
+      (void)backend_.watch_listener(
+          listen_fd, io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)));
     }
   });
 }
@@ -608,9 +638,7 @@ void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<conn
   if (c != nullptr) {
     c->lease_ = std::move(lease);
     c->admitted_ = admitted;
-    const std::uint32_t interest =
-        options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
-    if (connection* conn = install(std::move(c), owned.get(), t, interest, true)) {
+    if (connection* conn = install(std::move(c), owned.get(), t, watch::stream, true)) {
       (void)owned.release();
       open(*conn);
       return;
@@ -636,8 +664,8 @@ std::unique_ptr<connection> event_loop::make_connection(
   return c;
 }
 
-connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t,
-                                std::uint32_t interest, bool counted) {
+connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t, watch how,
+                                bool counted) {
   const auto [slot, generation] = slots_.reserve();
   c->loop_ = this;
   c->fd_ = fd;
@@ -647,8 +675,10 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport
   c->counted_ = counted;
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
-  if (interest != 0) {
-    if (const std::error_code ec = poller_.add(fd, interest, key_of(*c))) {
+  if (how != watch::none) {
+    const io_key key = io_key::from_bits(key_of(*c));
+    if (const std::error_code ec = how == watch::stream ? backend_.watch_stream(fd, key, {})
+                                                        : backend_.watch_datagram(fd, key)) {
       owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
       slots_.release(slot);
       return nullptr;
@@ -692,203 +722,6 @@ void event_loop::offload_arrived(connection& c, std::uint64_t seq,
     (void)detail::guarded(owner_.logger(), index_, "an offload's continuation", d);
     return c.is_open();
   });
-}
-
-// -- dialing --
-
-void event_loop::start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
-                            const dial_options& options, std::function<void(result<conn_ref>)> done,
-                            balancer_lease lease, std::shared_ptr<detail::redial> again) {
-  const auto failed = [this, &done, &again](std::error_code ec) {
-    try {
-      done(ec);
-    } catch (const std::exception& e) {
-      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
-    }
-    if (again) {
-      schedule_redial(std::move(again), true);
-    }
-  };
-  const int type = to.transport() == transport::udp ? SOCK_DGRAM : SOCK_STREAM;
-  unique_fd fd(::socket(to.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    failed(errno_code());
-    return;
-  }
-  if (to.transport() == transport::tcp && options_.socket.tcp_nodelay) {
-    (void)set_nodelay(fd.get(), true);
-  }
-  if (to.transport() == transport::tcp && options_.socket.keepalive.enabled) {
-    (void)set_keepalive(fd.get(), options_.socket.keepalive);
-  }
-  int rc = 0;
-  do {
-    rc = ::connect(fd.get(), to.data(), to.size());
-  } while (rc != 0 && errno == EINTR);
-  const auto id = static_cast<std::uint32_t>(next_dial_++);
-  if (rc != 0 && errno != EINPROGRESS) {
-    failed(errno_code());  // refused at once, or a full unix backlog (EAGAIN)
-    return;
-  }
-  pending_dial d{std::move(fd),    std::move(make), std::move(done),
-                 std::move(lease), to.transport(),  to,
-                 timer_id{},       false,           std::move(again)};
-  const int raw = d.fd.get();
-  auto [it, inserted] = dials_.emplace(id, std::move(d));
-  if (rc == 0) {  // connected at once (unix sockets, usually)
-    finish_dial(id, {});
-    return;
-  }
-  if (const std::error_code ec = poller_.add(raw, io::writable, io_key(io_kind::dial, id).bits())) {
-    finish_dial(id, ec);
-    return;
-  }
-  if (options.timeout.count() > 0) {
-    it->second.timed = true;
-    it->second.timer = after(options.timeout, [this, id] {
-      finish_dial(id, std::make_error_code(std::errc::timed_out));
-      reap();
-    });
-  }
-}
-
-void event_loop::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
-                           const dial_options& options,
-                           std::function<void(result<conn_ref>)> done) {
-  assert_in_loop();
-  std::shared_ptr<detail::redial> again = engine::prepare_dial(to, make, options, done);
-  if (again) {
-    again->loop = index_;
-  }
-  if (stopping_) {
-    done(make_error_code(errc::engine_stopped));
-    return;
-  }
-  start_dial(to, std::move(make), options, std::move(done),
-             std::move(owner_.balancer_->assign_to(index_).lease), std::move(again));
-}
-
-void event_loop::finish_dial(std::uint64_t id, std::error_code failure) {
-  const auto it = dials_.find(id);
-  if (it == dials_.end()) {
-    return;  // finished already (a late event or timer)
-  }
-  pending_dial d = std::move(it->second);
-  dials_.erase(it);
-  (void)poller_.remove(d.fd.get());
-  if (d.timed) {
-    (void)cancel(d.timer);
-  }
-  if (!failure) {
-    int error = 0;
-    socklen_t size = sizeof error;
-    if (::getsockopt(d.fd.get(), SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
-      error = errno;
-    }
-    failure = error != 0 ? std::error_code(error, std::system_category()) : std::error_code{};
-  }
-  conn_ref opened;
-  if (!failure) {
-    // The factory or the poller can still fail (logged): the dial then reports this.
-    failure = std::make_error_code(std::errc::state_not_recoverable);
-    if (std::unique_ptr<connection> c = make_connection(d.make)) {
-      c->lease_ = std::move(d.lease);
-      std::uint32_t interest =
-          options_.edge_triggered ? io::readable | io::writable | io::edge : io::readable;
-      if (d.kind == transport::udp) {
-        // A connected UDP socket: a datagram connection whose peer is fixed, read level-triggered
-        // in batches like the listeners' sockets.
-        auto endpoint = std::make_unique<detail::datagram_endpoint>();
-        endpoint->connected = true;
-        std::memcpy(&endpoint->peer, d.to.data(), d.to.size());
-        endpoint->peer_length = d.to.size();
-        c->dgram_ = std::move(endpoint);
-        interest = io::readable;
-      }
-      if (connection* conn = install(std::move(c), d.fd.get(), d.kind, interest, true)) {
-        (void)d.fd.release();
-        opened = conn->ref();
-        failure = {};
-        open(*conn);
-      }
-    }
-  }
-  result<conn_ref> outcome = failure ? result<conn_ref>(failure) : result<conn_ref>(opened);
-  if (d.again && !failure) {
-    // Dialed again when it closes (reap decides by the reason). It is in the slot table until
-    // then, even if on_open closed it already.
-    d.again->failures = 0;
-    redials_.emplace(io_key(io_kind::stream, opened.slot_, opened.generation_).bits(), d.again);
-  }
-  try {
-    d.done(outcome);
-  } catch (const std::exception& e) {
-    owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
-  }
-  if (d.again && failure && failure != errc::engine_stopped) {
-    schedule_redial(std::move(d.again), true);
-  }
-}
-
-void event_loop::schedule_redial(std::shared_ptr<detail::redial> again, bool after_failure) {
-  const reconnect_policy& policy = *again->options.reconnect;
-  if (stopping_) {  // no retry past stop: the dial's last word is engine_stopped
-    try {
-      again->done(make_error_code(errc::engine_stopped));
-    } catch (const std::exception& e) {
-      owner_.logger().error("loop {}: a dial's completion threw: {}", index_, e.what());
-    }
-    return;
-  }
-  if (after_failure) {
-    ++again->failures;
-  }
-  if (policy.max_attempts != 0 && again->failures >= policy.max_attempts) {
-    owner_.logger().info("loop {}: giving up on {} after {} failed dials", index_,
-                         again->to.to_string(), again->failures);
-    return;
-  }
-  // initial_delay after a close or the first failure, then multiplied for each further one.
-  auto delay_ms = static_cast<double>(policy.initial_delay.count());
-  const auto longest = static_cast<double>(policy.max_delay.count());
-  for (std::size_t i = 1; i < again->failures && delay_ms < longest; ++i) {
-    delay_ms *= policy.multiplier;
-  }
-  delay_ms = std::min(delay_ms, longest);
-  // Jitter: a random point in [d/2, d], so that clients that lost one server do not return
-  // in step.
-  thread_local std::minstd_rand jitter(std::random_device{}());
-  delay_ms *= 0.5 + 0.5 * std::generate_canonical<double, 32>(jitter);
-  // The timer owns the dial until it fires; destroyed unfired (the engine stopped), it says so.
-  struct pending_retry {
-    std::shared_ptr<detail::redial> again;
-    explicit pending_retry(std::shared_ptr<detail::redial> a) : again(std::move(a)) {}
-    pending_retry(pending_retry&& other) noexcept = default;
-    pending_retry& operator=(pending_retry&&) = delete;
-    pending_retry(const pending_retry&) = delete;
-    pending_retry& operator=(const pending_retry&) = delete;
-    ~pending_retry() {
-      if (again && again->done) {
-        try {
-          again->done(make_error_code(errc::engine_stopped));
-        } catch (...) {
-          // a completion that throws at shutdown: nothing more to do
-        }
-      }
-    }
-  };
-  after(std::chrono::microseconds(static_cast<std::int64_t>(delay_ms * 1000)),
-        [this, retry = pending_retry(std::move(again))]() mutable {
-          std::shared_ptr<detail::redial> r = std::exchange(retry.again, nullptr);  // fired
-          const detail::redial& d = *r;
-          owner_.post_dial(d.to, d.make, d.options, d.done, std::move(r));
-        });
-}
-
-void event_loop::fail_dials(std::error_code reason) noexcept {
-  while (!dials_.empty()) {
-    finish_dial(dials_.begin()->first, reason);
-  }
 }
 
 // -- UDP --
@@ -971,7 +804,8 @@ void event_loop::open_datagram(std::size_t listener_index, unique_fd owned) {
   endpoint->listener = listener_index;
   c->dgram_ = std::move(endpoint);
   // Level-triggered whatever the engine's mode: read_datagrams takes a bounded batch per event.
-  if (connection* conn = install(std::move(c), owned.get(), transport::udp, io::readable, false)) {
+  if (connection* conn =
+          install(std::move(c), owned.get(), transport::udp, watch::datagram, false)) {
     (void)owned.release();
     if (!conn->dgram_->routes) {
       open(*conn);
@@ -1062,7 +896,7 @@ connection* event_loop::open_session(detail::udp_router& router, const detail::p
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
   c->dgram_ = std::move(endpoint);
-  connection* session = install(std::move(c), router.fd_, transport::udp, 0, true);
+  connection* session = install(std::move(c), router.fd_, transport::udp, watch::none, true);
   if (session == nullptr) {
     return nullptr;
   }
@@ -1158,7 +992,7 @@ void event_loop::reap_scheduled() noexcept {
     }
     const bool session = c.dgram_ != nullptr && c.dgram_->socket != nullptr;
     if (!session) {
-      (void)poller_.remove(c.fd_);
+      (void)backend_.unwatch(c.fd_);
     }
     try {
       c.on_close(next.reason);
@@ -1181,20 +1015,8 @@ void event_loop::reap_scheduled() noexcept {
     if (c.timing_ != nullptr) {
       c.cancel_timers();
     }
-    if (!redials_.empty()) {
-      if (const auto it = redials_.find(id_of(c)); it != redials_.end()) {
-        std::shared_ptr<detail::redial> again = std::move(it->second);
-        redials_.erase(it);
-        // Not after its own close() or abort() ({}) nor at stop: the peer or the network ended it.
-        if (next.reason && next.reason != errc::engine_stopped && !stopping_) {
-          try {
-            schedule_redial(std::move(again), false);
-          } catch (const std::exception& e) {
-            owner_.logger().error("loop {}: cannot schedule a reconnect: {}", index_, e.what());
-          }
-        }
-      }
-    }
+    (void)detail::guarded(owner_.logger(), index_, "scheduling a reconnect",
+                          [&] { dialer_.closed(id_of(c), next.reason, stopping_); });
     slots_.release(c.slot_);
     const bool counted = c.counted_;
     if (c.admitted_) {
@@ -1239,7 +1061,7 @@ void event_loop::release_idle_memory() noexcept {
   if (continue_reading_.empty()) {
     std::vector<conn_ref>().swap(continue_reading_);
   }
-  poller_.shrink();
+  backend_.shrink();
   block_pool::release_idle_memory();
 #if defined(__GLIBC__)
   ::malloc_trim(0);  // the connection objects' heap pages

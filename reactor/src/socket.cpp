@@ -324,6 +324,15 @@ std::error_code set_reuse_port(int fd, bool on) noexcept {
   return set_int(fd, SOL_SOCKET, SO_REUSEPORT, on ? 1 : 0);
 }
 
+std::error_code pending_error(int fd) noexcept {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+    error = errno;
+  }
+  return error != 0 ? std::error_code(error, std::system_category()) : std::error_code{};
+}
+
 result<address> local_address(int fd, actnet::transport t) noexcept {
   return socket_address(fd, t, false);
 }

@@ -23,6 +23,9 @@ TEST(io_key, kind_slot_and_generation_come_back_as_they_went_in) {
         EXPECT_EQ(back.slot(), slot);
         EXPECT_EQ(back.generation(), generation);
         EXPECT_EQ(back.is_stream(), kind == io_kind::stream);
+        if (kind == io_kind::stream) {
+          EXPECT_EQ(back.stream_generation(), generation);
+        }
       }
     }
   }

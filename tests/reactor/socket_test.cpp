@@ -168,6 +168,26 @@ TEST(socket, peer_address_of_an_accepted_socket_equals_the_clients_local_address
   EXPECT_EQ(*client_peer, *local);
 }
 
+TEST(socket, pending_error_says_how_a_non_blocking_connect_ended) {
+  // A port nobody listens on: the connect is refused, and SO_ERROR says so once.
+  auto listener = open_listener(address::parse("tcp://127.0.0.1:0"), {});
+  ASSERT_TRUE(listener) << listener.error().message();
+  const auto local = local_address(listener->get(), transport::tcp);
+  ASSERT_TRUE(local);
+  listener->reset();  // the port is free now
+  const unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const int rc = ::connect(fd.get(), local->data(), local->size());
+  if (rc != 0 && errno == EINPROGRESS) {
+    pollfd p{fd.get(), POLLOUT, 0};
+    ASSERT_EQ(::poll(&p, 1, 10'000), 1);
+    EXPECT_EQ(pending_error(fd.get()), std::errc::connection_refused);
+  } else {
+    EXPECT_EQ(errno, ECONNREFUSED);
+  }
+  EXPECT_FALSE(pending_error(fd.get()));  // reading it cleared it
+  EXPECT_EQ(pending_error(-1), std::errc::bad_file_descriptor);
+}
+
 TEST(socket, accept_connection_with_nothing_pending_would_block) {
   auto listener = open_listener(address::parse("tcp://127.0.0.1:0"), {});
   ASSERT_TRUE(listener) << listener.error().message();

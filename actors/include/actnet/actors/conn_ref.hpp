@@ -18,6 +18,10 @@
 
 namespace actnet {
 
+namespace detail {
+class dialer;
+}  // namespace detail
+
 class connection;
 class event_loop;
 
@@ -186,6 +190,7 @@ class conn_ref {
  private:
   friend class connection;
   friend class event_loop;
+  friend class detail::dialer;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);

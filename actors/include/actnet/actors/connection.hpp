@@ -32,6 +32,10 @@
 
 namespace actnet {
 
+namespace detail {
+class dialer;
+}  // namespace detail
+
 class engine;
 class event_loop;
 struct dial_options;
@@ -373,6 +377,7 @@ class connection {
 
  private:
   friend class event_loop;
+  friend class detail::dialer;
   enum class state : std::uint8_t { open, closing, closed };
   // This side's writing: open, shut after the buffered output (shutdown_write), or shut.
   enum class write_end : std::uint8_t { open, draining, shut };

@@ -31,6 +31,10 @@ class logger;
 
 namespace actnet {
 
+namespace detail {
+class dialer;
+}  // namespace detail
+
 class engine;
 
 /// Engine settings. Every field has a documented default; engine's constructor rejects a bad
@@ -318,6 +322,7 @@ class engine {
 
  private:
   friend class event_loop;
+  friend class detail::dialer;
   struct listener {
     address bound;
     unique_fd fd;  // main-reactor mode: loop 0 accepts on it

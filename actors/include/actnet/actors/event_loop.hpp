@@ -19,6 +19,8 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/detail/acceptor.hpp"
+#include "actnet/actors/detail/dialer.hpp"
+#include "actnet/actors/detail/epoll_backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
 #include "actnet/actors/detail/log_limiter.hpp"
 #include "actnet/actors/detail/message.hpp"
@@ -47,8 +49,8 @@ class udp_router;
 struct peer_key;
 struct redial;
 
-struct poller_waker {
-  poller* target;
+struct backend_waker {
+  epoll_backend* target;
   void operator()() const noexcept { target->wake(); }
 };
 
@@ -147,6 +149,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   friend class engine;
   friend class connection;
   friend class conn_ref;
+  friend class detail::dialer;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
   friend std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
@@ -160,10 +163,16 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard, gnu::cold]] std::error_code refuse_message() noexcept;  // counts, says queue_full
   void post_fn(detail::message_fn fn);                                 // the engine's own
   [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
-  void run();
-  // The next events: polls for up to busy_poll first, then blocks for at most `timeout` ms
-  // (-1: no limit; 0: does not block) unless the mailbox has mail.
-  [[nodiscard]] result<std::span<const poll_event>> wait_for_events(int timeout);
+  void run();                       // the loop: its phases, in order, until stop
+  [[nodiscard]] bool wait_phase();  // false: the back end failed (logged; the engine stops)
+  void io_phase();
+  void resume_phase();
+  void mail_phase();
+  void timer_phase();
+  void stop_phase();
+  // Waits for events: polls for up to busy_poll first, then blocks for at most `timeout` ms
+  // (-1: no limit; 0: does not block) unless the mailbox has mail. How many came.
+  [[nodiscard]] result<std::size_t> wait_for_events(int timeout);
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
@@ -173,10 +182,12 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
              balancer_lease lease, bool admitted = false);
   std::unique_ptr<connection> make_connection(
       const std::function<std::unique_ptr<connection>()>& make);  // null (logged) on failure
-  // Gives `c` a slot and, when `interest` is not 0, registers fd with the poller. Null (logged,
-  // fd left open) on failure.
-  connection* install(std::unique_ptr<connection> c, int fd, transport t, std::uint32_t interest,
-                      bool counted);
+  // How install() registers a connection's fd with the back end: as a stream, as a datagram
+  // socket (a UDP socket actor, a dialed UDP socket), or not (a UDP session shares its socket).
+  enum class watch : std::uint8_t { stream, datagram, none };
+  // Gives `c` a slot and registers fd with the back end as `how`. Null (logged, fd left open)
+  // on failure.
+  connection* install(std::unique_ptr<connection> c, int fd, transport t, watch how, bool counted);
   void open(connection& c);  // on_open
   // UDP: the socket actor of listener `listener_index` on this loop, and its datagrams.
   void open_datagram(std::size_t listener_index, unique_fd fd);
@@ -185,18 +196,6 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   connection* open_session(detail::udp_router& router, const detail::peer_key& key);
   void watch_session_idle(conn_ref session, std::chrono::nanoseconds wait);
   void note_dropped_datagram(const char* why);  // counted; logged once a second at most
-  // engine::dial on this loop: a non-blocking connect watched for writable, with a timeout.
-  void start_dial(const address& to, std::function<std::unique_ptr<connection>()> make,
-                  const dial_options& options, std::function<void(result<conn_ref>)> done,
-                  balancer_lease lease, std::shared_ptr<detail::redial> again);
-  // connection::dial: a dial from this loop, whose connection lives here too.
-  void dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
-                 const dial_options& options, std::function<void(result<conn_ref>)> done);
-  // A reconnecting dial failed (after_failure) or its connection closed: dial again after the
-  // backoff, unless max_attempts dials in a row have failed.
-  void schedule_redial(std::shared_ptr<detail::redial> again, bool after_failure);
-  void finish_dial(std::uint64_t id, std::error_code failure);  // failure: {} = ask the socket
-  void fail_dials(std::error_code reason) noexcept;
   // connection::offload: sequence numbers per connection, and results put back in that order.
   std::uint64_t offload_next(const connection& c);
   void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
@@ -245,8 +244,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   const engine_options& options_;
   std::size_t index_;
   std::atomic<std::thread::id> thread_id_{};
-  poller poller_;
-  mailbox<detail::message, detail::poller_waker> mailbox_;
+  detail::epoll_backend backend_;
+  mailbox<detail::message, detail::backend_waker> mailbox_;
   timer_queue timers_;
   // Its generations run on through releases, so a conn_ref names one connection even after
   // the table was released and grown again.
@@ -260,22 +259,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
   std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
   std::vector<std::byte> read_buffer_;
-  struct pending_dial {
-    unique_fd fd;
-    std::function<std::unique_ptr<connection>()> make;
-    std::function<void(result<conn_ref>)> done;
-    balancer_lease lease;
-    transport kind = transport::tcp;
-    address to;  // UDP: the connected socket's peer
-    timer_id timer{};
-    bool timed = false;
-    std::shared_ptr<detail::redial> again;  // dial_options::reconnect
-  };
-  std::unordered_map<std::uint64_t, pending_dial> dials_;
-  detail::offload_order offloads_;  // by connection id (slot and generation)
-  // Open connections whose dial reconnects (dial_options::reconnect), by slot-and-generation.
-  std::unordered_map<std::uint64_t, std::shared_ptr<detail::redial>> redials_;
-  std::uint64_t next_dial_ = 0;
+  detail::dialer dialer_{*this};
+  detail::offload_order offloads_;             // by connection id (slot and generation)
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
   detail::acceptor acceptor_;
   detail::log_limiter dropped_accepts_;

@@ -85,6 +85,9 @@ struct socket_options {
 /// SO_BINDTODEVICE to the interface `name`; an empty name unbinds. A name of IFNAMSIZ bytes or
 /// more gives invalid_argument, an unknown one no_such_device.
 [[nodiscard]] std::error_code set_bind_device(int fd, const std::string& name) noexcept;
+/// The socket's pending error (SO_ERROR, which reading clears): how a non-blocking connect
+/// ended, or why a socket failed; {} when there is none.
+[[nodiscard]] std::error_code pending_error(int fd) noexcept;
 
 /// getsockname() / getpeername() as an address of transport `t`. A socket whose family does
 /// not fit `t` gives address_family_not_supported; an unconnected one has no peer (not_connected).

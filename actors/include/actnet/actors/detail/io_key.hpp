@@ -45,6 +45,10 @@ class io_key {
   [[nodiscard]] constexpr std::uint32_t generation() const noexcept {
     return static_cast<std::uint32_t>(bits_ >> 32) & max_generation;
   }
+  /// generation() of a stream key, whose kind bits are 0: one instruction less per message.
+  [[nodiscard]] constexpr std::uint32_t stream_generation() const noexcept {
+    return static_cast<std::uint32_t>(bits_ >> 32);
+  }
 
   friend constexpr bool operator==(io_key, io_key) noexcept = default;
 
