@@ -2,6 +2,7 @@
 // socket first, closing; and conn_ref's messages.
 #include "actnet/actors/connection.hpp"
 
+#include <spdlog/logger.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -16,13 +17,16 @@
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/syscalls.hpp"
+#include "guarded.hpp"
 #include "log.hpp"
 
 namespace actnet {
 namespace {
 
-bool would_block(int e) noexcept {
-  return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+// A send that took nothing now: the socket is full, or a signal came first. Either way the
+// rest is buffered and goes out when the socket may send.
+bool send_later(int e) noexcept {
+  return detail::would_block(e) || e == EINTR;
 }
 
 }  // namespace
@@ -190,10 +194,7 @@ void connection::writable_changed(bool writable) {
   if (state_ != state::open) {
     return;
   }
-  try {
-    on_writable_changed(writable);
-  } catch (const std::exception& e) {
-    owner().logger().error("loop {}: on_writable_changed threw: {}", loop_->index(), e.what());
+  if (!detail::guarded(*loop_, "on_writable_changed", [&] { on_writable_changed(writable); })) {
     loop_->finish(*this, std::make_error_code(std::errc::state_not_recoverable));
   }
 }
@@ -368,7 +369,7 @@ std::error_code connection::write_partial(std::span<const std::byte> bytes, ssiz
     if (write_end_ != write_end::open) {
       return errc::connection_closed;  // (EPIPE: shutdown_write's FIN has gone)
     }
-    if (!would_block(errno)) {
+    if (!send_later(errno)) {
       return fail({errno, std::system_category()});
     }
     sent = 0;
@@ -460,7 +461,7 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
     const ssize_t n = detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n < 0 && !would_block(errno)) {
+    if (n < 0 && !send_later(errno)) {
       return fail({errno, std::system_category()});
     }
     sent = n < 0 ? 0 : static_cast<std::size_t>(n);
@@ -504,7 +505,7 @@ std::error_code connection::write(block payload) {
   const std::span<const std::byte> bytes = payload.data();
   const ssize_t n =
       bytes.empty() ? 0 : detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  if (n < 0 && !would_block(errno)) {
+  if (n < 0 && !send_later(errno)) {
     return fail({errno, std::system_category()});
   }
   const auto sent = n < 0 ? std::size_t{0} : static_cast<std::size_t>(n);
@@ -526,18 +527,24 @@ std::error_code connection::flush() {
   if (state_ == state::closed) {
     return errc::connection_closed;
   }
+  return drain_output();
+}
+
+std::error_code connection::drain_output() {
   bool progressed = false;
   while (!out_.empty()) {
     const result<std::size_t> sent = out_.drain_to(fd_);
     if (!sent) {
-      if (sent.error() == std::errc::interrupted) {
+      const std::error_code ec = sent.error();
+      if (ec == std::errc::interrupted) {
         continue;
       }
-      if (sent.error() == std::errc::resource_unavailable_try_again) {
-        after_draining(progressed);
+      if (ec == std::errc::resource_unavailable_try_again ||
+          ec == std::errc::operation_would_block) {
+        after_draining(progressed);  // the rest when the socket may send again
         return {};
       }
-      return fail(sent.error());
+      return fail(ec);
     }
     progressed = progressed || *sent > 0;
   }
@@ -595,13 +602,9 @@ std::error_code connection::shut_writing() noexcept {
   write_end_ = write_end::shut;
   if (::shutdown(fd_, SHUT_WR) != 0) {
     // (After a reset the socket says not_connected; the reset is the news.)
-    const int refused = errno;
-    int error = 0;
-    socklen_t length = sizeof error;
-    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error == 0) {
-      error = refused;
-    }
-    return fail({error, std::system_category()});
+    const std::error_code refused(errno, std::system_category());
+    const std::error_code pending = pending_error(fd_);
+    return fail(pending ? pending : refused);
   }
   if (peer_closed_) {
     loop_->finish(*this, make_error_code(errc::end_of_stream));  // both ways are shut

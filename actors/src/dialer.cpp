@@ -2,6 +2,7 @@
 // schedule.
 #include "actnet/actors/detail/dialer.hpp"
 
+#include <spdlog/logger.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -33,8 +34,7 @@ std::chrono::microseconds reconnect_delay(const reconnect_policy& policy, std::s
 dialer::~dialer() = default;
 
 void dialer::report(const completion& done, result<conn_ref> outcome) noexcept {
-  (void)guarded(loop_.owner().logger(), loop_.index(), "a dial's completion",
-                [&] { done(outcome); });
+  (void)guarded(loop_, "a dial's completion", [&] { done(outcome); });
 }
 
 void dialer::start(const address& to, factory make, const dial_options& options, completion done,

@@ -239,7 +239,7 @@ void engine::open_datagram_sockets(std::size_t index) {
     unique_fd fd = k == 0 ? unique_fd(copy) : std::move(l.siblings.at(k - 1));
     loops_[k]->post_fn(
         [index, owned = std::move(fd)](event_loop& loop, connection*, std::error_code) mutable {
-          loop.open_datagram(index, std::move(owned));
+          loop.datagrams_.open(index, std::move(owned));
         });
     if (l.siblings.empty()) {
       break;  // one socket serves this address

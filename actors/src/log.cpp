@@ -1,11 +1,17 @@
-// The actnet logger.
+// The actnet logger, and the one way the loops log an exception a handler threw.
 #include "log.hpp"
 
+#include <spdlog/logger.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <string>
+
+#include "actnet/actors/engine.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "guarded.hpp"
 
 namespace actnet::detail {
 
@@ -19,6 +25,20 @@ spdlog::logger& log() {
     return l;
   }();
   return *logger;
+}
+
+void log_thrown(const event_loop& loop, const char* what) noexcept {
+  try {
+    spdlog::logger& log = loop.owner().logger();
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      log.error("loop {}: {} threw: {}", loop.index(), what, e.what());
+    } catch (...) {
+      log.error("loop {}: {} threw", loop.index(), what);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): logging failed, nothing more to do
+  }
 }
 
 }  // namespace actnet::detail

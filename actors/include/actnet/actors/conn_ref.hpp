@@ -20,6 +20,7 @@ namespace actnet {
 
 namespace detail {
 class dialer;
+class datagram_sockets;
 }  // namespace detail
 
 class connection;
@@ -191,6 +192,7 @@ class conn_ref {
   friend class connection;
   friend class event_loop;
   friend class detail::dialer;
+  friend class detail::datagram_sockets;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);

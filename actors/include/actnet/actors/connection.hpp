@@ -34,6 +34,7 @@ namespace actnet {
 
 namespace detail {
 class dialer;
+class datagram_sockets;
 }  // namespace detail
 
 class engine;
@@ -378,6 +379,7 @@ class connection {
  private:
   friend class event_loop;
   friend class detail::dialer;
+  friend class detail::datagram_sockets;
   enum class state : std::uint8_t { open, closing, closed };
   // This side's writing: open, shut after the buffered output (shutdown_write), or shut.
   enum class write_end : std::uint8_t { open, draining, shut };
@@ -415,6 +417,9 @@ class connection {
   }
   void assert_loop_thread() const noexcept;
   std::error_code buffer_rest(std::span<const std::byte> rest);
+  // Sends the buffered output until it has gone or the socket takes no more: the one drain of
+  // flush() and of the loop's "may send". A socket error closes the connection and is returned.
+  std::error_code drain_output();
   // After output was buffered (`was_empty`: none waited before): the write timeout's clock, the
   // high watermark, and EPOLLOUT.
   void after_buffering(bool was_empty);

@@ -33,6 +33,7 @@ namespace actnet {
 
 namespace detail {
 class dialer;
+class datagram_sockets;
 }  // namespace detail
 
 class engine;
@@ -323,6 +324,7 @@ class engine {
  private:
   friend class event_loop;
   friend class detail::dialer;
+  friend class detail::datagram_sockets;
   struct listener {
     address bound;
     unique_fd fd;  // main-reactor mode: loop 0 accepts on it

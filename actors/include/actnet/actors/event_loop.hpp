@@ -19,6 +19,7 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/detail/acceptor.hpp"
+#include "actnet/actors/detail/datagram_sockets.hpp"
 #include "actnet/actors/detail/dialer.hpp"
 #include "actnet/actors/detail/epoll_backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
@@ -45,8 +46,6 @@ struct dial_options;
 
 namespace detail {
 
-class udp_router;
-struct peer_key;
 struct redial;
 
 struct backend_waker {
@@ -150,6 +149,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   friend class connection;
   friend class conn_ref;
   friend class detail::dialer;
+  friend class detail::datagram_sockets;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                                      unique_function<void()> deliver);
   friend std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
@@ -189,13 +189,6 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // on failure.
   connection* install(std::unique_ptr<connection> c, int fd, transport t, watch how, bool counted);
   void open(connection& c);  // on_open
-  // UDP: the socket actor of listener `listener_index` on this loop, and its datagrams.
-  void open_datagram(std::size_t listener_index, unique_fd fd);
-  void read_datagrams(connection& c);
-  void route_datagram(detail::udp_router& router, std::span<const std::byte> datagram);
-  connection* open_session(detail::udp_router& router, const detail::peer_key& key);
-  void watch_session_idle(conn_ref session, std::chrono::nanoseconds wait);
-  void note_dropped_datagram(const char* why);  // counted; logged once a second at most
   // connection::offload: sequence numbers per connection, and results put back in that order.
   std::uint64_t offload_next(const connection& c);
   void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
@@ -214,8 +207,8 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
   void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
   void read_from(connection& c);
-  void write_out(connection& c);
-  void deliver(connection& c);  // on_data, then keep the unconsumed bytes
+  void deliver(connection& c);      // on_data, then keep the unconsumed bytes
+  void deliver_now(connection& c);  // deliver(), out of line (for the datagram side)
   void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
   void reap() noexcept {                                        // run scheduled closes
     if (!closing_.empty()) [[unlikely]] {
@@ -223,7 +216,14 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     }
   }
   void reap_scheduled() noexcept;
-  void release_retired() noexcept;
+  // Frees the ring blocks that on_data calls retired: none of their views outlives its on_data,
+  // so at the end of each phase that runs on_data.
+  void release_retired() noexcept {
+    if (!retired_.empty()) [[unlikely]] {
+      release_retired_blocks();
+    }
+  }
+  void release_retired_blocks() noexcept;
   void close_all(std::error_code reason) noexcept;
   // stop() with a shutdown_timeout: runs what is in the mailbox, then closes each connection
   // after its buffered output, until `deadline`.
@@ -264,7 +264,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
   detail::acceptor acceptor_;
   detail::log_limiter dropped_accepts_;
-  detail::log_limiter dropped_datagrams_;
+  detail::datagram_sockets datagrams_{*this};
   bool stopping_ = false;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};

@@ -59,6 +59,11 @@ inline ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
   return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(msg), flags);
 }
 
+/// The kernel's "not now" for a non-blocking socket (EAGAIN, EWOULDBLOCK): wait for readiness.
+[[nodiscard]] inline bool would_block(int e) noexcept {
+  return e == EAGAIN || e == EWOULDBLOCK;
+}
+
 inline int sys_epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
   constexpr long no_mask = 0;
   constexpr long mask_size = 8;  // the kernel's sigset size; unused without a mask

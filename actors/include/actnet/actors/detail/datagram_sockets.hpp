@@ -1,0 +1,51 @@
+// datagram_sockets: a loop's UDP side: each listener's socket actor, the datagrams read from
+// it in batches, and the sessions they are routed to (one connection actor per peer).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <system_error>
+
+#include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/detail/log_limiter.hpp"
+#include "actnet/reactor/unique_fd.hpp"
+
+namespace actnet {
+
+class connection;
+class event_loop;
+
+namespace detail {
+
+struct peer_key;
+class udp_router;
+
+/// One per loop. Loop-thread only.
+class datagram_sockets {
+ public:
+  explicit datagram_sockets(event_loop& loop) noexcept : loop_(loop) {}
+
+  /// This loop's socket for UDP listener `listener`: a socket actor of the listener's class,
+  /// or, with udp_sessions, a router that makes a session per peer.
+  void open(std::size_t listener, unique_fd fd);
+  /// Datagrams wait on a socket actor's (or a dialed UDP connection's) socket: a bounded batch
+  /// of them, each handed whole to on_data.
+  void readable(connection& socket);
+  /// A datagram connection's close is due. false: not yet (a router's sessions write through
+  /// its socket, so they are scheduled to close first, and it after them).
+  [[nodiscard]] bool ready_to_close(connection& c, std::error_code reason) noexcept;
+  /// After its on_close: a session leaves its router; a socket actor whose socket the loop
+  /// has closed leaves the port's SO_REUSEPORT group.
+  void closed(connection& c, bool stopping) noexcept;
+
+ private:
+  connection* open_session(udp_router& router, const peer_key& key);  // null: logged
+  void watch_idle(conn_ref session, std::chrono::nanoseconds wait);   // session_idle_timeout
+  void note_dropped(const char* why);  // counted; logged once a second at most
+
+  event_loop& loop_;
+  log_limiter dropped_;
+};
+
+}  // namespace detail
+}  // namespace actnet

@@ -1,0 +1,249 @@
+// datagram_sockets: UDP socket actors, batched reads, and sessions by peer address.
+#include "actnet/actors/detail/datagram_sockets.hpp"
+
+#include <netinet/in.h>
+#include <spdlog/logger.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <utility>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/engine.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "actnet/defaults.hpp"
+
+namespace actnet::detail {
+
+/// A peer's address as a hash key: family, port, IP and (IPv6) scope.
+struct peer_key {
+  std::array<std::uint64_t, 3> words{};
+  friend bool operator==(const peer_key&, const peer_key&) = default;
+};
+
+namespace {
+
+struct peer_key_hash {
+  std::size_t operator()(const peer_key& k) const noexcept {
+    std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (const std::uint64_t w : k.words) {
+      h = (h ^ w) * 0xff51afd7ed558ccdULL;
+      h ^= h >> 32;
+    }
+    return static_cast<std::size_t>(h);
+  }
+};
+
+peer_key key_of_peer(const sockaddr_storage& peer) noexcept {
+  peer_key k;
+  auto* bytes = reinterpret_cast<unsigned char*>(k.words.data());  // NOLINT
+  bytes[0] = static_cast<unsigned char>(peer.ss_family);
+  if (peer.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(peer);
+    std::memcpy(bytes + 2, &in.sin_port, sizeof in.sin_port);
+    std::memcpy(bytes + 4, &in.sin_addr, sizeof in.sin_addr);
+  } else if (peer.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    std::memcpy(bytes + 2, &in6.sin6_port, sizeof in6.sin6_port);
+    std::memcpy(bytes + 4, &in6.sin6_addr, sizeof in6.sin6_addr);
+    std::memcpy(bytes + 20, &in6.sin6_scope_id, sizeof in6.sin6_scope_id);
+  }
+  return k;
+}
+
+// A connected socket's peer length, from its family (recvfrom overwrote the length).
+socklen_t sizeof_peer(const datagram_endpoint& ep) noexcept {
+  return ep.peer.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+// recvfrom errors that concern one datagram or an earlier send, not the socket: skip them.
+bool transient_datagram_error(int e) noexcept {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == ECONNRESET ||
+         e == EMSGSIZE || e == ENOMEM || e == ENOBUFS;
+}
+
+}  // namespace
+
+/// The socket actor of a listener with UDP sessions: it owns the socket and hands each datagram
+/// to its peer's session, making one on the first datagram.
+class udp_router final : public connection {
+ public:
+  explicit udp_router(std::size_t listener) : listener_index(listener) {}
+  std::size_t listener_index;
+  std::unordered_map<peer_key, connection*, peer_key_hash> sessions;
+};
+
+connection* datagram_sockets::open_session(udp_router& router, const peer_key& key) {
+  const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
+  std::unique_ptr<connection> c = loop_.make_connection(l.make);
+  if (c == nullptr) {
+    return nullptr;
+  }
+  auto endpoint = std::make_unique<datagram_endpoint>();
+  endpoint->peer = router.dgram_->peer;
+  endpoint->peer_length = router.dgram_->peer_length;
+  endpoint->socket = &router;
+  endpoint->last_seen = timer_clock::now();
+  c->dgram_ = std::move(endpoint);
+  connection* session =
+      loop_.install(std::move(c), router.fd_, transport::udp, event_loop::watch::none, true);
+  if (session == nullptr) {
+    return nullptr;
+  }
+  router.sessions.emplace(key, session);
+  watch_idle(session->ref(), l.options.session_idle_timeout);
+  loop_.open(*session);
+  return session;
+}
+
+void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wait) {
+  // One timer per session, moved forward only when it fires: datagrams cost no timer work.
+  loop_.after(wait, [this, session] {
+    connection* c = loop_.find(session.slot_, session.generation_);
+    if (c == nullptr || !c->is_open()) {
+      return;
+    }
+    const auto& router = static_cast<const udp_router&>(*c->dgram_->socket);
+    const std::chrono::nanoseconds idle =
+        loop_.owner_.listeners_[router.listener_index].options.session_idle_timeout;
+    const auto quiet = timer_clock::now() - c->dgram_->last_seen;
+    if (quiet >= idle) {
+      loop_.finish(*c, std::make_error_code(std::errc::timed_out));
+      loop_.reap();
+    } else {
+      watch_idle(session, idle - quiet);
+    }
+  });
+}
+
+void datagram_sockets::open(std::size_t listener, unique_fd fd) {
+  const engine::listener& l = loop_.owner_.listeners_[listener];
+  std::unique_ptr<connection> c;
+  if (l.options.udp_sessions) {
+    c = std::make_unique<udp_router>(listener);
+  } else {
+    c = loop_.make_connection(l.make);
+    if (c == nullptr) {
+      return;  // logged; this loop does not serve the address
+    }
+  }
+  auto endpoint = std::make_unique<datagram_endpoint>();
+  endpoint->routes = l.options.udp_sessions;
+  endpoint->listener = listener;
+  c->dgram_ = std::move(endpoint);
+  // Level-triggered whatever the engine's mode: readable() takes a bounded batch per event.
+  if (connection* conn = loop_.install(std::move(c), fd.get(), transport::udp,
+                                       event_loop::watch::datagram, false)) {
+    (void)fd.release();
+    if (!conn->dgram_->routes) {
+      loop_.open(*conn);
+    }
+  }
+}
+
+void datagram_sockets::readable(connection& c) {
+  datagram_endpoint& ep = *c.dgram_;
+  std::vector<std::byte>& buffer = loop_.read_buffer_;
+  for (std::size_t i = 0; i < defaults::datagram_batch; ++i) {
+    ep.peer_length = sizeof ep.peer;
+    // MSG_TRUNC: the datagram's real length, so one cut to the read buffer is seen.
+    const ssize_t n = ::recvfrom(c.fd_, buffer.data(), buffer.size(), MSG_TRUNC,
+                                 reinterpret_cast<sockaddr*>(&ep.peer), &ep.peer_length);  // NOLINT
+    if (n < 0) {
+      const int e = errno;
+      if (ep.connected) {
+        ep.peer_length = sizeof_peer(ep);
+        if (e == ECONNREFUSED) {  // the peer's port is closed (ICMP): the dialer should know
+          loop_.finish(c, {e, std::system_category()});
+          return;
+        }
+      } else {
+        ep.peer_length = 0;
+      }
+      if (e == EINTR || transient_datagram_error(e)) {
+        continue;
+      }
+      if (e != EAGAIN && e != EWOULDBLOCK) {
+        loop_.finish(c, {e, std::system_category()});
+      }
+      return;
+    }
+    if (static_cast<std::size_t>(n) > buffer.size()) {
+      ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
+      note_dropped("longer than read_buffer_size");  // never half a datagram
+      continue;
+    }
+    const std::span<const std::byte> datagram(buffer.data(), static_cast<std::size_t>(n));
+    connection* to = &c;
+    if (ep.routes) {
+      auto& router = static_cast<udp_router&>(c);
+      const peer_key key = key_of_peer(ep.peer);
+      const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
+      if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
+        to = found->second;
+      } else if (router.sessions.size() >= l.options.max_sessions) {
+        note_dropped("from a new peer past max_sessions");
+        to = nullptr;
+      } else {
+        to = open_session(router, key);
+      }
+      if (to != nullptr && to->is_open()) {  // (a closing session's datagrams end with it)
+        to->dgram_->last_seen = timer_clock::now();
+      } else {
+        to = nullptr;
+      }
+    }
+    if (to != nullptr) {
+      to->fresh_ = datagram;
+      loop_.deliver_now(*to);
+    }
+    // A socket actor's sender is known during on_data only; a connected socket's is fixed.
+    ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
+    if (!c.is_open()) {
+      return;
+    }
+    loop_.reap();  // sessions closed by that datagram, so the next one from their peer opens anew
+  }
+}
+
+bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noexcept {
+  if (!c.dgram_->routes) {
+    return true;
+  }
+  auto& router = static_cast<udp_router&>(c);
+  if (router.sessions.empty()) {
+    return true;
+  }
+  for (const auto& [key, session] : router.sessions) {
+    loop_.finish(*session, reason);
+  }
+  return false;
+}
+
+void datagram_sockets::closed(connection& c, bool stopping) noexcept {
+  const datagram_endpoint& ep = *c.dgram_;
+  if (ep.socket != nullptr) {
+    static_cast<udp_router&>(*ep.socket).sessions.erase(key_of_peer(ep.peer));
+  } else if (!ep.connected && !stopping) {
+    // A socket actor closed while serving: its socket must leave the port's SO_REUSEPORT
+    // group, or the kernel keeps sending it peers nobody reads. (Loop 0's is a duplicate of
+    // the engine's, which closes with it.)
+    loop_.owner_.socket_actor_closed(ep.listener, loop_.index());
+  }
+}
+
+void datagram_sockets::note_dropped(const char* why) {
+  loop_.datagrams_dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (const std::uint64_t n = dropped_.note(timer_clock::now())) {
+    loop_.owner().logger().warn("loop {}: dropped {} datagram(s) (the latest {})", loop_.index(), n,
+                                why);
+  }
+}
+
+}  // namespace actnet::detail

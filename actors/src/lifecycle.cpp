@@ -1,0 +1,195 @@
+// lifecycle: a connection actor's life on its loop: made and installed in the slot table,
+// opened, its close scheduled (finish) and carried out between handlers (reap), and the
+// memory an idle loop gives back.
+#include <spdlog/logger.h>
+
+#include "actnet/actors/event_loop.hpp"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <unistd.h>
+
+#include <utility>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/engine.hpp"
+#include "actnet/buffers/block_pool.hpp"
+#include "actnet/error.hpp"
+#include "guarded.hpp"
+
+namespace actnet {
+
+using detail::io_key;
+using detail::io_kind;
+
+std::unique_ptr<connection> event_loop::make_connection(
+    const std::function<std::unique_ptr<connection>()>& make) {
+  std::unique_ptr<connection> c;
+  if (!detail::guarded(*this, "the connection factory", [&] { c = make(); })) {
+    return nullptr;
+  }
+  if (c == nullptr) {
+    owner_.logger().error("loop {}: connection factory returned no connection", index_);
+  }
+  return c;
+}
+
+connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t, watch how,
+                                bool counted) {
+  const auto [slot, generation] = slots_.reserve();
+  c->loop_ = this;
+  c->fd_ = fd;
+  c->slot_ = slot;
+  c->generation_ = generation;
+  c->transport_ = t;
+  c->counted_ = counted;
+  c->in_ = ring_buffer(options_.inbound_cap);
+  c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);
+  if (how != watch::none) {
+    const io_key key = io_key::from_bits(key_of(*c));
+    if (const std::error_code ec = how == watch::stream ? backend_.watch_stream(fd, key, {})
+                                                        : backend_.watch_datagram(fd, key)) {
+      owner_.logger().error("loop {}: cannot watch a new connection: {}", index_, ec.message());
+      slots_.release(slot);
+      return nullptr;
+    }
+  }
+  connection* conn = c.release();
+  slots_.fill(slot, conn);
+  if (counted) {
+    connections_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return conn;
+}
+
+void event_loop::open(connection& c) {
+  const bool opened = detail::guarded(*this, "on_open", [&] {
+    if (options_.connection_timeouts.any() && c.dgram_ == nullptr) {
+      c.set_timeouts(options_.connection_timeouts);
+    }
+    c.on_open();
+  });
+  if (!opened) {
+    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+// -- offloads: results in submission order --
+
+void event_loop::release_retired_blocks() noexcept {
+  for (const std::span<std::byte> b : retired_) {
+    block_pool::deallocate(b);  // no view from that on_data can point into them any more
+  }
+  retired_.clear();
+}
+
+void event_loop::finish(connection& c, std::error_code reason) noexcept {
+  if (c.state_ == connection::state::closed) {
+    return;
+  }
+  c.state_ = connection::state::closed;
+  closing_.push_back({&c, reason});
+}
+
+void event_loop::reap_scheduled() noexcept {
+  while (!closing_.empty()) {
+    const closing next = closing_.back();
+    closing_.pop_back();
+    connection& c = *next.conn;
+    if (c.dgram_ != nullptr && !datagrams_.ready_to_close(c, next.reason)) {
+      closing_.insert(closing_.begin(), next);  // after its sessions, now at the top
+      continue;
+    }
+    const bool own_socket = c.dgram_ == nullptr || c.dgram_->socket == nullptr;  // not a session
+    if (own_socket) {
+      (void)backend_.unwatch(c.fd_);
+    }
+    (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
+    if (own_socket) {
+      ::close(c.fd_);
+    }
+    if (c.dgram_ != nullptr) {
+      datagrams_.closed(c, stopping_);
+    }
+    offloads_.forget(id_of(c));  // later results find no connection
+    if (c.timing_ != nullptr) {
+      c.cancel_timers();
+    }
+    (void)detail::guarded(*this, "scheduling a reconnect",
+                          [&] { dialer_.closed(id_of(c), next.reason, stopping_); });
+    slots_.release(c.slot_);
+    const bool counted = c.counted_;
+    if (c.admitted_) {
+      owner_.release_admission();
+    }
+    delete &c;
+    if (counted && connections_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+      schedule_idle_release();
+    }
+  }
+}
+
+void event_loop::schedule_idle_release() {
+  if (idle_release_pending_ || stopping_ || options_.idle_release.count() == 0) {
+    return;
+  }
+  idle_release_pending_ = true;
+  try {
+    timers_.add(timer_clock::now() + options_.idle_release, [this] {
+      idle_release_pending_ = false;
+      if (connection_count() == 0 && !stopping_) {
+        release_idle_memory();
+      }
+    });
+  } catch (const std::bad_alloc&) {
+    idle_release_pending_ = false;  // no memory for a timer: nothing to give back later either
+  }
+}
+
+void event_loop::release_idle_memory() noexcept {
+  // Nothing points into these once the loop has no connections; they grow again on demand.
+  // (UDP socket actors are not counted as connections: while one lives, the table stays.)
+  (void)slots_.shrink();
+  // Only what is empty: a close still pending here (a UDP socket actor's: those are not
+  // counted) must still be carried out.
+  if (closing_.empty()) {
+    std::vector<closing>().swap(closing_);
+  }
+  if (retired_.empty()) {
+    std::vector<std::span<std::byte>>().swap(retired_);
+  }
+  if (continue_reading_.empty()) {
+    std::vector<conn_ref>().swap(continue_reading_);
+  }
+  backend_.shrink();
+  block_pool::release_idle_memory();
+#if defined(__GLIBC__)
+  ::malloc_trim(0);  // the connection objects' heap pages
+#endif
+  // mimalloc decommits freed pages after a delay (up to 500 ms for whole segments), and only
+  // when it is called again: a second pass after that delay gives them back.
+  try {
+    timers_.add(timer_clock::now() + std::chrono::milliseconds(600), [this] {
+      if (connection_count() == 0) {
+        block_pool::release_idle_memory();
+      }
+    });
+  } catch (const std::bad_alloc&) {
+    // the pages stay with the allocator until the next release
+  }
+}
+
+void event_loop::close_all(std::error_code reason) noexcept {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (connection* c = slots_.at(i); c != nullptr && c->state_ != connection::state::closed) {
+      if (!c->out_.empty()) {
+        (void)c->out_.drain_to(c->fd_);  // one try; a drain deadline comes later
+      }
+      finish(*c, reason);
+    }
+  }
+  reap();
+}
+
+}  // namespace actnet
