@@ -79,6 +79,7 @@ result<byte_views> connection::peek_slow(std::size_t n) {
 }
 
 byte_views connection::peek_all() {
+  assert_in_loop_thread();
   const result<byte_views> all = peek(inbound_buffered());
   return all ? *all : in_.peek_all();  // gathering can fail only at the inbound cap
 }
@@ -107,6 +108,7 @@ byte_views connection::next_all_slow() {
 }
 
 std::error_code connection::discard(std::size_t n) noexcept {
+  assert_in_loop_thread();
   if (n > inbound_buffered()) {
     return errc::short_buffer;
   }
@@ -117,6 +119,7 @@ std::error_code connection::discard(std::size_t n) noexcept {
 }
 
 std::error_code connection::read(std::span<std::byte> out) noexcept {
+  assert_in_loop_thread();
   if (out.size() > inbound_buffered()) {
     return errc::short_buffer;
   }
@@ -200,7 +203,7 @@ void connection::writable_changed(bool writable) {
 }
 
 void connection::pause_reading() noexcept {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (pause_asked_ || (dgram_ != nullptr && dgram_->socket != nullptr)) {
     return;
   }
@@ -215,7 +218,7 @@ void connection::pause_reading() noexcept {
 }
 
 void connection::resume_reading() noexcept {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (!pause_asked_) {
     return;
   }
@@ -264,7 +267,7 @@ timeouts connection::current_timeouts() const noexcept {
 }
 
 void connection::set_timeouts(const timeouts& limits) {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (limits.idle.count() < 0 || limits.read.count() < 0 || limits.write.count() < 0) {
     throw std::invalid_argument("actnet: set_timeouts: a timeout must not be negative (0: none)");
   }
@@ -360,8 +363,8 @@ void connection::cancel_timers() noexcept {
   }
 }
 
-void connection::assert_loop_thread() const noexcept {
-  loop_->assert_in_loop();
+void connection::loop_thread_check() const noexcept {
+  loop_->assert_in_loop_thread();
 }
 
 std::error_code connection::write_partial(std::span<const std::byte> bytes, ssize_t sent) {
@@ -426,7 +429,7 @@ std::error_code connection::send_datagram(std::span<const std::span<const std::b
 }
 
 std::error_code connection::send_to(const address& to, std::span<const std::byte> bytes) {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (dgram_ == nullptr) {
     return std::make_error_code(std::errc::operation_not_supported);
   }
@@ -438,7 +441,7 @@ std::error_code connection::send_to(const address& to, std::span<const std::byte
 }
 
 std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
@@ -487,7 +490,7 @@ std::error_code connection::write_two(const byte_views& bytes) {
 }
 
 std::error_code connection::write(block payload) {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
@@ -523,7 +526,7 @@ std::error_code connection::write(block payload) {
 }
 
 std::error_code connection::flush() {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (state_ == state::closed) {
     return errc::connection_closed;
   }
@@ -561,7 +564,7 @@ std::error_code connection::drain_output() {
 // -- control --
 
 void connection::close() noexcept {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (state_ != state::open) {
     return;
   }
@@ -584,7 +587,7 @@ void connection::begin_closing() noexcept {
 }
 
 std::error_code connection::shutdown_write() {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (dgram_ != nullptr) {
     return std::make_error_code(std::errc::operation_not_supported);
   }
@@ -620,7 +623,7 @@ std::error_code connection::closing_reason() const noexcept {
 }
 
 void connection::abort() noexcept {
-  loop_->assert_in_loop();
+  assert_in_loop_thread();
   if (state_ == state::closed) {
     return;
   }
@@ -640,6 +643,7 @@ void connection::shutdown_engine() noexcept {
 }
 
 timer_id connection::after(std::chrono::nanoseconds delay, unique_function<void(connection&)> fn) {
+  assert_in_loop_thread();
   event_loop* loop = loop_;
   return loop_->after(
       delay, [loop, slot = slot_, generation = generation_, f = std::move(fn)]() mutable {
@@ -650,6 +654,7 @@ timer_id connection::after(std::chrono::nanoseconds delay, unique_function<void(
 }
 
 bool connection::cancel_timer(timer_id id) noexcept {
+  assert_in_loop_thread();
   return loop_->cancel(id);
 }
 
@@ -697,7 +702,7 @@ void detail::offload_result(const conn_ref& target, std::uint64_t seq,
 void connection::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
                            const dial_options& options,
                            std::function<void(result<conn_ref>)> done) {
-  check_thread();
+  assert_in_loop_thread();
   loop_->dialer_.start_here(to, std::move(make), options, std::move(done));
 }
 

@@ -74,12 +74,12 @@ void event_loop::post_fn(detail::message_fn fn) {
 }
 
 timer_id event_loop::after(std::chrono::nanoseconds delay, unique_function<void()> fn) {
-  assert_in_loop();
+  assert_in_loop_thread();
   return timers_.add(timer_clock::now() + delay, std::move(fn));
 }
 
 bool event_loop::cancel(timer_id id) noexcept {
-  assert_in_loop();
+  assert_in_loop_thread();
   return timers_.cancel(id);
 }
 

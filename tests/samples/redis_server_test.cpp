@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/sample_process.hpp"
+#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
 
 namespace actnet {

@@ -157,6 +157,7 @@ class connection {
   /// The first `n` bytes without consuming them (zero-copy when they are contiguous, else two
   /// spans); short_buffer if fewer are buffered. Valid until the next inbound call.
   [[nodiscard]] result<byte_views> peek(std::size_t n) {
+    assert_in_loop_thread();
     if (in_.empty() && n <= fresh_.size()) {  // the common case: all in this read
       return byte_views{fresh_.first(n), {}};
     }
@@ -169,6 +170,7 @@ class connection {
   /// Consumes `n` bytes and returns views of them; short_buffer (nothing consumed) if fewer are
   /// buffered. The views stay valid until on_data() returns.
   [[nodiscard]] result<byte_views> next(std::size_t n) {
+    assert_in_loop_thread();
     if (in_.empty() && n <= fresh_.size()) {  // the common case: all in this read
       const std::span<const std::byte> taken = fresh_.first(n);
       fresh_ = fresh_.subspan(n);
@@ -178,6 +180,7 @@ class connection {
   }
   /// Consumes and returns every buffered byte. (Past the inbound cap: nothing, as next().)
   [[nodiscard]] byte_views next_all() {
+    assert_in_loop_thread();
     if (in_.empty()) {
       return {std::exchange(fresh_, {}), {}};
     }
@@ -195,7 +198,7 @@ class connection {
   /// shutdown_write, capacity_exceeded past the outbound cap (the connection is then closed with
   /// that error).
   std::error_code write(std::span<const std::byte> bytes) {
-    check_thread();
+    assert_in_loop_thread();
     if (state_ == state::open && dgram_ == nullptr && out_.empty() && !bytes.empty()) [[likely]] {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -272,7 +275,7 @@ class connection {
   template <class Conn, class Fn, class Then>
   std::error_code ask(const conn_ref& target, Fn&& fn, Then&& then) {
     static_assert(std::is_base_of_v<connection, Conn>, "ask<Conn>: Conn must be a connection");
-    check_thread();
+    assert_in_loop_thread();
     return detail::send_question(
         *target.loop_, target.slot_, target.generation_,
         detail::make_question<Conn>(std::forward<Fn>(fn), std::forward<Then>(then),
@@ -282,7 +285,7 @@ class connection {
   /// `then(answer)` back here, as this actor; as above.
   template <class Fn, class Then>
   std::error_code ask(event_loop& target, Fn&& fn, Then&& then) {
-    check_thread();
+    assert_in_loop_thread();
     return detail::send_question(
         target, 0, 0,
         detail::make_question<event_loop>(std::forward<Fn>(fn), std::forward<Then>(then),
@@ -349,20 +352,39 @@ class connection {
 
   // -- identity and socket --
 
+  /// The loop-thread check every loop-only member runs first: event_loop::assert_in_loop_thread
+  /// of this connection's loop (debug builds only).
+  void assert_in_loop_thread() const noexcept {
+#ifndef NDEBUG
+    loop_thread_check();
+#endif
+  }
   /// This connection's address, for other threads and actors. Thread-safe to use.
-  [[nodiscard]] conn_ref ref() const noexcept { return {loop_, slot_, generation_}; }
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-  [[nodiscard]] bool is_open() const noexcept { return state_ == state::open; }
+  [[nodiscard]] conn_ref ref() const noexcept {
+    return {loop_, slot_, generation_};
+  }
+  [[nodiscard]] int fd() const noexcept {
+    return fd_;
+  }
+  [[nodiscard]] bool is_open() const noexcept {
+    return state_ == state::open;
+  }
   /// A UDP socket actor or session.
-  [[nodiscard]] bool is_datagram() const noexcept { return dgram_ != nullptr; }
+  [[nodiscard]] bool is_datagram() const noexcept {
+    return dgram_ != nullptr;
+  }
   [[nodiscard]] result<address> local_address() const;
   /// The peer. A UDP socket actor has one only during on_data (the datagram's sender);
   /// elsewhere not_connected.
   [[nodiscard]] result<address> remote_address() const;
-  [[nodiscard]] event_loop& loop() const noexcept { return *loop_; }
+  [[nodiscard]] event_loop& loop() const noexcept {
+    return *loop_;
+  }
   [[nodiscard]] engine& owner() const noexcept;
 
-  std::error_code set_nodelay(bool on) noexcept { return actnet::set_nodelay(fd_, on); }
+  std::error_code set_nodelay(bool on) noexcept {
+    return actnet::set_nodelay(fd_, on);
+  }
   std::error_code set_keepalive(const keepalive& k) noexcept {
     return actnet::set_keepalive(fd_, k);
   }
@@ -410,12 +432,7 @@ class connection {
   [[nodiscard]] detail::reply_address reply_address() const noexcept {
     return {loop_, slot_, generation_};
   }
-  void check_thread() const noexcept {
-#ifndef NDEBUG
-    assert_loop_thread();
-#endif
-  }
-  void assert_loop_thread() const noexcept;
+  void loop_thread_check() const noexcept;  // event_loop::assert_in_loop_thread(), out of line
   std::error_code buffer_rest(std::span<const std::byte> rest);
   // Sends the buffered output until it has gone or the socket takes no more: the one drain of
   // flush() and of the loop's "may send". A socket error closes the connection and is returned.
@@ -473,7 +490,7 @@ class connection {
 
 template <class Work, class Then>
 std::error_code connection::offload(Work&& work, Then&& then) {
-  check_thread();
+  assert_in_loop_thread();
   const result<std::uint64_t> seq = offload_begin();
   if (!seq) {
     return seq.error();

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/sample_process.hpp"
+#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
 
 #if defined(__has_feature)

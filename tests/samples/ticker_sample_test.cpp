@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/sample_process.hpp"
+#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
 
 namespace actnet {
