@@ -1,5 +1,5 @@
 // connection: inbound views across the ring and the loop's read buffer, writes that try the
-// socket first, closing; and conn_ref's messages.
+// socket first, half-close and closing.
 #include "actnet/actors/connection.hpp"
 
 #include <spdlog/logger.h>
@@ -242,124 +242,6 @@ void connection::resume_reading() noexcept {
     }
   } else {
     loop_->update_interest(*this);
-  }
-}
-
-// -- timeouts --
-
-detail::conn_timing& connection::timing() {
-  if (timing_ == nullptr) {
-    timing_ = std::make_unique<detail::conn_timing>();
-  }
-  return *timing_;
-}
-
-void connection::note_sent() noexcept {
-  timing_->last_write = timer_clock::now();
-}
-
-void connection::note_read() noexcept {
-  timing_->last_read = timer_clock::now();
-}
-
-timeouts connection::current_timeouts() const noexcept {
-  return timing_ != nullptr ? timing_->limits : timeouts{};
-}
-
-void connection::set_timeouts(const timeouts& limits) {
-  assert_in_loop_thread();
-  if (limits.idle.count() < 0 || limits.read.count() < 0 || limits.write.count() < 0) {
-    throw std::invalid_argument("actnet: set_timeouts: a timeout must not be negative (0: none)");
-  }
-  if (dgram_ != nullptr || state_ == state::closed) {
-    return;  // streams only (UDP sessions have session_idle_timeout)
-  }
-  if (!limits.any() && timing_ == nullptr) {
-    return;
-  }
-  detail::conn_timing& t = timing();
-  t.limits = limits;
-  t.last_read = t.last_write = timer_clock::now();
-  if (t.check != 0) {
-    (void)loop_->cancel(t.check);
-    t.check = 0;
-  }
-  if (limits.any()) {
-    check_timeouts();  // arms the first check
-  }
-}
-
-void connection::arm_timeouts(timer_clock::time_point at) {
-  detail::conn_timing& t = *timing_;
-  if (t.check != 0) {
-    if (t.check_at <= at) {
-      return;  // an earlier check is pending; it re-arms for this one
-    }
-    (void)loop_->cancel(t.check);
-  }
-  event_loop* loop = loop_;
-  t.check_at = at;
-  t.check = loop_->after(at - timer_clock::now(), [loop, slot = slot_, generation = generation_] {
-    if (connection* c = loop->find(slot, generation);
-        c != nullptr && c->is_open() && c->timing_ != nullptr) {
-      c->timing_->check = 0;
-      c->check_timeouts();
-    }
-  });
-}
-
-void connection::check_timeouts() {
-  const timer_clock::time_point now = timer_clock::now();
-  const timeouts& limits = timing_->limits;
-  timer_clock::time_point next = timer_clock::time_point::max();
-  // True when the limit counted from `since` has passed (the connection then closes).
-  const auto expired = [&](timer_clock::time_point since, std::chrono::milliseconds limit) {
-    if (limit.count() <= 0) {
-      return false;
-    }
-    const timer_clock::time_point deadline = since + limit;
-    if (deadline <= now) {
-      return true;
-    }
-    next = std::min(next, deadline);
-    return false;
-  };
-  if (expired(std::max(timing_->last_read, timing_->last_write), limits.idle)) {
-    fail(errc::idle_timeout);
-  } else if (!read_paused_ && expired(timing_->last_read, limits.read)) {
-    fail(errc::read_timeout);
-  } else if (!out_.empty() && expired(timing_->last_write, limits.write)) {
-    fail(errc::write_timeout);
-  } else if (next != timer_clock::time_point::max()) {
-    arm_timeouts(next);
-  } else if (limits.read.count() > 0) {
-    arm_timeouts(now + limits.read);  // paused: look again then
-  }
-  // Otherwise only a write timeout is set and nothing waits: after_buffering arms it.
-}
-
-void connection::arm_drain_deadline() {
-  const std::chrono::milliseconds limit = loop_->options_.drain_timeout;
-  if (limit.count() <= 0) {
-    return;
-  }
-  event_loop* loop = loop_;
-  timing().drain = loop_->after(limit, [loop, slot = slot_, generation = generation_] {
-    if (connection* c = loop->find(slot, generation); c != nullptr && c->state_ == state::closing) {
-      c->timing_->drain = 0;
-      c->out_.clear();
-      (void)actnet::set_linger(c->fd_, std::chrono::seconds(0));  // the peer sees it cut off
-      loop->finish(*c, make_error_code(errc::drain_timeout));
-    }
-  });
-}
-
-void connection::cancel_timers() noexcept {
-  if (timing_->check != 0) {
-    (void)loop_->cancel(timing_->check);
-  }
-  if (timing_->drain != 0) {
-    (void)loop_->cancel(timing_->drain);
   }
 }
 
@@ -691,97 +573,11 @@ std::error_code connection::offload_submit(std::uint64_t seq, unique_function<vo
   return ec;
 }
 
-void detail::offload_result(const conn_ref& target, std::uint64_t seq,
-                            unique_function<void()> deliver) {
-  target.send_tell(
-      [seq, d = std::move(deliver)](event_loop& loop, connection* c, std::error_code) mutable {
-        loop.offload_arrived(*c, seq, std::move(d));
-      });
-}
-
 void connection::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
                            const dial_options& options,
                            std::function<void(result<conn_ref>)> done) {
   assert_in_loop_thread();
   loop_->dialer_.start_here(to, std::move(make), options, std::move(done));
-}
-
-std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
-                                      std::uint32_t generation, message_fn question) {
-  return loop.send_bounded(
-      detail::message::to_actor(message_kind::ask, slot, generation, std::move(question)));
-}
-
-void detail::send_reply(const reply_address& to, unique_function<void()> reply) {
-  if (to.generation == 0) {
-    to.loop->post_fn(
-        [r = std::move(reply)](event_loop&, connection*, std::error_code) mutable { r(); });
-  } else {
-    conn_ref(to.loop, to.slot, to.generation)
-        .send_tell(
-            [r = std::move(reply)](event_loop&, connection*, std::error_code) mutable { r(); });
-  }
-}
-
-void detail::log_ask_failure(event_loop& loop, const char* what) noexcept {
-  try {
-    loop.owner().logger().error("loop {}: an ask's handler threw: {}; answered with handler_failed",
-                                loop.index(), what);
-  } catch (...) {
-    // logging failed: nothing more to do
-  }
-}
-
-void detail::log_offload_failure(const char* what) noexcept {
-  try {
-    detail::log().error("offload: a job threw: {}; its result is skipped", what);
-  } catch (...) {
-    // logging failed: nothing more to do
-  }
-}
-
-// -- conn_ref --
-
-block conn_ref::gather(std::span<const std::span<const std::byte>> parts) {
-  std::size_t total = 0;
-  for (const auto& p : parts) {
-    total += p.size();
-  }
-  block b = block::allocate(total);
-  for (const auto& p : parts) {
-    if (!p.empty()) {
-      std::memcpy(b.space().data(), p.data(), p.size());
-      b.commit(p.size());
-    }
-  }
-  return b;
-}
-
-void conn_ref::send(detail::message_kind kind, block payload, detail::message_fn fn) const {
-  loop_->send(
-      detail::message::to_actor(kind, slot_, generation_, std::move(fn), std::move(payload)));
-}
-
-std::error_code conn_ref::send_write(block payload, detail::message_fn done) const {
-  return loop_->send_bounded(detail::message::to_actor(
-      detail::message_kind::async_write, slot_, generation_, std::move(done), std::move(payload)));
-}
-
-void conn_ref::send_tell(detail::message_fn fn) const {
-  send(detail::message_kind::tell, {}, std::move(fn));
-}
-
-std::error_code conn_ref::send_user_tell(detail::message_fn fn) const {
-  return loop_->send_bounded(
-      detail::message::to_actor(detail::message_kind::tell, slot_, generation_, std::move(fn)));
-}
-
-void conn_ref::close() const {
-  send(detail::message_kind::close, {}, nullptr);
-}
-
-void conn_ref::wake() const {
-  send(detail::message_kind::wake, {}, nullptr);
 }
 
 }  // namespace actnet

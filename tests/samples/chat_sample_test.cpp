@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
+#include "samples/sample_process.hpp"
 
 namespace actnet {
 namespace {

@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
+#include "samples/sample_process.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

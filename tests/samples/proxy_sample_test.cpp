@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "samples/sample_process.hpp"
 #include "actors/test_util.hpp"
+#include "samples/sample_process.hpp"
 
 namespace actnet {
 namespace {
