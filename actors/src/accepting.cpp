@@ -54,8 +54,7 @@ void event_loop::place_accepted(std::size_t listener_index, unique_fd fd,
   }
   event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
   if (&target == this) {
-    adopt(std::move(fd), owner_.listeners_[listener_index].make,
-          owner_.listeners_[listener_index].bound.transport(), std::move(to.lease), admitted);
+    adopt(std::move(fd), owner_.listeners_[listener_index].make, std::move(to.lease), admitted);
     reap();
   } else {
     target.send(detail::message::adopt(std::move(fd), static_cast<std::uint32_t>(listener_index),
@@ -81,12 +80,12 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
 }
 
 void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<connection>()>& make,
-                       transport t, balancer_lease lease, bool admitted) {
+                       balancer_lease lease, bool admitted) {
   std::unique_ptr<connection> c = make_connection(make);
   if (c != nullptr) {
     c->lease_ = std::move(lease);
     c->admitted_ = admitted;
-    if (connection* conn = install(std::move(c), owned.get(), t, watch::stream, true)) {
+    if (connection* conn = install(std::move(c), owned.get(), watch::stream, true)) {
       (void)owned.release();
       open(*conn);
       return;

@@ -540,8 +540,22 @@ bool connection::cancel_timer(timer_id id) noexcept {
   return loop_->cancel(id);
 }
 
+transport connection::kind() const noexcept {
+  if (dgram_ != nullptr) {
+    return transport::udp;
+  }
+  // A stream: tcp or unix, from the socket's family (asked when an address is, rather than
+  // kept in every connection).
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  const bool unix_socket =
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&  // NOLINT
+      local.ss_family == AF_UNIX;
+  return unix_socket ? transport::unix_stream : transport::tcp;
+}
+
 result<address> connection::local_address() const {
-  return actnet::local_address(fd_, transport_);
+  return actnet::local_address(fd_, kind());
 }
 
 result<address> connection::remote_address() const {
@@ -553,7 +567,7 @@ result<address> connection::remote_address() const {
                                   reinterpret_cast<const sockaddr*>(&dgram_->peer),  // NOLINT
                                   dgram_->peer_length);
   }
-  return actnet::peer_address(fd_, transport_);
+  return actnet::peer_address(fd_, kind());
 }
 
 // -- blocking work --

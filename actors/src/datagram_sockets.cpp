@@ -91,8 +91,7 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
   c->dgram_ = std::move(endpoint);
-  connection* session =
-      loop_.install(std::move(c), router.fd_, transport::udp, event_loop::watch::none, true);
+  connection* session = loop_.install(std::move(c), router.fd_, event_loop::watch::none, true);
   if (session == nullptr) {
     return nullptr;
   }
@@ -138,8 +137,8 @@ void datagram_sockets::open(std::size_t listener, unique_fd fd) {
   endpoint->listener = listener;
   c->dgram_ = std::move(endpoint);
   // Level-triggered whatever the engine's mode: readable() takes a bounded batch per event.
-  if (connection* conn = loop_.install(std::move(c), fd.get(), transport::udp,
-                                       event_loop::watch::datagram, false)) {
+  if (connection* conn =
+          loop_.install(std::move(c), fd.get(), event_loop::watch::datagram, false)) {
     (void)fd.release();
     if (!conn->dgram_->routes) {
       loop_.open(*conn);

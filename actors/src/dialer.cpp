@@ -133,7 +133,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
         c->dgram_ = std::move(endpoint);
         how = event_loop::watch::datagram;
       }
-      if (connection* conn = loop_.install(std::move(c), d.fd.get(), d.kind, how, true)) {
+      if (connection* conn = loop_.install(std::move(c), d.fd.get(), how, true)) {
         (void)d.fd.release();
         opened = conn->ref();
         failure = {};

@@ -299,9 +299,9 @@ std::error_code engine::enroll(int fd, factory make) {
       balancer_->assign(reinterpret_cast<const sockaddr*>(&peer), peer_length);  // NOLINT
   // The engine's own message, as an accepted connection's: a full mailbox does not refuse it.
   loops_[to.target]->post_fn(
-      [fd = std::move(owned), make = std::move(make), t, lease = std::move(to.lease)](
+      [fd = std::move(owned), make = std::move(make), lease = std::move(to.lease)](
           event_loop& loop, connection*, std::error_code) mutable {
-        loop.adopt(std::move(fd), make, t, std::move(lease));
+        loop.adopt(std::move(fd), make, std::move(lease));
       });
   return {};
 }

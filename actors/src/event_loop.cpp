@@ -392,8 +392,7 @@ void event_loop::handle_unguarded(detail::message&& m) {
       return;
     case kind::adopt:
       adopt(unique_fd(std::exchange(m.fd, -1)), owner_.listeners_[m.listener].make,
-            owner_.listeners_[m.listener].bound.transport(), std::move(m.lease),
-            std::exchange(m.admitted, false));
+            std::move(m.lease), std::exchange(m.admitted, false));
       return;
     case kind::stop:
       stopping_ = true;

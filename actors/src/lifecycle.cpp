@@ -35,14 +35,12 @@ std::unique_ptr<connection> event_loop::make_connection(
   return c;
 }
 
-connection* event_loop::install(std::unique_ptr<connection> c, int fd, transport t, watch how,
-                                bool counted) {
+connection* event_loop::install(std::unique_ptr<connection> c, int fd, watch how, bool counted) {
   const auto [slot, generation] = slots_.reserve();
   c->loop_ = this;
   c->fd_ = fd;
   c->slot_ = slot;
   c->generation_ = generation;
-  c->transport_ = t;
   c->counted_ = counted;
   c->in_ = ring_buffer(options_.inbound_cap);
   c->out_ = elastic_buffer(options_.outbound_ring_threshold, options_.outbound_cap);

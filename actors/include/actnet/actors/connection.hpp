@@ -426,6 +426,7 @@ class connection {
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
   void dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
                  const dial_options& options, std::function<void(result<conn_ref>)> done);
+  [[nodiscard]] transport kind() const noexcept;  // of the socket: tcp, udp or unix_stream
   // offload(): the next sequence number for a result (or an error), and the submission.
   [[nodiscard]] result<std::uint64_t> offload_begin() noexcept;
   std::error_code offload_submit(std::uint64_t seq, unique_function<void()> job);
@@ -471,18 +472,19 @@ class connection {
   int fd_ = -1;
   std::uint32_t slot_ = 0;
   std::uint32_t generation_ = 0;
+  // The state the per-message path reads has a byte each; the rest shares one, so that a
+  // connection object is 128 bytes (the allocator's next size class is 160).
   state state_ = state::open;
-  bool writing_ = false;      // level-triggered: EPOLLOUT armed
-  bool peer_closed_ = false;  // the peer's FIN came: reading has stopped for good
-  bool ring_views_ = false;   // next() returned views into the ring during this on_data
   bool read_paused_ = false;  // not reading: pause_reading(), or the peer's FIN
-  bool pause_asked_ = false;  // pause_reading() without resume_reading() since
-  bool above_high_ = false;   // outbound reached the high watermark, not yet back to the low
   write_end write_end_ = write_end::open;
-  bool unwatched_ = false;  // out of epoll: hung up both ways while paused (level-triggered)
-  transport transport_ = transport::tcp;
-  bool counted_ = false;   // in the loop's connection count (every connection but socket actors)
-  bool admitted_ = false;  // accepted under engine_options::max_connections
+  bool writing_ : 1 = false;      // level-triggered: EPOLLOUT armed
+  bool peer_closed_ : 1 = false;  // the peer's FIN came: reading has stopped for good
+  bool ring_views_ : 1 = false;   // next() returned views into the ring during this on_data
+  bool pause_asked_ : 1 = false;  // pause_reading() without resume_reading() since
+  bool above_high_ : 1 = false;   // outbound reached the high watermark, not yet back to the low
+  bool unwatched_ : 1 = false;    // out of epoll: hung up both ways while paused (level-triggered)
+  bool counted_ : 1 = false;  // in the loop's connection count (every connection but socket actors)
+  bool admitted_ : 1 = false;  // accepted under engine_options::max_connections
   std::unique_ptr<detail::datagram_endpoint> dgram_;  // UDP only
   std::unique_ptr<detail::conn_timing> timing_;       // with timeouts or a pending close only
   balancer_lease lease_;  // counts this connection on the engine's balancer while it lives

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/acceptor.hpp"
 #include "actnet/actors/detail/datagram_sockets.hpp"
 #include "actnet/actors/detail/dialer.hpp"
@@ -185,7 +186,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void handle_unguarded(detail::message&& m);
   void run_timers();
   // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
-  void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make, transport t,
+  void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make,
              balancer_lease lease, bool admitted = false);
   std::unique_ptr<connection> make_connection(
       const std::function<std::unique_ptr<connection>()>& make);  // null (logged) on failure
@@ -194,7 +195,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   enum class watch : std::uint8_t { stream, datagram, none };
   // Gives `c` a slot and registers fd with the back end as `how`. Null (logged, fd left open)
   // on failure.
-  connection* install(std::unique_ptr<connection> c, int fd, transport t, watch how, bool counted);
+  connection* install(std::unique_ptr<connection> c, int fd, watch how, bool counted);
   void open(connection& c);  // on_open
   // connection::offload: sequence numbers per connection, and results put back in that order.
   std::uint64_t offload_next(const connection& c);
@@ -253,7 +254,11 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   timer_queue timers_;
   // Its generations run on through releases, so a conn_ref names one connection even after
   // the table was released and grown again.
-  detail::slot_table<connection> slots_;
+  // A connection keeps its own generation: the table holds a pointer a slot.
+  struct generation_of {
+    std::uint32_t operator()(const connection& c) const noexcept { return c.generation_; }
+  };
+  detail::slot_table<connection, generation_of> slots_;
   bool idle_release_pending_ = false;
   struct closing {
     connection* conn = nullptr;
