@@ -25,11 +25,11 @@ void event_loop::accept_from(std::size_t listener_index) {
       options_.reuse_port && listener_index < listeners_.size() && listeners_[listener_index]
           ? listeners_[listener_index].get()
           : owner_.listeners_[listener_index].fd.get();
-  detail::acceptor::sink take = [this, listener_index](unique_fd fd, const sockaddr_storage& peer,
-                                                       socklen_t peer_length) {
+  auto take = [this, listener_index](unique_fd fd, const sockaddr_storage& peer,
+                                     socklen_t peer_length) {
     place_accepted(listener_index, std::move(fd), peer, peer_length);
   };
-  detail::acceptor::dropped drop = [this](std::string_view why) { note_dropped_accept(why); };
+  auto drop = [this](std::string_view why) { note_dropped_accept(why); };
   if (const std::error_code ec = acceptor_.accept_from(listen_fd, take, drop)) {
     if (ec != std::errc::too_many_files_open && ec != std::errc::too_many_files_open_in_system) {
       owner_.logger().error("loop {}: accept failed: {}", index_, ec.message());

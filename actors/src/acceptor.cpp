@@ -1,14 +1,12 @@
-// acceptor: the accept loop and its answer to fd exhaustion.
+// acceptor: the spare fd that lets a loop drop connections when it is out of fds.
 #include "actnet/actors/detail/acceptor.hpp"
 
 #include <fcntl.h>
 
 #include <cerrno>
 #include <system_error>
-#include <utility>
 
-#include "actnet/reactor/socket.hpp"
-#include "actnet/result.hpp"
+#include "actnet/reactor/syscalls.hpp"
 
 namespace actnet::detail {
 namespace {
@@ -25,42 +23,15 @@ unique_fd open_spare() {
 
 acceptor::acceptor() : spare_(open_spare()) {}
 
-std::error_code acceptor::accept_from(int listen_fd, sink& take, dropped& drop) {
-  for (;;) {
-    sockaddr_storage peer{};
-    socklen_t peer_length = 0;
-    result<unique_fd> accepted = accept_connection(listen_fd, peer, peer_length);
-    if (accepted) {
-      take(std::move(*accepted), peer, peer_length);
-      continue;
-    }
-    const std::error_code ec = accepted.error();
-    if (ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block) {
-      return {};
-    }
-    if (ec == std::errc::interrupted || ec == std::errc::connection_aborted) {
-      continue;
-    }
-    if (ec != std::errc::too_many_files_open && ec != std::errc::too_many_files_open_in_system) {
-      return ec;
-    }
-    // The kernel takes an fd before it looks at the queue: EMFILE comes whether a connection
-    // waits or not, and only the retry with the spare's fd says which.
-    spare_.reset();
-    const std::error_code again = accept_connection(listen_fd).error();  // closed at once
-    spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    if (!again) {
-      drop(ec.message());
-      continue;
-    }
-    if (again == std::errc::resource_unavailable_try_again ||
-        again == std::errc::operation_would_block) {
-      return {};
-    }
-    if (again != std::errc::interrupted && again != std::errc::connection_aborted) {
-      return ec;
-    }
+int acceptor::drop_with_spare(int listen_fd) noexcept {
+  spare_.reset();
+  const int fd = sys_accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int e = fd >= 0 ? 0 : errno;
+  if (fd >= 0) {
+    (void)sys_close(fd);  // the peer sees its connection end
   }
+  spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  return e;
 }
 
 }  // namespace actnet::detail

@@ -454,8 +454,12 @@ void connection::close() noexcept {
 }
 
 void connection::begin_closing() noexcept {
-  state_ = state::closing;
   fresh_ = {};
+  if (out_.empty()) {  // nothing to send: it closes now (the common case, kept short)
+    loop_->finish(*this, closing_reason());
+    return;
+  }
+  state_ = state::closing;
   (void)flush();  // finishes at once when everything goes out now
   if (state_ == state::closing) {
     writing_ = false;

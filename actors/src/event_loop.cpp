@@ -33,7 +33,10 @@ event_loop::event_loop(engine& owner, std::size_t index, const engine_options& o
       index_(index),
       backend_(options.edge_triggered),
       mailbox_(detail::backend_waker{&backend_}),
-      read_buffer_(options.read_buffer_size) {}
+      read_buffer_(options.read_buffer_size),
+      default_buffers_(options.inbound_cap == defaults::inbound_cap &&
+                       options.outbound_ring_threshold == defaults::elastic_ring_threshold &&
+                       options.outbound_cap == defaults::elastic_max_size) {}
 
 event_loop::~event_loop() {
   dialer_.fail_all(make_error_code(errc::engine_stopped));
@@ -255,7 +258,13 @@ void event_loop::run() {
 }
 
 [[gnu::always_inline]] inline bool event_loop::wait_phase() {
-  int timeout = timers_.empty() ? -1 : timers_.next_timeout_ms(timer_clock::now());
+  // The timer phase's clock reading is this one's too (one read an iteration): only its own
+  // timers ran since, and they read the clock themselves to re-arm.
+  int timeout = -1;
+  if (!timers_.empty()) {
+    timeout = timers_.next_timeout_ms(timers_read_ ? timers_read_at_ : timer_clock::now());
+  }
+  timers_read_ = false;
   if (!continue_reading_.empty()) {
     timeout = 0;
   }
@@ -304,7 +313,9 @@ void event_loop::run() {
 
 [[gnu::always_inline]] inline void event_loop::timer_phase() {
   if (!timers_.empty()) {
-    run_timers();
+    timers_read_at_ = timer_clock::now();
+    timers_read_ = true;
+    run_timers(timers_read_at_);
     reap();
   }
 }
@@ -444,9 +455,9 @@ void event_loop::handle_unguarded(detail::message&& m) {
   }
 }
 
-void event_loop::run_timers() {
+void event_loop::run_timers(timer_clock::time_point now) {
   // A timer that throws is logged; the timers due after it run on the next iteration.
-  (void)detail::guarded(*this, "a timer", [&] { timers_.run_due(timer_clock::now()); });
+  (void)detail::guarded(*this, "a timer", [&] { timers_.run_due(now); });
 }
 
 void event_loop::drain_stopped() {

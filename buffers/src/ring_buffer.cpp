@@ -38,10 +38,6 @@ iovec as_iovec(std::span<const std::byte> s) noexcept {
 ring_buffer::ring_buffer(std::size_t max_capacity)
     : max_capacity_log2_(log2_of_cap(max_capacity)) {}
 
-ring_buffer::ring_buffer(cap_tag /*unused*/, std::size_t max_capacity) noexcept
-    : max_capacity_log2_(static_cast<std::uint8_t>(std::countr_zero(std::bit_ceil(max_capacity)))) {
-}
-
 ring_buffer::ring_buffer(ring_buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       head_(std::exchange(other.head_, 0)),
@@ -61,10 +57,6 @@ ring_buffer& ring_buffer::operator=(ring_buffer&& other) noexcept {
     hint_log2_ = other.hint_log2_;
   }
   return *this;
-}
-
-ring_buffer::~ring_buffer() {
-  release();
 }
 
 void ring_buffer::release_block() noexcept {

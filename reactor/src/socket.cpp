@@ -16,6 +16,8 @@
 #include <exception>
 #include <string_view>
 
+#include "actnet/reactor/syscalls.hpp"
+
 namespace actnet {
 namespace {
 
@@ -231,7 +233,7 @@ result<unique_fd> open_listener(const address& a, const socket_options& o) {
 
 result<unique_fd> accept_connection(int listen_fd) noexcept {
   for (;;) {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = detail::sys_accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       return unique_fd(fd);
     }
@@ -245,8 +247,8 @@ result<unique_fd> accept_connection(int listen_fd, sockaddr_storage& peer,
                                     socklen_t& length) noexcept {
   for (;;) {
     length = sizeof peer;
-    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &length,  // NOLINT
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = detail::sys_accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer),  // NOLINT
+                                       &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       return unique_fd(fd);
     }

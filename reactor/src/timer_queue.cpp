@@ -12,6 +12,9 @@ timer_id timer_queue::add(timer_clock::time_point when, unique_function<void()> 
   callbacks_.emplace(id, std::move(fn));
   heap_.push_back({when, id});
   std::push_heap(heap_.begin(), heap_.end(), later);
+  if (heap_.front().id == id) {
+    top_live_ = true;  // the new top is this timer, which is live
+  }
   return id;
 }
 
@@ -19,17 +22,25 @@ bool timer_queue::cancel(timer_id id) noexcept {
   if (callbacks_.erase(id) == 0) {
     return false;
   }
+  if (heap_.front().id == id) {
+    top_live_ = false;
+  }
   if (callbacks_.empty()) {
     heap_.clear();  // only cancelled entries are left: empty() means no work at all
+    top_live_ = false;
   }
   return true;
 }
 
 void timer_queue::drop_cancelled_top() {
+  if (top_live_) {
+    return;  // checked since the top last changed: no table look-up every iteration
+  }
   while (!heap_.empty() && !callbacks_.contains(heap_.front().id)) {
     std::pop_heap(heap_.begin(), heap_.end(), later);
     heap_.pop_back();
   }
+  top_live_ = !heap_.empty();
 }
 
 int timer_queue::next_timeout_ms(timer_clock::time_point now) {
@@ -54,6 +65,7 @@ void timer_queue::clear() noexcept {
     dropped.clear();
   }
   heap_.clear();
+  top_live_ = false;
 }
 
 std::size_t timer_queue::run_due(timer_clock::time_point now) {
@@ -66,6 +78,7 @@ std::size_t timer_queue::run_due(timer_clock::time_point now) {
     const timer_id id = heap_.front().id;
     std::pop_heap(heap_.begin(), heap_.end(), later);
     heap_.pop_back();
+    top_live_ = false;
     auto it = callbacks_.find(id);
     unique_function<void()> fn = std::move(it->second);
     callbacks_.erase(it);

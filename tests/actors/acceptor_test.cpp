@@ -46,12 +46,12 @@ TEST(acceptor, takes_every_waiting_connection_then_reports_drained) {
   acceptor a;
   std::vector<unique_fd> taken;
   std::vector<std::string> drops;
-  acceptor::sink take = [&](unique_fd fd, const sockaddr_storage& peer, socklen_t length) {
+  auto take = [&](unique_fd fd, const sockaddr_storage& peer, socklen_t length) {
     EXPECT_EQ(peer.ss_family, AF_INET);
     EXPECT_EQ(length, sizeof(sockaddr_in));
     taken.push_back(std::move(fd));
   };
-  acceptor::dropped drop = [&](std::string_view why) { drops.emplace_back(why); };
+  auto drop = [&](std::string_view why) { drops.emplace_back(why); };
   EXPECT_FALSE(a.accept_from(l.fd.get(), take, drop));
   EXPECT_EQ(taken.size(), 3U);
   EXPECT_TRUE(drops.empty());
@@ -87,10 +87,10 @@ TEST(acceptor, out_of_fds_it_drops_each_connection_and_the_peer_sees_it_end) {
   }
   std::vector<unique_fd> taken;
   std::vector<std::string> drops;
-  acceptor::sink take = [&](unique_fd fd, const sockaddr_storage&, socklen_t) {
+  auto take = [&](unique_fd fd, const sockaddr_storage&, socklen_t) {
     taken.push_back(std::move(fd));
   };
-  acceptor::dropped drop = [&](std::string_view why) { drops.emplace_back(why); };
+  auto drop = [&](std::string_view why) { drops.emplace_back(why); };
   const std::error_code ec = a.accept_from(l.fd.get(), take, drop);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
   EXPECT_FALSE(ec);  // both dropped through the spare fd, then nothing waited
@@ -111,8 +111,8 @@ TEST(acceptor, out_of_fds_it_drops_each_connection_and_the_peer_sees_it_end) {
 TEST(acceptor, a_socket_that_is_not_listening_is_an_error_to_pause_on) {
   acceptor a;
   const unique_fd not_listening(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  acceptor::sink take = [](unique_fd, const sockaddr_storage&, socklen_t) {};
-  acceptor::dropped drop = [](std::string_view) {};
+  auto take = [](unique_fd, const sockaddr_storage&, socklen_t) {};
+  auto drop = [](std::string_view) {};
   EXPECT_EQ(a.accept_from(not_listening.get(), take, drop), std::errc::invalid_argument);
 }
 

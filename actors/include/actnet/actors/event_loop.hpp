@@ -184,7 +184,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
-  void run_timers();
+  void run_timers(timer_clock::time_point now);
   // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
   void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make,
              balancer_lease lease, bool admitted = false);
@@ -275,6 +275,10 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   detail::log_limiter dropped_accepts_;
   detail::datagram_sockets datagrams_{*this};
   bool stopping_ = false;
+  bool timers_read_ = false;  // timers_read_at_ is this iteration's timer-phase clock reading
+  timer_clock::time_point timers_read_at_{};
+  // The engine's buffer limits are the defaults a connection's buffers are made with.
+  bool default_buffers_ = true;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> refused_{0};

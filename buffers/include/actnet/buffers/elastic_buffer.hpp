@@ -40,7 +40,12 @@ class elastic_buffer : private ring_buffer {
   elastic_buffer& operator=(elastic_buffer&& other) noexcept;
   elastic_buffer(const elastic_buffer&) = delete;
   elastic_buffer& operator=(const elastic_buffer&) = delete;
-  ~elastic_buffer() { clear(); }
+  // In line: most buffers die empty, and their ring gives its own block back.
+  ~elastic_buffer() {
+    if (list_ != nullptr) [[unlikely]] {
+      clear();
+    }
+  }
 
   [[nodiscard]] std::size_t size() const noexcept { return ring().size() + list_size(); }
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }

@@ -2,6 +2,7 @@
 // it holds bytes.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -38,7 +39,12 @@ class ring_buffer {
   ring_buffer& operator=(ring_buffer&& other) noexcept;
   ring_buffer(const ring_buffer&) = delete;
   ring_buffer& operator=(const ring_buffer&) = delete;
-  ~ring_buffer();
+  // In line: most rings die without a block.
+  ~ring_buffer() {
+    if (data_ != nullptr) {
+      release_block();
+    }
+  }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
@@ -123,7 +129,10 @@ class ring_buffer {
 
  protected:
   struct cap_tag {};
-  ring_buffer(cap_tag /*unused*/, std::size_t max_capacity) noexcept;
+  // In line, so that the default limits fold to constants (a connection makes two buffers).
+  constexpr ring_buffer(cap_tag /*unused*/, std::size_t max_capacity) noexcept
+      : max_capacity_log2_(
+            static_cast<std::uint8_t>(std::countr_zero(std::bit_ceil(max_capacity)))) {}
 
  private:
   [[nodiscard]] std::size_t mask() const noexcept { return capacity() - 1; }

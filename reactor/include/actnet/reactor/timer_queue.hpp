@@ -50,6 +50,7 @@ class timer_queue {
   std::vector<entry> heap_;
   std::unordered_map<timer_id, unique_function<void()>> callbacks_;
   timer_id next_id_ = 1;
+  bool top_live_ = false;  // heap_.front() is a pending timer (not cancelled)
 };
 
 }  // namespace actnet
