@@ -148,7 +148,7 @@ void datagram_sockets::open(std::size_t listener, unique_fd fd) {
 
 void datagram_sockets::readable(connection& c) {
   datagram_endpoint& ep = *c.dgram_;
-  std::vector<std::byte>& buffer = loop_.read_buffer_;
+  const auto& buffer = loop_.read_buffer_;
   for (std::size_t i = 0; i < defaults::datagram_batch; ++i) {
     ep.peer_length = sizeof ep.peer;
     // MSG_TRUNC: the datagram's real length, so one cut to the read buffer is seen.

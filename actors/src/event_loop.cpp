@@ -33,7 +33,8 @@ event_loop::event_loop(engine& owner, std::size_t index, const engine_options& o
       index_(index),
       backend_(options.edge_triggered),
       mailbox_(detail::backend_waker{&backend_}),
-      read_buffer_(options.read_buffer_size),
+      read_buffer_{std::make_unique<std::byte[]>(options.read_buffer_size),  // NOLINT
+                   options.read_buffer_size},
       default_buffers_(options.inbound_cap == defaults::inbound_cap &&
                        options.outbound_ring_threshold == defaults::elastic_ring_threshold &&
                        options.outbound_cap == defaults::elastic_max_size) {}
@@ -103,7 +104,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
 // rest of the dispatch (callgrind).
 [[gnu::always_inline]] inline void event_loop::dispatch(io_key key, std::uint32_t events) {
   if (key.is_stream()) [[likely]] {
-    if (connection* c = find(key.slot(), key.stream_generation())) {
+    if (connection* c = slots_.find_registered(key.slot(), key.stream_generation())) {
       on_io(*c, events);
       reap();
     }
@@ -133,6 +134,12 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
 }
 
 [[gnu::always_inline]] inline void event_loop::on_io(connection& c, std::uint32_t events) {
+  // The common event first: bytes for an open connection that is reading.
+  if (events == io_event::readable && c.state_ == connection::state::open && !c.read_paused_)
+      [[likely]] {
+    read_from(c);
+    return;
+  }
   if (c.state_ == connection::state::closed) {
     return;
   }
@@ -159,7 +166,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
       }
       c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
       deliver(c);
-      if (!options_.edge_triggered || c.state_ != connection::state::open || c.read_paused_) {
+      if (!backend_.edge_triggered() || c.state_ != connection::state::open || c.read_paused_) {
         return;
       }
       total += static_cast<std::size_t>(n);

@@ -22,7 +22,6 @@
 namespace actnet {
 
 using detail::io_key;
-using detail::io_kind;
 
 std::unique_ptr<connection> event_loop::make_connection(
     const std::function<std::unique_ptr<connection>()>& make) {

@@ -13,7 +13,6 @@
 namespace actnet {
 
 using detail::io_key;
-using detail::io_kind;
 
 void event_loop::paused_hangup(connection& c) {
   // Reading is paused, but the socket failed (a reset) or hung up both ways: reported without

@@ -34,6 +34,18 @@ TEST(slot_table, an_address_finds_its_item_until_the_slot_is_released) {
   EXPECT_EQ(t.find(slot, 0), nullptr);  // a free slot is never found, not even by 0
 }
 
+TEST(slot_table, find_registered_finds_what_find_finds_for_a_slot_in_the_table) {
+  table t;
+  const auto p = t.reserve();
+  item a{p.generation};
+  EXPECT_EQ(t.find_registered(p.slot, p.generation), nullptr);  // reserved, not filled
+  t.fill(p.slot, &a);
+  EXPECT_EQ(t.find_registered(p.slot, p.generation), &a);
+  EXPECT_EQ(t.find_registered(p.slot, p.generation + 1), nullptr);
+  t.release(p.slot);
+  EXPECT_EQ(t.find_registered(p.slot, p.generation), nullptr);
+}
+
 TEST(slot_table, an_item_whose_generation_moved_on_is_not_found_by_its_old_address) {
   // The item keeps its own generation: the table reads it, and holds only a pointer a slot.
   table t;

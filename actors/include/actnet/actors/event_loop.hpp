@@ -267,7 +267,15 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::vector<closing> closing_;            // finish()ed, closed by reap()
   std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
   std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
-  std::vector<std::byte> read_buffer_;
+  // The most one read takes (engine_options::read_buffer_size): a pointer and a size, one load
+  // each on the per-message path.
+  struct read_buffer {
+    std::unique_ptr<std::byte[]> bytes;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+    std::size_t length;
+    [[nodiscard]] std::byte* data() const noexcept { return bytes.get(); }
+    [[nodiscard]] std::size_t size() const noexcept { return length; }
+  };
+  read_buffer read_buffer_;
   detail::dialer dialer_{*this};
   detail::offload_order offloads_;             // by connection id (slot and generation)
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns

@@ -48,7 +48,9 @@ class elastic_buffer : private ring_buffer {
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return ring().size() + list_size(); }
-  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] bool empty() const noexcept {
+    return ring().empty() && (list_ == nullptr || list_->empty());
+  }
   [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
   [[nodiscard]] std::size_t ring_threshold() const noexcept { return ring().max_capacity(); }
   /// Bytes in the linked-list part (0 unless spilling).

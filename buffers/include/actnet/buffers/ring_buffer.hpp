@@ -122,7 +122,7 @@ class ring_buffer {
   void clear() noexcept;
   /// Gives the block back if the buffer is empty (after next() drained it).
   void trim() noexcept {
-    if (size_ == 0 && data_ != nullptr) {
+    if (data_ != nullptr && size_ == 0) {  // (most rings have no block: one test)
       release();
     }
   }
