@@ -1,4 +1,4 @@
-// event_loop: the loop actor. One thread, one poller, one mailbox, its timers and the
+// event_loop: the loop actor. One thread, one back end (epoll), one mailbox, its timers and the
 // connection actors it owns (a slot table with generation counters).
 #pragma once
 
@@ -8,12 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <span>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -32,7 +30,6 @@
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/block.hpp"
 #include "actnet/reactor/address.hpp"
-#include "actnet/reactor/poller.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 #include "actnet/result.hpp"
