@@ -38,7 +38,7 @@ void connection::set_timeouts(const timeouts& limits) {
   if (limits.idle.count() < 0 || limits.read.count() < 0 || limits.write.count() < 0) {
     throw std::invalid_argument("actnet: set_timeouts: a timeout must not be negative (0: none)");
   }
-  if (dgram_ != nullptr || state_ == state::closed) {
+  if (dgram() != nullptr || state_ == state::closed) {
     return;  // streams only (UDP sessions have session_idle_timeout)
   }
   if (!limits.any() && timing_ == nullptr) {
@@ -93,7 +93,7 @@ void connection::check_timeouts() {
   };
   if (expired(std::max(timing_->last_read, timing_->last_write), limits.idle)) {
     fail(errc::idle_timeout);
-  } else if (!read_paused_ && expired(timing_->last_read, limits.read)) {
+  } else if (!read_paused() && expired(timing_->last_read, limits.read)) {
     fail(errc::read_timeout);
   } else if (!out_.empty() && expired(timing_->last_write, limits.write)) {
     fail(errc::write_timeout);

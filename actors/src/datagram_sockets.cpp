@@ -86,11 +86,11 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
     return nullptr;
   }
   auto endpoint = std::make_unique<datagram_endpoint>();
-  endpoint->peer = router.dgram_->peer;
-  endpoint->peer_length = router.dgram_->peer_length;
+  endpoint->peer = router.dgram()->peer;
+  endpoint->peer_length = router.dgram()->peer_length;
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
-  c->dgram_ = std::move(endpoint);
+  c->set_datagram(std::move(endpoint));
   connection* session = loop_.install(std::move(c), router.fd_, event_loop::watch::none, true);
   if (session == nullptr) {
     return nullptr;
@@ -108,10 +108,10 @@ void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wai
     if (c == nullptr || !c->is_open()) {
       return;
     }
-    const auto& router = static_cast<const udp_router&>(*c->dgram_->socket);
+    const auto& router = static_cast<const udp_router&>(*c->dgram()->socket);
     const std::chrono::nanoseconds idle =
         loop_.owner_.listeners_[router.listener_index].options.session_idle_timeout;
-    const auto quiet = timer_clock::now() - c->dgram_->last_seen;
+    const auto quiet = timer_clock::now() - c->dgram()->last_seen;
     if (quiet >= idle) {
       loop_.finish(*c, std::make_error_code(std::errc::timed_out));
       loop_.reap();
@@ -135,19 +135,19 @@ void datagram_sockets::open(std::size_t listener, unique_fd fd) {
   auto endpoint = std::make_unique<datagram_endpoint>();
   endpoint->routes = l.options.udp_sessions;
   endpoint->listener = listener;
-  c->dgram_ = std::move(endpoint);
+  c->set_datagram(std::move(endpoint));
   // Level-triggered whatever the engine's mode: readable() takes a bounded batch per event.
   if (connection* conn =
           loop_.install(std::move(c), fd.get(), event_loop::watch::datagram, false)) {
     (void)fd.release();
-    if (!conn->dgram_->routes) {
+    if (!conn->dgram()->routes) {
       loop_.open(*conn);
     }
   }
 }
 
 void datagram_sockets::readable(connection& c) {
-  datagram_endpoint& ep = *c.dgram_;
+  datagram_endpoint& ep = *c.dgram();
   const auto& buffer = loop_.read_buffer_;
   for (std::size_t i = 0; i < defaults::datagram_batch; ++i) {
     ep.peer_length = sizeof ep.peer;
@@ -193,7 +193,7 @@ void datagram_sockets::readable(connection& c) {
         to = open_session(router, key);
       }
       if (to != nullptr && to->is_open()) {  // (a closing session's datagrams end with it)
-        to->dgram_->last_seen = timer_clock::now();
+        to->dgram()->last_seen = timer_clock::now();
       } else {
         to = nullptr;
       }
@@ -212,7 +212,7 @@ void datagram_sockets::readable(connection& c) {
 }
 
 bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noexcept {
-  if (!c.dgram_->routes) {
+  if (!c.dgram()->routes) {
     return true;
   }
   auto& router = static_cast<udp_router&>(c);
@@ -226,7 +226,7 @@ bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noe
 }
 
 void datagram_sockets::closed(connection& c, bool stopping) noexcept {
-  const datagram_endpoint& ep = *c.dgram_;
+  const datagram_endpoint& ep = *c.dgram();
   if (ep.socket != nullptr) {
     static_cast<udp_router&>(*ep.socket).sessions.erase(key_of_peer(ep.peer));
   } else if (!ep.connected && !stopping) {

@@ -130,7 +130,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
         endpoint->connected = true;
         std::memcpy(&endpoint->peer, d.to.data(), d.to.size());
         endpoint->peer_length = d.to.size();
-        c->dgram_ = std::move(endpoint);
+        c->set_datagram(std::move(endpoint));
         how = event_loop::watch::datagram;
       }
       if (connection* conn = loop_.install(std::move(c), d.fd.get(), how, true)) {

@@ -96,7 +96,7 @@ std::uint64_t event_loop::id_of(const connection& c) noexcept {
 }
 
 std::uint64_t event_loop::key_of(const connection& c) noexcept {
-  return io_key(c.dgram_ != nullptr ? io_kind::datagram : io_kind::stream, c.slot_, c.generation_)
+  return io_key(c.dgram() != nullptr ? io_kind::datagram : io_kind::stream, c.slot_, c.generation_)
       .bits();
 }
 
@@ -123,8 +123,8 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
       // The generation matters: a socket actor closed earlier in this batch may have had its
       // slot taken by another connection since.
       connection* c = find(key.slot(), key.generation());
-      if (c != nullptr && c->is_open() && !c->read_paused_ && c->dgram_ != nullptr &&
-          c->dgram_->socket == nullptr) {
+      if (c != nullptr && c->is_open() && !c->read_paused() && c->dgram() != nullptr &&
+          c->dgram()->socket == nullptr) {
         datagrams_.readable(*c);
       }
       break;
@@ -135,9 +135,8 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
 
 [[gnu::always_inline]] inline void event_loop::on_io(connection& c, std::uint32_t events) {
   // The common event first: bytes for an open connection that is reading.
-  if (events == io_event::readable && c.state_ == connection::state::open && !c.read_paused_)
-      [[likely]] {
-    read_from(c);
+  if (events == io_event::readable && c.path_ == 0) [[likely]] {  // open, reading, plain
+    read_plain(c);
     return;
   }
   if (c.state_ == connection::state::closed) {
@@ -148,7 +147,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
   }
   if (c.state_ == connection::state::open &&
       (events & (io_event::readable | io_event::hangup | io_event::error)) != 0) {
-    if (!c.read_paused_) [[likely]] {
+    if (!c.read_paused()) [[likely]] {
       read_from(c);
     } else if ((events & (io_event::hangup_both | io_event::error)) != 0) {
       paused_hangup(c);  // (a peer's FIN alone, EPOLLRDHUP, waits to be read after the resume)
@@ -156,7 +155,15 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
   }
 }
 
-[[gnu::always_inline]] inline void event_loop::read_from(connection& c) {
+void event_loop::read_from(connection& c) {
+  if (c.xport_ != nullptr) {
+    read_layered(c);
+  } else {
+    read_plain(c);
+  }
+}
+
+[[gnu::always_inline]] inline void event_loop::read_plain(connection& c) {
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
@@ -166,7 +173,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
       }
       c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
       deliver(c);
-      if (!backend_.edge_triggered() || c.state_ != connection::state::open || c.read_paused_) {
+      if (!backend_.edge_triggered() || c.path_ != 0) {  // (closed or paused: no more now)
         return;
       }
       total += static_cast<std::size_t>(n);
@@ -203,8 +210,11 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
       finish(c, ec);  // past the inbound cap
     }
   }
-  c.in_.trim();
-  c.ring_views_ = false;
+  // No ring block, no views into one: most connections skip both.
+  if (c.in_.holds_block()) [[unlikely]] {
+    c.in_.trim();
+    c.ring_views_ = false;
+  }
   // Ring blocks this on_data retired are freed at the end of the phase (release_retired), not
   // here: one test per batch instead of one per message.
 }
@@ -300,7 +310,7 @@ void event_loop::run() {
   again.swap(continue_reading_);
   for (const conn_ref& r : again) {
     if (connection* c = find(r.slot_, r.generation_);
-        c != nullptr && c->is_open() && !c->read_paused_) {
+        c != nullptr && c->is_open() && !c->read_paused()) {
       read_from(*c);
       reap();
     }
@@ -366,7 +376,7 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
   // Every connection closes after its buffered output, until the deadline.
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (connection* c = slots_.at(i);
-        c != nullptr && c->state_ == connection::state::open && c->dgram_ == nullptr) {
+        c != nullptr && c->state_ == connection::state::open && c->dgram() == nullptr) {
       c->begin_closing();
       reap();
     }

@@ -67,7 +67,7 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, watch how
 
 void event_loop::open(connection& c) {
   const bool opened = detail::guarded(*this, "on_open", [&] {
-    if (options_.connection_timeouts.any() && c.dgram_ == nullptr) {
+    if (options_.connection_timeouts.any() && c.dgram() == nullptr) {
       c.set_timeouts(options_.connection_timeouts);
     }
     c.on_open();
@@ -90,7 +90,7 @@ void event_loop::finish(connection& c, std::error_code reason) noexcept {
   if (c.state_ == connection::state::closed) {
     return;
   }
-  c.state_ = connection::state::closed;
+  c.set_state(connection::state::closed);
   closing_.push_back({&c, reason});
 }
 
@@ -99,11 +99,11 @@ void event_loop::reap_scheduled() noexcept {
     const closing next = closing_.back();
     closing_.pop_back();
     connection& c = *next.conn;
-    if (c.dgram_ != nullptr && !datagrams_.ready_to_close(c, next.reason)) {
+    if (c.dgram() != nullptr && !datagrams_.ready_to_close(c, next.reason)) {
       closing_.insert(closing_.begin(), next);  // after its sessions, now at the top
       continue;
     }
-    const bool own_socket = c.dgram_ == nullptr || c.dgram_->socket == nullptr;  // not a session
+    const bool own_socket = c.dgram() == nullptr || c.dgram()->socket == nullptr;  // not a session
     if (own_socket) {
       (void)backend_.unwatch(c.fd_);
     }
@@ -111,7 +111,7 @@ void event_loop::reap_scheduled() noexcept {
     if (own_socket) {
       (void)detail::sys_close(c.fd_);  // (EINTR: Linux has closed the fd all the same)
     }
-    if (c.dgram_ != nullptr) {
+    if (c.dgram() != nullptr) {
       datagrams_.closed(c, stopping_);
     }
     offloads_.forget(id_of(c));  // later results find no connection

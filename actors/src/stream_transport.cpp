@@ -43,8 +43,8 @@ void event_loop::peer_shut_down(connection& c) {
   // mode its interest goes; edge-triggered reads are skipped), and the handler decides when to
   // close; the default closes after the buffered output, with end_of_stream.
   c.peer_closed_ = true;
-  const bool was_reading = !c.read_paused_;
-  c.read_paused_ = true;
+  const bool was_reading = !c.read_paused();
+  c.set_read_paused(true);
   if (!detail::guarded(*this, "on_peer_shutdown", [&] { c.on_peer_shutdown(); })) {
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
   }
@@ -60,10 +60,10 @@ void event_loop::peer_shut_down(connection& c) {
 }
 
 void event_loop::update_interest(connection& c) noexcept {
-  const detail::stream_interest want{c.state_ == connection::state::open && !c.read_paused_,
+  const detail::stream_interest want{c.state_ == connection::state::open && !c.read_paused(),
                                      c.writing_};
   const io_key key = io_key::from_bits(key_of(c));
-  if (c.dgram_ != nullptr) {
+  if (c.dgram() != nullptr) {
     (void)backend_.change_datagram(c.fd_, key, want.receive);
     return;
   }

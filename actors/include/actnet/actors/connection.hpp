@@ -59,6 +59,23 @@ struct datagram_endpoint {
   timer_clock::time_point last_seen{};  // a session: its latest datagram
 };
 
+class byte_layer;
+
+/// What a connection that is not a plain stream keeps: its datagram endpoint (UDP socket actors
+/// and sessions) or its byte layer (detail/byte_layer.hpp).
+struct transport_state {
+  transport_state();
+  transport_state(const transport_state&) = delete;
+  transport_state& operator=(const transport_state&) = delete;
+  ~transport_state();
+  std::unique_ptr<datagram_endpoint> datagram;
+  std::unique_ptr<byte_layer> layer;
+  bool layer_ended = false;  // encode_end has run
+};
+
+// Makes `c`, not yet open, read and write through `layer` (a stream only).
+void attach_layer(connection& c, std::unique_ptr<byte_layer> layer);
+
 }  // namespace detail
 
 /// A stream connection's time limits (engine_options::timeouts, connection::set_timeouts);
@@ -199,7 +216,7 @@ class connection {
   /// that error).
   std::error_code write(std::span<const std::byte> bytes) {
     assert_in_loop_thread();
-    if (state_ == state::open && dgram_ == nullptr && out_.empty() && !bytes.empty()) [[likely]] {
+    if ((path_ & (not_open | not_plain)) == 0 && out_.empty() && !bytes.empty()) [[likely]] {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
@@ -371,7 +388,7 @@ class connection {
   }
   /// A UDP socket actor or session.
   [[nodiscard]] bool is_datagram() const noexcept {
-    return dgram_ != nullptr;
+    return dgram() != nullptr;
   }
   [[nodiscard]] result<address> local_address() const;
   /// The peer. A UDP socket actor has one only during on_data (the datagram's sender);
@@ -402,7 +419,25 @@ class connection {
   friend class event_loop;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
+  friend void detail::attach_layer(connection& c, std::unique_ptr<detail::byte_layer> layer);
   enum class state : std::uint8_t { open, closing, closed };
+  // What keeps a connection off the per-message path, whose one test is path_ == 0 (reading)
+  // or path_ without paused == 0 (writing).
+  enum path_bit : std::uint8_t {
+    not_open = 1,   // state_ is closing or closed
+    paused = 2,     // not reading: pause_reading(), or the peer's FIN
+    not_plain = 4,  // xport_: a datagram or a layered stream
+  };
+  void set_state(state s) noexcept {
+    state_ = s;
+    path_ = static_cast<std::uint8_t>(s == state::open ? path_ & ~not_open : path_ | not_open);
+  }
+  [[nodiscard]] bool read_paused() const noexcept {
+    return (path_ & paused) != 0;
+  }
+  void set_read_paused(bool on) noexcept {
+    path_ = static_cast<std::uint8_t>(on ? path_ | paused : path_ & ~paused);
+  }
   // This side's writing: open, shut after the buffered output (shutdown_write), or shut.
   enum class write_end : std::uint8_t { open, draining, shut };
 
@@ -435,6 +470,22 @@ class connection {
   }
   void loop_thread_check() const noexcept;  // event_loop::assert_in_loop_thread(), out of line
   std::error_code buffer_rest(std::span<const std::byte> rest);
+  [[nodiscard]] detail::datagram_endpoint* dgram() const noexcept {  // UDP only
+    return xport_ == nullptr ? nullptr : xport_->datagram.get();
+  }
+  [[nodiscard]] detail::byte_layer* layer() const noexcept {  // a layered stream only
+    return xport_ == nullptr ? nullptr : xport_->layer.get();
+  }
+  void set_datagram(std::unique_ptr<detail::datagram_endpoint> endpoint);
+  // A write on a connection that is not a plain stream: one datagram, or through the layer.
+  std::error_code write_special(std::span<const std::span<const std::byte>> parts);
+  // A layered stream: `parts`' wire form to the output, sent at once when nothing waited.
+  std::error_code write_layered(std::span<const std::span<const std::byte>> parts);
+  // The layer's own wire bytes (or a write's) were buffered: try the socket now when nothing
+  // waited before, else leave them behind the waiting output.
+  std::error_code send_buffered(bool was_empty);
+  // shutdown_write or close on a layered stream: the layer's last wire bytes, once.
+  void end_layer() noexcept;
   // Sends the buffered output until it has gone or the socket takes no more: the one drain of
   // flush() and of the loop's "may send". A socket error closes the connection and is returned.
   std::error_code drain_output();
@@ -475,7 +526,7 @@ class connection {
   // The state the per-message path reads has a byte each; the rest shares one, so that a
   // connection object is 128 bytes (the allocator's next size class is 160).
   state state_ = state::open;
-  bool read_paused_ = false;  // not reading: pause_reading(), or the peer's FIN
+  std::uint8_t path_ = 0;  // path_bit: 0 for an open plain stream that is reading
   write_end write_end_ = write_end::open;
   bool writing_ : 1 = false;      // level-triggered: EPOLLOUT armed
   bool peer_closed_ : 1 = false;  // the peer's FIN came: reading has stopped for good
@@ -485,8 +536,8 @@ class connection {
   bool unwatched_ : 1 = false;    // out of epoll: hung up both ways while paused (level-triggered)
   bool counted_ : 1 = false;  // in the loop's connection count (every connection but socket actors)
   bool admitted_ : 1 = false;  // accepted under engine_options::max_connections
-  std::unique_ptr<detail::datagram_endpoint> dgram_;  // UDP only
-  std::unique_ptr<detail::conn_timing> timing_;       // with timeouts or a pending close only
+  std::unique_ptr<detail::transport_state> xport_;  // null: a plain stream
+  std::unique_ptr<detail::conn_timing> timing_;     // with timeouts or a pending close only
   balancer_lease lease_;  // counts this connection on the engine's balancer while it lives
 };
 

@@ -211,7 +211,12 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void paused_hangup(connection& c);             // a paused connection's socket failed or hung up
   void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
   void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
-  void read_from(connection& c);
+  void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
+  void read_plain(connection& c);                // a plain stream: the per-message path, in line
+  void read_layered(connection& c);              // a stream with a byte layer
+  // Decodes `wire` (empty: what the layer holds) and delivers the plain bytes; false when c
+  // closed or paused reading.
+  bool decode_and_deliver(connection& c, std::span<const std::byte> wire);
   void deliver(connection& c);      // on_data, then keep the unconsumed bytes
   void deliver_now(connection& c);  // deliver(), out of line (for the datagram side)
   void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
@@ -273,6 +278,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
     [[nodiscard]] std::size_t size() const noexcept { return length; }
   };
   read_buffer read_buffer_;
+  read_buffer plain_buffer_{nullptr, 0};  // a layer's decoded bytes (made at the first use)
   detail::dialer dialer_{*this};
   detail::offload_order offloads_;             // by connection id (slot and generation)
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns

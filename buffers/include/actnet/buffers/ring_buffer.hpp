@@ -55,6 +55,8 @@ class ring_buffer {
   [[nodiscard]] std::size_t max_capacity() const noexcept {
     return std::size_t{1} << max_capacity_log2_;
   }
+  /// Whether a block is allocated (capacity() > 0), in one test.
+  [[nodiscard]] bool holds_block() const noexcept { return data_ != nullptr; }
 
   /// Appends `bytes`, growing as needed; capacity_exceeded (nothing written) past the cap.
   [[nodiscard]] std::error_code write(std::span<const std::byte> bytes) {

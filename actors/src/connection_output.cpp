@@ -1,0 +1,293 @@
+// connection_output: writes that try the socket first and buffer the rest, the one drain of the
+// outbound buffer, the watermarks, and datagram sends.
+#include <spdlog/logger.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/engine.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "actnet/error.hpp"
+#include "actnet/reactor/syscalls.hpp"
+#include "guarded.hpp"
+#include "log.hpp"
+
+namespace actnet {
+namespace {
+
+// A send that took nothing now: the socket is full, or a signal came first. Either way the
+// rest is buffered and goes out when the socket may send.
+bool send_later(int e) noexcept {
+  return detail::would_block(e) || e == EINTR;
+}
+
+}  // namespace
+
+// -- outbound --
+
+std::error_code connection::fail(std::error_code ec) noexcept {
+  if (ec == errc::capacity_exceeded) {
+    // Once per connection: it closes now, with a reset, so the peer cannot take the cut-off
+    // output for a whole reply.
+    owner().logger().warn("loop {}: resetting a connection: outbound cap ({} bytes) exceeded",
+                          loop_->index(), out_.max_size());
+    (void)actnet::set_linger(fd_, std::chrono::seconds(0));
+  }
+  loop_->finish(*this, ec);
+  return ec;
+}
+
+void connection::want_write(bool on) noexcept {
+  if (loop_->options_.edge_triggered || writing_ == on || state_ == state::closed) {
+    return;
+  }
+  writing_ = on;
+  loop_->update_interest(*this);
+}
+
+std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
+  if (rest.empty()) {
+    return detail::no_error();
+  }
+  const bool was_empty = out_.empty();
+  if (const std::error_code ec = out_.write(rest)) {
+    return fail(ec);
+  }
+  after_buffering(was_empty);
+  return {};
+}
+
+void connection::after_buffering(bool was_empty) {
+  if (timing_ != nullptr && was_empty) {
+    timing().last_write = timer_clock::now();  // the write timeout counts from here
+    if (timing_->limits.write.count() > 0) {
+      arm_timeouts(timing_->last_write + timing_->limits.write);
+    }
+  }
+  want_write(true);
+  if (!above_high_ && out_.size() >= loop_->options_.outbound_high_watermark) [[unlikely]] {
+    writable_changed(false);
+  }
+}
+
+void connection::after_draining(bool progressed) {
+  if (progressed && timing_ != nullptr) {
+    note_sent();
+  }
+  if (above_high_ && out_.size() <= loop_->options_.outbound_low_watermark) {
+    writable_changed(true);
+  }
+}
+
+void connection::writable_changed(bool writable) {
+  above_high_ = !writable;
+  if (state_ != state::open) {
+    return;
+  }
+  if (!detail::guarded(*loop_, "on_writable_changed", [&] { on_writable_changed(writable); })) {
+    loop_->finish(*this, std::make_error_code(std::errc::state_not_recoverable));
+  }
+}
+
+std::error_code connection::write_partial(std::span<const std::byte> bytes, ssize_t sent) {
+  if (sent < 0) {
+    if (write_end_ != write_end::open) {
+      return errc::connection_closed;  // (EPIPE: shutdown_write's FIN has gone)
+    }
+    if (!send_later(errno)) {
+      return fail({errno, std::system_category()});
+    }
+    sent = 0;
+  }
+  if (sent > 0 && timing_ != nullptr) {
+    note_sent();
+  }
+  return buffer_rest(bytes.subspan(static_cast<std::size_t>(sent)));
+}
+
+std::error_code connection::write_queued(std::span<const std::byte> bytes) {
+  if (state_ != state::open || write_end_ != write_end::open) {
+    return errc::connection_closed;
+  }
+  if (xport_ != nullptr) {
+    const std::array parts{bytes};
+    return write_special(parts);
+  }
+  return buffer_rest(bytes);  // behind the waiting output (or nothing to write)
+}
+
+std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,
+                                          const sockaddr* to, socklen_t to_length) {
+  if (state_ != state::open) {
+    return errc::connection_closed;
+  }
+  if (to == nullptr) {
+    if (dgram()->peer_length == 0) {
+      return std::make_error_code(std::errc::destination_address_required);
+    }
+    to = reinterpret_cast<const sockaddr*>(&dgram()->peer);  // NOLINT
+    to_length = dgram()->peer_length;
+  }
+  std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  if (parts.size() > iov.size()) {
+    return std::make_error_code(std::errc::argument_list_too_long);
+  }
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    iov[i] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+  }
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(to);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  msg.msg_namelen = to_length;
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = parts.size();
+  for (;;) {
+    if (detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL) >= 0) {
+      return {};
+    }
+    if (errno != EINTR) {
+      return {errno, std::system_category()};  // the datagram is dropped; the socket serves on
+    }
+  }
+}
+
+std::error_code connection::send_to(const address& to, std::span<const std::byte> bytes) {
+  assert_in_loop_thread();
+  if (dgram() == nullptr) {
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
+  if (!to.valid() || to.transport() != transport::udp) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  const std::array parts{bytes};
+  return send_datagram(parts, to.data(), to.size());
+}
+
+std::error_code connection::writev(std::span<const std::span<const std::byte>> parts) {
+  assert_in_loop_thread();
+  if (state_ != state::open || write_end_ != write_end::open) {
+    return errc::connection_closed;
+  }
+  if (xport_ != nullptr) {
+    return write_special(parts);
+  }
+  std::size_t first_unsent = 0;
+  std::size_t sent = 0;
+  if (out_.empty()) {
+    // Only the entries used are written: zeroing the whole array cost more than the rest of
+    // the echo path (callgrind).
+    std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < parts.size() && count < iov.size(); ++i) {
+      if (!parts[i].empty()) {
+        iov[count++] = {const_cast<std::byte*>(parts[i].data()), parts[i].size()};  // NOLINT
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0 && !send_later(errno)) {
+      return fail({errno, std::system_category()});
+    }
+    sent = n < 0 ? 0 : static_cast<std::size_t>(n);
+    if (sent > 0 && timing_ != nullptr) {
+      note_sent();
+    }
+    while (first_unsent < parts.size() && sent >= parts[first_unsent].size()) {
+      sent -= parts[first_unsent++].size();
+    }
+  }
+  for (std::size_t i = first_unsent; i < parts.size(); ++i) {
+    const std::span<const std::byte> rest = i == first_unsent ? parts[i].subspan(sent) : parts[i];
+    if (const std::error_code ec = buffer_rest(rest)) {
+      return ec;
+    }
+  }
+  return {};
+}
+
+std::error_code connection::write_two(const byte_views& bytes) {
+  const std::array parts{bytes.first, bytes.second};
+  return writev(parts);
+}
+
+std::error_code connection::write(block payload) {
+  assert_in_loop_thread();
+  if (state_ != state::open || write_end_ != write_end::open) {
+    return errc::connection_closed;
+  }
+  if (xport_ != nullptr) {
+    const std::array parts{std::span<const std::byte>(payload.data())};
+    return write_special(parts);
+  }
+  if (!out_.empty()) {
+    if (const std::error_code ec = out_.append(std::move(payload))) {
+      return fail(ec);
+    }
+    after_buffering(false);
+    return {};
+  }
+  const std::span<const std::byte> bytes = payload.data();
+  const ssize_t n =
+      bytes.empty() ? 0 : detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (n < 0 && !send_later(errno)) {
+    return fail({errno, std::system_category()});
+  }
+  const auto sent = n < 0 ? std::size_t{0} : static_cast<std::size_t>(n);
+  if (sent > 0 && timing_ != nullptr) {
+    note_sent();
+  }
+  if (sent == 0 && !bytes.empty()) {
+    if (const std::error_code ec = out_.append(std::move(payload))) {  // no copy
+      return fail(ec);
+    }
+    after_buffering(true);
+    return {};
+  }
+  return buffer_rest(bytes.subspan(sent));
+}
+
+std::error_code connection::flush() {
+  assert_in_loop_thread();
+  if (state_ == state::closed) {
+    return errc::connection_closed;
+  }
+  return drain_output();
+}
+
+std::error_code connection::drain_output() {
+  bool progressed = false;
+  while (!out_.empty()) {
+    const result<std::size_t> sent = out_.drain_to(fd_);
+    if (!sent) {
+      const std::error_code ec = sent.error();
+      if (ec == std::errc::interrupted) {
+        continue;
+      }
+      if (ec == std::errc::resource_unavailable_try_again ||
+          ec == std::errc::operation_would_block) {
+        after_draining(progressed);  // the rest when the socket may send again
+        return {};
+      }
+      return fail(ec);
+    }
+    progressed = progressed || *sent > 0;
+  }
+  want_write(false);
+  if (state_ == state::closing) {
+    loop_->finish(*this, closing_reason());
+    return {};
+  }
+  output_drained();
+  after_draining(progressed);
+  return {};
+}
+
+}  // namespace actnet

@@ -1,0 +1,193 @@
+// layered_stream: a stream connection whose bytes pass through a byte layer (TLS, KCP): wire
+// bytes from the socket decoded for on_data, plain writes encoded into the outbound buffer.
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <span>
+#include <system_error>
+#include <utility>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/byte_layer.hpp"
+#include "actnet/actors/engine.hpp"
+#include "actnet/actors/event_loop.hpp"
+#include "actnet/reactor/syscalls.hpp"
+#include "guarded.hpp"
+
+namespace actnet {
+
+namespace detail {
+
+transport_state::transport_state() = default;
+transport_state::~transport_state() = default;
+
+void attach_layer(connection& c, std::unique_ptr<byte_layer> layer) {
+  if (c.xport_ == nullptr) {
+    c.xport_ = std::make_unique<transport_state>();
+    c.path_ |= connection::not_plain;
+  }
+  c.xport_->layer = std::move(layer);
+}
+
+std::function<std::unique_ptr<connection>()> layered(
+    std::function<std::unique_ptr<connection>()> make, layer_maker layer) {
+  return [make = std::move(make), layer = std::move(layer)] {
+    std::unique_ptr<connection> c = make();
+    attach_layer(*c, layer());
+    return c;
+  };
+}
+
+}  // namespace detail
+
+void connection::set_datagram(std::unique_ptr<detail::datagram_endpoint> endpoint) {
+  if (xport_ == nullptr) {
+    xport_ = std::make_unique<detail::transport_state>();
+    path_ |= not_plain;
+  }
+  xport_->datagram = std::move(endpoint);
+}
+
+std::error_code connection::write_special(std::span<const std::span<const std::byte>> parts) {
+  if (xport_->datagram != nullptr) {
+    return send_datagram(parts);
+  }
+  return write_layered(parts);
+}
+
+std::error_code connection::write_layered(std::span<const std::span<const std::byte>> parts) {
+  const bool was_empty = out_.empty();
+  for (const std::span<const std::byte> part : parts) {
+    if (part.empty()) {
+      continue;
+    }
+    std::error_code ec;
+    if (!detail::guarded(*loop_, "a byte layer's encode",
+                         [&] { ec = xport_->layer->encode(part, out_); })) {
+      ec = std::make_error_code(std::errc::state_not_recoverable);
+    }
+    if (ec) {
+      return fail(ec);
+    }
+  }
+  return send_buffered(was_empty);
+}
+
+std::error_code connection::send_buffered(bool was_empty) {
+  if (out_.empty()) {
+    return {};
+  }
+  if (!was_empty) {
+    after_buffering(false);  // behind the waiting output, which the loop's "may send" drains
+    return {};
+  }
+  if (const std::error_code ec = drain_output()) {
+    return ec;
+  }
+  if (!out_.empty() && state_ != state::closed) {
+    after_buffering(true);  // the rest when the socket may send
+  }
+  return {};
+}
+
+void connection::end_layer() noexcept {
+  if (xport_ == nullptr || xport_->layer == nullptr || xport_->layer_ended) {
+    return;
+  }
+  xport_->layer_ended = true;
+  std::error_code ec;
+  if (!detail::guarded(*loop_, "a byte layer's encode_end",
+                       [&] { ec = xport_->layer->encode_end(out_); })) {
+    ec = std::make_error_code(std::errc::state_not_recoverable);
+  }
+  if (ec) {
+    (void)fail(ec);
+  }
+}
+
+// The layered twin of read_from: the same reads, each decoded before on_data sees it.
+void event_loop::read_layered(connection& c) {
+  if (plain_buffer_.data() == nullptr) {
+    try {
+      plain_buffer_ = {std::make_unique<std::byte[]>(read_buffer_.size()),  // NOLINT
+                       read_buffer_.size()};
+    } catch (const std::bad_alloc&) {
+      finish(c, std::make_error_code(std::errc::not_enough_memory));
+      return;
+    }
+  }
+  // Plain bytes the layer held while reading was paused come first.
+  if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
+    return;
+  }
+  std::size_t total = 0;
+  for (;;) {
+    const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
+    if (n > 0) {
+      if (c.timing_ != nullptr) {
+        c.note_read();
+      }
+      if (!decode_and_deliver(c, {read_buffer_.data(), static_cast<std::size_t>(n)}) ||
+          !backend_.edge_triggered()) {
+        return;
+      }
+      total += static_cast<std::size_t>(n);
+      if (total >= options_.edge_triggered_chunk) {
+        continue_reading_.push_back(c.ref());  // the rest after the other connections' turn
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      peer_shut_down(c);
+      return;
+    }
+    const int e = errno;
+    if (e == EINTR) {
+      continue;
+    }
+    if (!detail::would_block(e)) {
+      finish(c, {e, std::system_category()});
+    }
+    return;
+  }
+}
+
+bool event_loop::decode_and_deliver(connection& c, std::span<const std::byte> wire) {
+  detail::byte_layer& layer = *c.xport_->layer;
+  bool first = true;
+  // Each round decodes what fits the plain buffer and hands it to on_data; the layer holds the
+  // rest while reading is paused (resume_reading brings the connection back here).
+  while (first || layer.holds_plain()) {
+    first = false;
+    const std::size_t output_before = c.out_.size();
+    result<std::size_t> plain = std::size_t{0};
+    if (!detail::guarded(*this, "a byte layer's decode", [&] {
+          plain = layer.decode(wire, {plain_buffer_.data(), plain_buffer_.size()}, c.out_);
+        })) {
+      plain = std::make_error_code(std::errc::state_not_recoverable);
+    }
+    wire = {};
+    if (!plain) {
+      finish(c, plain.error());
+      return false;
+    }
+    if (c.out_.size() != output_before) {
+      (void)c.send_buffered(output_before == 0);  // the layer's own wire bytes (a handshake's)
+    }
+    if (c.state_ != connection::state::open) {
+      return false;
+    }
+    if (*plain > 0) {
+      c.fresh_ = std::span<const std::byte>(plain_buffer_.data(), *plain);
+      deliver_now(c);
+    }
+    if (c.state_ != connection::state::open || c.read_paused()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace actnet
