@@ -65,11 +65,14 @@ class epoll_backend {
   template <io_handler Handler>
   void dispatch(Handler&& handle) {
     for (const poll_event& ev : ready_) {
-      if (ev.data.u64 == io_key::wake().bits()) [[unlikely]] {
+      const io_key key = io_key::from_bits(ev.data.u64);
+      // A stream key is never the wake-up's: the per-message path tests the kind once (the
+      // handler's own stream test folds into this one).
+      if (!key.is_stream() && key.bits() == io_key::wake().bits()) [[unlikely]] {
         poller_.consume_wake();
         continue;
       }
-      handle(io_key::from_bits(ev.data.u64), ev.events);  // one call site: in line once
+      handle(key, ev.events);  // one call site: in line once
     }
     ready_ = {};
   }
