@@ -13,14 +13,14 @@ namespace actnet {
 using detail::io_key;
 using detail::io_kind;
 
-void event_loop::add_listener(std::size_t listener_index, int fd) {
+void detail::loop_core::add_listener(std::size_t listener_index, int fd) {
   if (const std::error_code ec = backend_.watch_listener(
           fd, io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)))) {
     throw std::system_error(ec, "actnet: cannot watch a listener");
   }
 }
 
-void event_loop::accept_from(std::size_t listener_index) {
+void detail::loop_core::accept_from(std::size_t listener_index) {
   const int listen_fd =
       options_.reuse_port && listener_index < listeners_.size() && listeners_[listener_index]
           ? listeners_[listener_index].get()
@@ -38,8 +38,8 @@ void event_loop::accept_from(std::size_t listener_index) {
   }
 }
 
-void event_loop::place_accepted(std::size_t listener_index, unique_fd fd,
-                                const sockaddr_storage& peer, socklen_t peer_length) {
+void detail::loop_core::place_accepted(std::size_t listener_index, unique_fd fd,
+                                       const sockaddr_storage& peer, socklen_t peer_length) {
   const bool admitted = options_.max_connections != 0;
   if (admitted && !owner_.admit()) {
     note_dropped_accept("max_connections reached");  // counted before the peer can see it
@@ -52,8 +52,8 @@ void event_loop::place_accepted(std::size_t listener_index, unique_fd fd,
     to = owner_.balancer_->assign(reinterpret_cast<const sockaddr*>(&peer),  // NOLINT
                                   peer_length);
   }
-  event_loop& target = options_.reuse_port ? *this : *owner_.loops_[to.target];
-  if (&target == this) {
+  event_loop& target = options_.reuse_port ? self_ : *owner_.loops_[to.target];
+  if (&target == &self_) {
     adopt(std::move(fd), owner_.listeners_[listener_index].make, std::move(to.lease), admitted);
     reap();
   } else {
@@ -62,16 +62,16 @@ void event_loop::place_accepted(std::size_t listener_index, unique_fd fd,
   }
 }
 
-void event_loop::note_dropped_accept(std::string_view why) {
+void detail::loop_core::note_dropped_accept(std::string_view why) {
   owner_.refused_.fetch_add(1, std::memory_order_relaxed);
   if (const std::uint64_t n = dropped_accepts_.note(timer_clock::now())) {
     owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", index_, why, n);
   }
 }
 
-void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
+void detail::loop_core::pause_accepting(std::size_t listener_index, int listen_fd) {
   (void)backend_.unwatch(listen_fd);
-  after(std::chrono::milliseconds(100), [this, listener_index, listen_fd] {
+  self_.after(std::chrono::milliseconds(100), [this, listener_index, listen_fd] {
     if (!stopping_) {
       (void)backend_.watch_listener(
           listen_fd, io_key(io_kind::listener, static_cast<std::uint32_t>(listener_index)));
@@ -79,8 +79,9 @@ void event_loop::pause_accepting(std::size_t listener_index, int listen_fd) {
   });
 }
 
-void event_loop::adopt(unique_fd owned, const std::function<std::unique_ptr<connection>()>& make,
-                       balancer_lease lease, bool admitted) {
+void detail::loop_core::adopt(unique_fd owned,
+                              const std::function<std::unique_ptr<connection>()>& make,
+                              balancer_lease lease, bool admitted) {
   std::unique_ptr<connection> c = make_connection(make);
   if (c != nullptr) {
     c->lease_ = std::move(lease);

@@ -91,7 +91,8 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
   c->set_datagram(std::move(endpoint));
-  connection* session = loop_.install(std::move(c), router.fd_, event_loop::watch::none, true);
+  connection* session =
+      loop_.install(std::move(c), router.fd_, detail::loop_core::watch::none, true);
   if (session == nullptr) {
     return nullptr;
   }
@@ -138,7 +139,7 @@ void datagram_sockets::open(std::size_t listener, unique_fd fd) {
   c->set_datagram(std::move(endpoint));
   // Level-triggered whatever the engine's mode: readable() takes a bounded batch per event.
   if (connection* conn =
-          loop_.install(std::move(c), fd.get(), event_loop::watch::datagram, false)) {
+          loop_.install(std::move(c), fd.get(), detail::loop_core::watch::datagram, false)) {
     (void)fd.release();
     if (!conn->dgram()->routes) {
       loop_.open(*conn);

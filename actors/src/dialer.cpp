@@ -122,7 +122,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
     failure = std::make_error_code(std::errc::state_not_recoverable);
     if (std::unique_ptr<connection> c = loop_.make_connection(d.make)) {
       c->lease_ = std::move(d.lease);
-      event_loop::watch how = event_loop::watch::stream;
+      detail::loop_core::watch how = detail::loop_core::watch::stream;
       if (d.kind == transport::udp) {
         // A connected UDP socket: a datagram connection whose peer is fixed, read
         // level-triggered in batches like the listeners' sockets.
@@ -131,7 +131,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
         std::memcpy(&endpoint->peer, d.to.data(), d.to.size());
         endpoint->peer_length = d.to.size();
         c->set_datagram(std::move(endpoint));
-        how = event_loop::watch::datagram;
+        how = detail::loop_core::watch::datagram;
       }
       if (connection* conn = loop_.install(std::move(c), d.fd.get(), how, true)) {
         (void)d.fd.release();

@@ -28,7 +28,16 @@ namespace io_event = detail::io_event;
 }  // namespace
 
 event_loop::event_loop(engine& owner, std::size_t index, const engine_options& options)
-    : owner_(owner),
+    : detail::loop_core(*this, owner, index, options) {}
+
+event_loop::~event_loop() {
+  shut_down();
+}
+
+detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
+                             const engine_options& options)
+    : self_(self),
+      owner_(owner),
       options_(options),
       index_(index),
       backend_(options.edge_triggered),
@@ -39,23 +48,23 @@ event_loop::event_loop(engine& owner, std::size_t index, const engine_options& o
                        options.outbound_ring_threshold == defaults::elastic_ring_threshold &&
                        options.outbound_cap == defaults::elastic_max_size) {}
 
-event_loop::~event_loop() {
+void detail::loop_core::shut_down() noexcept {
   dialer_.fail_all(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
   release_retired();
   drain_stopped();
 }
 
-void event_loop::send(detail::message&& m) {
+void detail::loop_core::send(detail::message&& m) {
   mailbox_.post(std::move(m));
 }
 
-std::error_code event_loop::refuse_message() noexcept {
+std::error_code detail::loop_core::refuse_message() noexcept {
   refused_.fetch_add(1, std::memory_order_relaxed);
   return make_error_code(errc::queue_full);
 }
 
-std::error_code event_loop::send_bounded(detail::message&& m) {
+std::error_code detail::loop_core::send_bounded(detail::message&& m) {
   if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
     return refuse_message();
   }
@@ -65,7 +74,7 @@ std::error_code event_loop::send_bounded(detail::message&& m) {
 
 // send_bounded's steps in line rather than a call to it: post() is the busiest bounded send,
 // and the call cost it about a tenth of its instructions (callgrind, actors_bench mailbox/1to1).
-std::error_code event_loop::post_user(detail::message_fn fn) {
+std::error_code detail::loop_core::post_user(detail::message_fn fn) {
   if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
     return refuse_message();
   }
@@ -73,7 +82,7 @@ std::error_code event_loop::post_user(detail::message_fn fn) {
   return detail::no_error();
 }
 
-void event_loop::post_fn(detail::message_fn fn) {
+void detail::loop_core::post_fn(detail::message_fn fn) {
   send(detail::message::closure(std::move(fn)));
 }
 
@@ -87,22 +96,22 @@ bool event_loop::cancel(timer_id id) noexcept {
   return timers_.cancel(id);
 }
 
-connection* event_loop::find(std::uint32_t slot, std::uint32_t generation) const noexcept {
+connection* detail::loop_core::find(std::uint32_t slot, std::uint32_t generation) const noexcept {
   return slots_.find(slot, generation);
 }
 
-std::uint64_t event_loop::id_of(const connection& c) noexcept {
+std::uint64_t detail::loop_core::id_of(const connection& c) noexcept {
   return io_key(io_kind::stream, c.slot_, c.generation_).bits();
 }
 
-std::uint64_t event_loop::key_of(const connection& c) noexcept {
+std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
   return io_key(c.dgram() != nullptr ? io_kind::datagram : io_kind::stream, c.slot_, c.generation_)
       .bits();
 }
 
 // The per-message path, inlined into run(): a call per event and per read costs more than the
 // rest of the dispatch (callgrind).
-[[gnu::always_inline]] inline void event_loop::dispatch(io_key key, std::uint32_t events) {
+[[gnu::always_inline]] inline void detail::loop_core::dispatch(io_key key, std::uint32_t events) {
   if (key.is_stream()) [[likely]] {
     if (connection* c = slots_.find_registered(key.slot(), key.stream_generation())) {
       on_io(*c, events);
@@ -133,7 +142,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
   reap();
 }
 
-[[gnu::always_inline]] inline void event_loop::on_io(connection& c, std::uint32_t events) {
+[[gnu::always_inline]] inline void detail::loop_core::on_io(connection& c, std::uint32_t events) {
   // The common event first: bytes for an open connection that is reading.
   if (events == io_event::readable && c.path_ == 0) [[likely]] {  // open, reading, plain
     read_plain(c);
@@ -155,7 +164,7 @@ std::uint64_t event_loop::key_of(const connection& c) noexcept {
   }
 }
 
-void event_loop::read_from(connection& c) {
+void detail::loop_core::read_from(connection& c) {
   if (c.xport_ != nullptr) {
     read_layered(c);
   } else {
@@ -163,7 +172,7 @@ void event_loop::read_from(connection& c) {
   }
 }
 
-[[gnu::always_inline]] inline void event_loop::read_plain(connection& c) {
+[[gnu::always_inline]] inline void detail::loop_core::read_plain(connection& c) {
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
@@ -198,7 +207,7 @@ void event_loop::read_from(connection& c) {
   }
 }
 
-[[gnu::always_inline]] inline void event_loop::deliver(connection& c) {
+[[gnu::always_inline]] inline void detail::loop_core::deliver(connection& c) {
   if (!detail::guarded(*this, "on_data", [&] { c.on_data(); })) [[unlikely]] {
     c.fresh_ = {};
     finish(c, std::make_error_code(std::errc::state_not_recoverable));
@@ -219,11 +228,11 @@ void event_loop::read_from(connection& c) {
   // here: one test per batch instead of one per message.
 }
 
-void event_loop::deliver_now(connection& c) {
+void detail::loop_core::deliver_now(connection& c) {
   deliver(c);
 }
 
-[[gnu::always_inline]] inline result<std::size_t> event_loop::wait_for_events(int timeout) {
+[[gnu::always_inline]] inline result<std::size_t> detail::loop_core::wait_for_events(int timeout) {
   if (timeout != 0 && options_.busy_poll.count() > 0) {
     // Polled without sleeping, so the mailbox is looked at here: its senders wake only a
     // loop that announced its sleep.
@@ -260,7 +269,7 @@ void event_loop::deliver_now(connection& c) {
 //  5. timers - what is due, after the I/O and mail that may have re-armed or cancelled it.
 // A close scheduled in any phase runs (reap) right after the handler that asked for it, never
 // inside it: no actor is destroyed while one of its handlers is on the stack.
-void event_loop::run() {
+void detail::loop_core::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   while (!stopping_) {
     if (!wait_phase()) {
@@ -274,7 +283,7 @@ void event_loop::run() {
   stop_phase();
 }
 
-[[gnu::always_inline]] inline bool event_loop::wait_phase() {
+[[gnu::always_inline]] inline bool detail::loop_core::wait_phase() {
   // The timer phase's clock reading is this one's too (one read an iteration): only its own
   // timers ran since, and they read the clock themselves to re-arm.
   int timeout = -1;
@@ -295,14 +304,14 @@ void event_loop::run() {
   return true;
 }
 
-[[gnu::always_inline]] inline void event_loop::io_phase() {
+[[gnu::always_inline]] inline void detail::loop_core::io_phase() {
   // In line: the per-message path (a call per event cost more than the rest of the dispatch).
   backend_.dispatch([this](io_key key, std::uint32_t events)
                         __attribute__((always_inline)) { dispatch(key, events); });
   release_retired();
 }
 
-[[gnu::always_inline]] inline void event_loop::resume_phase() {
+[[gnu::always_inline]] inline void detail::loop_core::resume_phase() {
   if (continue_reading_.empty()) [[likely]] {
     return;
   }
@@ -318,7 +327,7 @@ void event_loop::run() {
   release_retired();
 }
 
-[[gnu::always_inline]] inline void event_loop::mail_phase() {
+[[gnu::always_inline]] inline void detail::loop_core::mail_phase() {
   mailbox_.drain(
       [this](detail::message&& m) {
         handle(std::move(m));
@@ -328,7 +337,7 @@ void event_loop::run() {
   release_retired();
 }
 
-[[gnu::always_inline]] inline void event_loop::timer_phase() {
+[[gnu::always_inline]] inline void detail::loop_core::timer_phase() {
   if (!timers_.empty()) {
     timers_read_at_ = timer_clock::now();
     timers_read_ = true;
@@ -337,7 +346,7 @@ void event_loop::run() {
   }
 }
 
-void event_loop::stop_phase() {
+void detail::loop_core::stop_phase() {
   listeners_.clear();
   dialer_.fail_all(make_error_code(errc::engine_stopped));
   if (options_.shutdown_timeout.count() > 0) {
@@ -348,7 +357,7 @@ void event_loop::stop_phase() {
   timers_.clear();  // none runs after stop; a reconnect's retry reports engine_stopped as it goes
 }
 
-void event_loop::drain_for_stop(timer_clock::time_point deadline) {
+void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
   // No new connections: loop 0's listeners leave the poller (the others' closed above).
   if (index_ == 0) {
     const std::lock_guard lock(owner_.listener_fds_);
@@ -405,18 +414,18 @@ void event_loop::drain_for_stop(timer_clock::time_point deadline) {
   }
 }
 
-void event_loop::handle(detail::message&& m) {
+void detail::loop_core::handle(detail::message&& m) {
   // User code runs here (closures, tells, completions): an exception must not cross the loop.
   (void)detail::guarded(*this, "a message handler", [&] { handle_unguarded(std::move(m)); });
 }
 
-void event_loop::handle_unguarded(detail::message&& m) {
+void detail::loop_core::handle_unguarded(detail::message&& m) {
   using kind = detail::message::kind;
   switch (m.what) {
     case kind::none:
       return;
     case kind::closure:
-      m.fn(*this, nullptr, {});
+      m.fn(self_, nullptr, {});
       return;
     case kind::adopt:
       adopt(unique_fd(std::exchange(m.fd, -1)), owner_.listeners_[m.listener].make,
@@ -427,7 +436,7 @@ void event_loop::handle_unguarded(detail::message&& m) {
       return;
     case kind::ask:
       if (m.generation == 0) {  // a question for the loop itself
-        m.fn(*this, nullptr, {});
+        m.fn(self_, nullptr, {});
         return;
       }
       break;
@@ -441,14 +450,14 @@ void event_loop::handle_unguarded(detail::message&& m) {
   if (c == nullptr || !c->is_open()) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     if ((m.what == kind::async_write || m.what == kind::ask) && m.fn) {
-      m.fn(*this, nullptr, make_error_code(errc::connection_closed));  // the sender hears of it
+      m.fn(self_, nullptr, make_error_code(errc::connection_closed));  // the sender hears of it
     }
     return;
   }
   switch (m.what) {
     case kind::tell:
     case kind::ask:
-      m.fn(*this, c, {});
+      m.fn(self_, c, {});
       return;
     case kind::async_write: {
       const std::error_code ec = c->write(std::move(m.payload));
@@ -457,7 +466,7 @@ void event_loop::handle_unguarded(detail::message&& m) {
         // reason goes to on_close, and the sender hears what async_write promises: the bytes
         // could not be written because the connection is closed. (A datagram connection stays
         // open when the kernel refuses one datagram: that error is passed on as it is.)
-        m.fn(*this, c, ec && !c->is_open() ? make_error_code(errc::connection_closed) : ec);
+        m.fn(self_, c, ec && !c->is_open() ? make_error_code(errc::connection_closed) : ec);
       }
       return;
     }
@@ -472,19 +481,19 @@ void event_loop::handle_unguarded(detail::message&& m) {
   }
 }
 
-void event_loop::run_timers(timer_clock::time_point now) {
+void detail::loop_core::run_timers(timer_clock::time_point now) {
   // A timer that throws is logged; the timers due after it run on the next iteration.
   (void)detail::guarded(*this, "a timer", [&] { timers_.run_due(now); });
 }
 
-void event_loop::drain_stopped() {
+void detail::loop_core::drain_stopped() {
   mailbox_.drain(
       [this](detail::message&& m) {
         if (m.admitted) {
           owner_.release_admission();  // an accepted connection no loop took
         }
         if (m.what == detail::message::kind::async_write && m.fn) {
-          m.fn(*this, nullptr, make_error_code(errc::engine_stopped));
+          m.fn(self_, nullptr, make_error_code(errc::engine_stopped));
         } else if (m.what != detail::message::kind::adopt &&
                    m.what != detail::message::kind::stop) {
           dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -493,16 +502,16 @@ void event_loop::drain_stopped() {
       SIZE_MAX);
 }
 
-std::uint64_t event_loop::offload_next(const connection& c) {
+std::uint64_t detail::loop_core::offload_next(const connection& c) {
   return offloads_.next(id_of(c));
 }
 
-void event_loop::offload_unused(const connection& c, std::uint64_t seq) noexcept {
+void detail::loop_core::offload_unused(const connection& c, std::uint64_t seq) noexcept {
   offloads_.unused(id_of(c), seq);
 }
 
-void event_loop::offload_arrived(connection& c, std::uint64_t seq,
-                                 unique_function<void()> deliver) {
+void detail::loop_core::offload_arrived(connection& c, std::uint64_t seq,
+                                        unique_function<void()> deliver) {
   // A continuation may offload again or close c; one that throws is logged, and the results
   // queued behind it still run.
   offloads_.arrived(id_of(c), seq, std::move(deliver), [this, &c](unique_function<void()>& d) {

@@ -4,18 +4,18 @@
 
 namespace actnet {
 
-class event_loop;
-
 namespace detail {
+
+class loop_core;
 
 /// Logs the exception being handled as "loop N: <what> threw: <reason>" (an error) on the
 /// loop's engine's logger. Logging that fails in turn is ignored. Call it from a catch block.
-[[gnu::cold]] void log_thrown(const event_loop& loop, const char* what) noexcept;
+[[gnu::cold]] void log_thrown(const loop_core& loop, const char* what) noexcept;
 
 /// Runs `fn()`: true, or false when it threw (logged by log_thrown). Small enough to stay in
 /// line on the per-message path, where on_data runs through it.
 template <class F>
-[[gnu::always_inline]] inline bool guarded(const event_loop& loop, const char* what,
+[[gnu::always_inline]] inline bool guarded(const loop_core& loop, const char* what,
                                            F&& fn) noexcept {
   try {
     fn();

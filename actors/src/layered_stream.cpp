@@ -107,7 +107,7 @@ void connection::end_layer() noexcept {
 }
 
 // The layered twin of read_from: the same reads, each decoded before on_data sees it.
-void event_loop::read_layered(connection& c) {
+void detail::loop_core::read_layered(connection& c) {
   if (plain_buffer_.data() == nullptr) {
     try {
       plain_buffer_ = {std::make_unique<std::byte[]>(read_buffer_.size()),  // NOLINT
@@ -154,7 +154,7 @@ void event_loop::read_layered(connection& c) {
   }
 }
 
-bool event_loop::decode_and_deliver(connection& c, std::span<const std::byte> wire) {
+bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::byte> wire) {
   detail::byte_layer& layer = *c.xport_->layer;
   bool first = true;
   // Each round decodes what fits the plain buffer and hands it to on_data; the layer holds the

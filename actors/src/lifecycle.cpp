@@ -23,7 +23,7 @@ namespace actnet {
 
 using detail::io_key;
 
-std::unique_ptr<connection> event_loop::make_connection(
+std::unique_ptr<connection> detail::loop_core::make_connection(
     const std::function<std::unique_ptr<connection>()>& make) {
   std::unique_ptr<connection> c;
   if (!detail::guarded(*this, "the connection factory", [&] { c = make(); })) {
@@ -35,9 +35,10 @@ std::unique_ptr<connection> event_loop::make_connection(
   return c;
 }
 
-connection* event_loop::install(std::unique_ptr<connection> c, int fd, watch how, bool counted) {
+connection* detail::loop_core::install(std::unique_ptr<connection> c, int fd, watch how,
+                                       bool counted) {
   const auto [slot, generation] = slots_.reserve();
-  c->loop_ = this;
+  c->loop_ = &self_;
   c->fd_ = fd;
   c->slot_ = slot;
   c->generation_ = generation;
@@ -65,7 +66,7 @@ connection* event_loop::install(std::unique_ptr<connection> c, int fd, watch how
   return conn;
 }
 
-void event_loop::open(connection& c) {
+void detail::loop_core::open(connection& c) {
   const bool opened = detail::guarded(*this, "on_open", [&] {
     if (options_.connection_timeouts.any() && c.dgram() == nullptr) {
       c.set_timeouts(options_.connection_timeouts);
@@ -79,14 +80,14 @@ void event_loop::open(connection& c) {
 
 // -- offloads: results in submission order --
 
-void event_loop::release_retired_blocks() noexcept {
+void detail::loop_core::release_retired_blocks() noexcept {
   for (const std::span<std::byte> b : retired_) {
     block_pool::deallocate(b);  // no view from that on_data can point into them any more
   }
   retired_.clear();
 }
 
-void event_loop::finish(connection& c, std::error_code reason) noexcept {
+void detail::loop_core::finish(connection& c, std::error_code reason) noexcept {
   if (c.state_ == connection::state::closed) {
     return;
   }
@@ -94,7 +95,7 @@ void event_loop::finish(connection& c, std::error_code reason) noexcept {
   closing_.push_back({&c, reason});
 }
 
-void event_loop::reap_scheduled() noexcept {
+void detail::loop_core::reap_scheduled() noexcept {
   while (!closing_.empty()) {
     const closing next = closing_.back();
     closing_.pop_back();
@@ -132,7 +133,7 @@ void event_loop::reap_scheduled() noexcept {
   }
 }
 
-void event_loop::schedule_idle_release() {
+void detail::loop_core::schedule_idle_release() {
   if (idle_release_pending_ || stopping_ || options_.idle_release.count() == 0) {
     return;
   }
@@ -140,7 +141,7 @@ void event_loop::schedule_idle_release() {
   try {
     timers_.add(timer_clock::now() + options_.idle_release, [this] {
       idle_release_pending_ = false;
-      if (connection_count() == 0 && !stopping_) {
+      if (connections_.load(std::memory_order_relaxed) == 0 && !stopping_) {
         release_idle_memory();
       }
     });
@@ -149,7 +150,7 @@ void event_loop::schedule_idle_release() {
   }
 }
 
-void event_loop::release_idle_memory() noexcept {
+void detail::loop_core::release_idle_memory() noexcept {
   // Nothing points into these once the loop has no connections; they grow again on demand.
   // (UDP socket actors are not counted as connections: while one lives, the table stays.)
   (void)slots_.shrink();
@@ -173,7 +174,7 @@ void event_loop::release_idle_memory() noexcept {
   // when it is called again: a second pass after that delay gives them back.
   try {
     timers_.add(timer_clock::now() + std::chrono::milliseconds(600), [this] {
-      if (connection_count() == 0) {
+      if (connections_.load(std::memory_order_relaxed) == 0) {
         block_pool::release_idle_memory();
       }
     });
@@ -182,7 +183,7 @@ void event_loop::release_idle_memory() noexcept {
   }
 }
 
-void event_loop::close_all(std::error_code reason) noexcept {
+void detail::loop_core::close_all(std::error_code reason) noexcept {
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (connection* c = slots_.at(i); c != nullptr && c->state_ != connection::state::closed) {
       if (!c->out_.empty()) {

@@ -27,15 +27,15 @@ spdlog::logger& log() {
   return *logger;
 }
 
-void log_thrown(const event_loop& loop, const char* what) noexcept {
+void log_thrown(const loop_core& loop, const char* what) noexcept {
   try {
-    spdlog::logger& log = loop.owner().logger();
+    spdlog::logger& log = loop.owner_.logger();
     try {
       throw;
     } catch (const std::exception& e) {
-      log.error("loop {}: {} threw: {}", loop.index(), what, e.what());
+      log.error("loop {}: {} threw: {}", loop.index_, what, e.what());
     } catch (...) {
-      log.error("loop {}: {} threw", loop.index(), what);
+      log.error("loop {}: {} threw", loop.index_, what);
     }
   } catch (...) {  // NOLINT(bugprone-empty-catch): logging failed, nothing more to do
   }

@@ -1,5 +1,5 @@
 // mailbox: the registry of per-thread post counters that bounded mailboxes count with.
-#include "actnet/actors/mailbox.hpp"
+#include "actnet/actors/detail/mailbox.hpp"
 
 #include <bitset>
 #include <mutex>

@@ -14,7 +14,7 @@ namespace actnet {
 
 using detail::io_key;
 
-void event_loop::paused_hangup(connection& c) {
+void detail::loop_core::paused_hangup(connection& c) {
   // Reading is paused, but the socket failed (a reset) or hung up both ways: reported without
   // reading (the kernel would report it again and again).
   std::error_code failure = pending_error(c.fd_);
@@ -38,7 +38,7 @@ void event_loop::paused_hangup(connection& c) {
   finish(c, failure);
 }
 
-void event_loop::peer_shut_down(connection& c) {
+void detail::loop_core::peer_shut_down(connection& c) {
   // The peer sends no more but may still read: reading stops for good (in level-triggered
   // mode its interest goes; edge-triggered reads are skipped), and the handler decides when to
   // close; the default closes after the buffered output, with end_of_stream.
@@ -59,7 +59,7 @@ void event_loop::peer_shut_down(connection& c) {
   }
 }
 
-void event_loop::update_interest(connection& c) noexcept {
+void detail::loop_core::update_interest(connection& c) noexcept {
   const detail::stream_interest want{c.state_ == connection::state::open && !c.read_paused(),
                                      c.writing_};
   const io_key key = io_key::from_bits(key_of(c));

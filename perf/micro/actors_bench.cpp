@@ -21,9 +21,9 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/mailbox.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
-#include "actnet/actors/mailbox.hpp"
 #include "actnet/actors/worker_pool.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
@@ -147,7 +147,7 @@ struct no_waker {
   void operator()() const noexcept {}
 };
 
-// The same rounds straight through actnet::mailbox<int>: one producer thread, one consumer
+// The same rounds straight through actnet::detail::mailbox<int>: one producer thread, one consumer
 // thread spinning on drain(). The gap to mailbox/1to1 is what the loop adds (closures in
 // messages, epoll_wait between batches, sleeping and waking). On a busy two-core machine the
 // figure is bimodal: a spinning consumer is fast while it has a core to itself and an order of
@@ -155,7 +155,7 @@ struct no_waker {
 void mailbox_raw_queue(benchmark::State& state) {
   constexpr std::size_t producers = 1;
   const std::uint64_t per_round = messages_per_round;
-  actnet::mailbox<int, no_waker> box{no_waker{}};
+  actnet::detail::mailbox<int, no_waker> box{no_waker{}};
   tally sink(per_round);
   std::uint64_t rounds = 0;
   {

@@ -1,5 +1,5 @@
 // mailbox: delivery exactly once, FIFO per producer, coalesced wake-ups that are never lost.
-#include "actnet/actors/mailbox.hpp"
+#include "actnet/actors/detail/mailbox.hpp"
 
 #include <gtest/gtest.h>
 
@@ -21,7 +21,7 @@ struct counting_waker {
 
 TEST(mailbox, a_post_wakes_the_owner_only_when_it_sleeps) {
   std::atomic<int> wakes{0};
-  mailbox<int, counting_waker> box(counting_waker{&wakes});
+  detail::mailbox<int, counting_waker> box(counting_waker{&wakes});
   box.post(1);  // awake owner: no wake
   EXPECT_EQ(wakes, 0);
   EXPECT_FALSE(box.prepare_to_sleep());  // mail is waiting: must not sleep
@@ -39,7 +39,7 @@ TEST(mailbox, a_post_wakes_the_owner_only_when_it_sleeps) {
 
 TEST(mailbox, drain_stops_at_its_budget) {
   std::atomic<int> wakes{0};
-  mailbox<int, counting_waker> box(counting_waker{&wakes});
+  detail::mailbox<int, counting_waker> box(counting_waker{&wakes});
   for (int i = 0; i < 1000; ++i) {
     box.post(int{i});
   }

@@ -20,6 +20,7 @@ namespace actnet {
 
 namespace detail {
 class dialer;
+class loop_core;
 class datagram_sockets;
 }  // namespace detail
 
@@ -191,6 +192,7 @@ class conn_ref {
  private:
   friend class connection;
   friend class event_loop;
+  friend class detail::loop_core;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
   friend void detail::offload_result(const conn_ref& target, std::uint64_t seq,

@@ -35,6 +35,7 @@ namespace actnet {
 namespace detail {
 class dialer;
 class datagram_sockets;
+class loop_core;
 }  // namespace detail
 
 class engine;
@@ -417,6 +418,7 @@ class connection {
 
  private:
   friend class event_loop;
+  friend class detail::loop_core;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
   friend void detail::attach_layer(connection& c, std::unique_ptr<detail::byte_layer> layer);

@@ -33,6 +33,7 @@ namespace actnet {
 
 namespace detail {
 class dialer;
+class loop_core;
 class datagram_sockets;
 }  // namespace detail
 
@@ -323,6 +324,7 @@ class engine {
 
  private:
   friend class event_loop;
+  friend class detail::loop_core;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
   struct listener {

@@ -7,32 +7,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <memory>
-#include <span>
-#include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
-#include "actnet/actors/detail/acceptor.hpp"
-#include "actnet/actors/detail/datagram_sockets.hpp"
-#include "actnet/actors/detail/dialer.hpp"
-#include "actnet/actors/detail/epoll_backend.hpp"
-#include "actnet/actors/detail/io_key.hpp"
-#include "actnet/actors/detail/log_limiter.hpp"
+#include "actnet/actors/detail/loop_core.hpp"
 #include "actnet/actors/detail/message.hpp"
-#include "actnet/actors/detail/offload_order.hpp"
-#include "actnet/actors/detail/slot_table.hpp"
-#include "actnet/actors/mailbox.hpp"
-#include "actnet/balancer/balancer.hpp"
-#include "actnet/buffers/block.hpp"
-#include "actnet/reactor/address.hpp"
 #include "actnet/reactor/timer_queue.hpp"
-#include "actnet/reactor/unique_fd.hpp"
-#include "actnet/result.hpp"
 #include "actnet/unique_function.hpp"
 
 namespace actnet {
@@ -42,21 +25,9 @@ class engine;
 struct engine_options;
 struct dial_options;
 
-namespace detail {
-
-struct redial;
-
-struct backend_waker {
-  epoll_backend* target;
-  void operator()() const noexcept { target->wake(); }
-};
-
-}  // namespace detail
-
 /// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
 /// The thread-safe members say so; the others assert the loop thread in debug builds.
-// The mailbox keeps its producer-written flag on a cache line of its own: that padding is chosen.
-class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
+class event_loop : private detail::loop_core {
  public:
   event_loop(engine& owner, std::size_t index, const engine_options& options);
   event_loop(const event_loop&) = delete;
@@ -161,139 +132,7 @@ class event_loop {  // NOLINT(clang-analyzer-optin.performance.Padding)
                                                std::uint32_t generation,
                                                detail::message_fn question);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
-
-  void send(detail::message&& m);  // thread-safe; unbounded (the engine's own messages)
-  // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
-  [[nodiscard]] std::error_code send_bounded(detail::message&& m);
-  [[nodiscard, gnu::cold]] std::error_code refuse_message() noexcept;  // counts, says queue_full
-  void post_fn(detail::message_fn fn);                                 // the engine's own
-  [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
-  void run();                       // the loop: its phases, in order, until stop
-  [[nodiscard]] bool wait_phase();  // false: the back end failed (logged; the engine stops)
-  void io_phase();
-  void resume_phase();
-  void mail_phase();
-  void timer_phase();
-  void stop_phase();
-  // Waits for events: polls for up to busy_poll first, then blocks for at most `timeout` ms
-  // (-1: no limit; 0: does not block) unless the mailbox has mail. How many came.
-  [[nodiscard]] result<std::size_t> wait_for_events(int timeout);
-  void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
-  void handle(detail::message&& m);
-  void handle_unguarded(detail::message&& m);
-  void run_timers(timer_clock::time_point now);
-  // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
-  void adopt(unique_fd fd, const std::function<std::unique_ptr<connection>()>& make,
-             balancer_lease lease, bool admitted = false);
-  std::unique_ptr<connection> make_connection(
-      const std::function<std::unique_ptr<connection>()>& make);  // null (logged) on failure
-  // How install() registers a connection's fd with the back end: as a stream, as a datagram
-  // socket (a UDP socket actor, a dialed UDP socket), or not (a UDP session shares its socket).
-  enum class watch : std::uint8_t { stream, datagram, none };
-  // Gives `c` a slot and registers fd with the back end as `how`. Null (logged, fd left open)
-  // on failure.
-  connection* install(std::unique_ptr<connection> c, int fd, watch how, bool counted);
-  void open(connection& c);  // on_open
-  // connection::offload: sequence numbers per connection, and results put back in that order.
-  std::uint64_t offload_next(const connection& c);
-  void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
-  void offload_arrived(connection& c, std::uint64_t seq, unique_function<void()> deliver);
-  // An I/O event for the source `key` names: to its handler.
-  void dispatch(detail::io_key key, std::uint32_t events);
-  void accept_from(std::size_t listener_index);  // the listener is readable
-  // A connection accepted from listener `listener_index`: admitted, balanced and adopted here
-  // or handed to the loop the balancer picks.
-  void place_accepted(std::size_t listener_index, unique_fd fd, const sockaddr_storage& peer,
-                      socklen_t peer_length);
-  void pause_accepting(std::size_t listener_index, int listen_fd);
-  void note_dropped_accept(std::string_view why);  // logged once a second at most
-  void on_io(connection& c, std::uint32_t events);
-  void paused_hangup(connection& c);             // a paused connection's socket failed or hung up
-  void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
-  void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
-  void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
-  void read_plain(connection& c);                // a plain stream: the per-message path, in line
-  void read_layered(connection& c);              // a stream with a byte layer
-  // Decodes `wire` (empty: what the layer holds) and delivers the plain bytes; false when c
-  // closed or paused reading.
-  bool decode_and_deliver(connection& c, std::span<const std::byte> wire);
-  void deliver(connection& c);      // on_data, then keep the unconsumed bytes
-  void deliver_now(connection& c);  // deliver(), out of line (for the datagram side)
-  void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
-  void reap() noexcept {                                        // run scheduled closes
-    if (!closing_.empty()) [[unlikely]] {
-      reap_scheduled();
-    }
-  }
-  void reap_scheduled() noexcept;
-  // Frees the ring blocks that on_data calls retired: none of their views outlives its on_data,
-  // so at the end of each phase that runs on_data.
-  void release_retired() noexcept {
-    if (!retired_.empty()) [[unlikely]] {
-      release_retired_blocks();
-    }
-  }
-  void release_retired_blocks() noexcept;
-  void close_all(std::error_code reason) noexcept;
-  // stop() with a shutdown_timeout: runs what is in the mailbox, then closes each connection
-  // after its buffered output, until `deadline`.
-  void drain_for_stop(timer_clock::time_point deadline);
-  void schedule_idle_release();
-  void release_idle_memory() noexcept;
-  [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
-  // What c is registered with in the back end.
-  [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;
-  // c's id where the loop keeps things by connection (offload order, reconnects).
-  [[nodiscard]] static std::uint64_t id_of(const connection& c) noexcept;
-  void add_listener(std::size_t listener_index, int fd);
-
-  engine& owner_;
-  const engine_options& options_;
-  std::size_t index_;
-  std::atomic<std::thread::id> thread_id_{};
-  detail::epoll_backend backend_;
-  mailbox<detail::message, detail::backend_waker> mailbox_;
-  timer_queue timers_;
-  // Its generations run on through releases, so a conn_ref names one connection even after
-  // the table was released and grown again.
-  // A connection keeps its own generation: the table holds a pointer a slot.
-  struct generation_of {
-    std::uint32_t operator()(const connection& c) const noexcept { return c.generation_; }
-  };
-  detail::slot_table<connection, generation_of> slots_;
-  bool idle_release_pending_ = false;
-  struct closing {
-    connection* conn = nullptr;
-    std::error_code reason;
-  };
-  std::vector<closing> closing_;            // finish()ed, closed by reap()
-  std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
-  std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
-  // The most one read takes (engine_options::read_buffer_size): a pointer and a size, one load
-  // each on the per-message path.
-  struct read_buffer {
-    std::unique_ptr<std::byte[]> bytes;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
-    std::size_t length;
-    [[nodiscard]] std::byte* data() const noexcept { return bytes.get(); }
-    [[nodiscard]] std::size_t size() const noexcept { return length; }
-  };
-  read_buffer read_buffer_;
-  read_buffer plain_buffer_{nullptr, 0};  // a layer's decoded bytes (made at the first use)
-  detail::dialer dialer_{*this};
-  detail::offload_order offloads_;             // by connection id (slot and generation)
-  std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
-  detail::acceptor acceptor_;
-  detail::log_limiter dropped_accepts_;
-  detail::datagram_sockets datagrams_{*this};
-  bool stopping_ = false;
-  bool timers_read_ = false;  // timers_read_at_ is this iteration's timer-phase clock reading
-  timer_clock::time_point timers_read_at_{};
-  // The engine's buffer limits are the defaults a connection's buffers are made with.
-  bool default_buffers_ = true;
-  std::atomic<std::size_t> connections_{0};
-  std::atomic<std::uint64_t> dropped_{0};
-  std::atomic<std::uint64_t> refused_{0};
-  std::atomic<std::uint64_t> datagrams_dropped_{0};
+  friend class detail::loop_core;
 };
 
 }  // namespace actnet

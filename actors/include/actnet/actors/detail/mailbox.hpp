@@ -25,8 +25,6 @@ struct post_counter {
 post_counter take_post_counter() noexcept;
 void give_back_post_counter(post_counter c) noexcept;
 
-}  // namespace detail
-
 /// Many producers (any thread), one consumer (the owning loop). Messages from one producer
 /// thread arrive in the order that thread posted them; there is no order across producers.
 ///
@@ -137,4 +135,5 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::atomic<std::uint64_t> wakeups_{0};
 };
 
+}  // namespace detail
 }  // namespace actnet
