@@ -18,7 +18,7 @@ void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                             unique_function<void()> deliver) {
   target.send_tell(
       [seq, d = std::move(deliver)](event_loop& loop, connection* c, std::error_code) mutable {
-        loop.offload_arrived(*c, seq, std::move(d));
+        loop.offloads_.arrived(*c, seq, std::move(d));
       });
 }
 

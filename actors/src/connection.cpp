@@ -333,13 +333,13 @@ result<std::uint64_t> connection::offload_begin() noexcept {
   if (state_ != state::open) {
     return make_error_code(errc::connection_closed);
   }
-  return loop_->offload_next(*this);
+  return loop_->offloads_.next(*this);
 }
 
 std::error_code connection::offload_submit(std::uint64_t seq, unique_function<void()> job) {
   const std::error_code ec = owner().workers().submit(std::move(job));
   if (ec) {
-    loop_->offload_unused(*this, seq);
+    loop_->offloads_.unused(*this, seq);
   }
   return ec;
 }

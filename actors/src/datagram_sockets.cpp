@@ -91,6 +91,7 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
   c->set_datagram(std::move(endpoint));
+  tracking_ = true;  // (for good: a loop that serves UDP once keeps hearing of closes)
   connection* session =
       loop_.install(std::move(c), router.fd_, detail::loop_core::watch::none, true);
   if (session == nullptr) {
@@ -137,6 +138,7 @@ void datagram_sockets::open(std::size_t listener, unique_fd fd) {
   endpoint->routes = l.options.udp_sessions;
   endpoint->listener = listener;
   c->set_datagram(std::move(endpoint));
+  tracking_ = true;  // (for good: a loop that serves UDP once keeps hearing of closes)
   // Level-triggered whatever the engine's mode: readable() takes a bounded batch per event.
   if (connection* conn =
           loop_.install(std::move(c), fd.get(), detail::loop_core::watch::datagram, false)) {
@@ -212,8 +214,23 @@ void datagram_sockets::readable(connection& c) {
   }
 }
 
+datagram_sockets::datagram_sockets(event_loop& loop) : loop_(loop) {
+  loop.handle_kind(io_kind::datagram, *this);
+  loop.observe(*this, loop_core::close_gate | loop_core::closes);
+}
+
+void datagram_sockets::on_io(io_key key, std::uint32_t /*events*/) {
+  // The generation matters: a socket actor closed earlier in this batch may have had its
+  // slot taken by another connection since.
+  connection* c = loop_.find(key.slot(), key.generation());
+  if (c != nullptr && c->is_open() && !c->read_paused() && c->dgram() != nullptr &&
+      c->dgram()->socket == nullptr) {
+    readable(*c);
+  }
+}
+
 bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noexcept {
-  if (!c.dgram()->routes) {
+  if (c.dgram() == nullptr || !c.dgram()->routes) {
     return true;
   }
   auto& router = static_cast<udp_router&>(c);
@@ -226,7 +243,10 @@ bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noe
   return false;
 }
 
-void datagram_sockets::closed(connection& c, bool stopping) noexcept {
+void datagram_sockets::closed(connection& c, std::error_code /*reason*/, bool stopping) noexcept {
+  if (c.dgram() == nullptr) {
+    return;
+  }
   const datagram_endpoint& ep = *c.dgram();
   if (ep.socket != nullptr) {
     static_cast<udp_router&>(*ep.socket).sessions.erase(key_of_peer(ep.peer));

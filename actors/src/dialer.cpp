@@ -31,7 +31,28 @@ std::chrono::microseconds reconnect_delay(const reconnect_policy& policy, std::s
   return std::chrono::microseconds(static_cast<std::int64_t>(delay_ms * 1000));
 }
 
+dialer::dialer(event_loop& loop) : loop_(loop) {
+  loop.handle_kind(io_kind::dial, *this);
+  loop.observe(*this, loop_core::closes | loop_core::stop);
+}
+
 dialer::~dialer() = default;
+
+void dialer::on_io(io_key key, std::uint32_t /*events*/) {
+  connected(key.slot(), {});
+}
+
+void dialer::closed(connection& c, std::error_code reason, bool stopping) noexcept {
+  if (redials_.empty()) {
+    return;
+  }
+  (void)guarded(loop_, "scheduling a reconnect",
+                [&] { redial_after_close(loop_core::id_of(c), reason, stopping); });
+}
+
+void dialer::stopping() noexcept {
+  fail_all(make_error_code(errc::engine_stopped));
+}
 
 void dialer::report(const completion& done, result<conn_ref> outcome) noexcept {
   (void)guarded(loop_, "a dial's completion", [&] { done(outcome); });
@@ -146,6 +167,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
     // until then, even if on_open closed it already.
     d.again->failures = 0;
     redials_.emplace(io_key(io_kind::stream, opened.slot_, opened.generation_).bits(), d.again);
+    tracking_ = true;
   }
   report(d.done, failure ? result<conn_ref>(failure) : result<conn_ref>(opened));
   if (d.again && failure && failure != errc::engine_stopped) {
@@ -159,7 +181,7 @@ void dialer::fail_all(std::error_code reason) noexcept {
   }
 }
 
-void dialer::closed(std::uint64_t id, std::error_code reason, bool stopping) {
+void dialer::redial_after_close(std::uint64_t id, std::error_code reason, bool stopping) {
   if (redials_.empty()) {
     return;
   }
@@ -169,6 +191,7 @@ void dialer::closed(std::uint64_t id, std::error_code reason, bool stopping) {
   }
   std::shared_ptr<redial> again = std::move(it->second);
   redials_.erase(it);
+  tracking_ = !redials_.empty();
   // Not after its own close() or abort() ({}) nor at stop: the peer or the network ended it.
   if (reason && reason != errc::engine_stopped && !stopping) {
     schedule_redial(std::move(again), false);

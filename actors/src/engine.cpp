@@ -474,7 +474,7 @@ void engine::run() {
       continue;
     }
     const bool shared = options_.reuse_port && l.bound.transport() == transport::tcp;
-    loops_[0]->add_listener(i, l.fd.get());
+    loops_[0]->accepting_.add_listener(i, l.fd.get());
     if (!shared) {
       continue;
     }
@@ -484,10 +484,7 @@ void engine::run() {
         throw std::system_error(fd.error(),
                                 "actnet: SO_REUSEPORT listener on '" + l.bound.to_string() + "'");
       }
-      event_loop& loop = *loops_[k];
-      loop.listeners_.resize(listeners_.size());
-      loop.add_listener(i, fd->get());
-      loop.listeners_[i] = std::move(*fd);
+      loops_[k]->accepting_.add_own_listener(i, std::move(*fd));
     }
   }
   if (on_tick_) {

@@ -28,9 +28,10 @@ namespace io_event = detail::io_event;
 }  // namespace
 
 event_loop::event_loop(engine& owner, std::size_t index, const engine_options& options)
-    : detail::loop_core(*this, owner, index, options) {}
+    : detail::loop_core(*this, owner, index, options), detail::loop_jobs(*this) {}
 
 event_loop::~event_loop() {
+  dialer_.fail_all(make_error_code(errc::engine_stopped));  // (a loop that never ran has some)
   shut_down();
 }
 
@@ -48,8 +49,19 @@ detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
                        options.outbound_ring_threshold == defaults::elastic_ring_threshold &&
                        options.outbound_cap == defaults::elastic_max_size) {}
 
+void detail::loop_core::observe(lifecycle_observer& observer, std::uint8_t what) {
+  if ((what & close_gate) != 0) {
+    close_gates_.add(observer);
+  }
+  if ((what & closes) != 0) {
+    close_observers_.add(observer);
+  }
+  if ((what & stop) != 0) {
+    stop_observers_.add(observer);
+  }
+}
+
 void detail::loop_core::shut_down() noexcept {
-  dialer_.fail_all(make_error_code(errc::engine_stopped));
   close_all(make_error_code(errc::engine_stopped));
   release_retired();
   drain_stopped();
@@ -119,25 +131,9 @@ std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
     }
     return;
   }
-  switch (key.kind()) {
-    case io_kind::stream:
-      return;
-    case io_kind::listener:
-      accept_from(key.slot());
-      break;
-    case io_kind::dial:
-      dialer_.connected(key.slot(), {});
-      break;
-    case io_kind::datagram: {
-      // The generation matters: a socket actor closed earlier in this batch may have had its
-      // slot taken by another connection since.
-      connection* c = find(key.slot(), key.generation());
-      if (c != nullptr && c->is_open() && !c->read_paused() && c->dgram() != nullptr &&
-          c->dgram()->socket == nullptr) {
-        datagrams_.readable(*c);
-      }
-      break;
-    }
+  // Listeners, connects, datagram sockets: the job that registered the kind.
+  if (io_job* job = handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_io(key, events);
   }
   reap();
 }
@@ -347,8 +343,10 @@ void detail::loop_core::run() {
 }
 
 void detail::loop_core::stop_phase() {
-  listeners_.clear();
-  dialer_.fail_all(make_error_code(errc::engine_stopped));
+  // No new connections, no connects in flight: the jobs stop theirs.
+  for (std::size_t i = 0; i < stop_observers_.count; ++i) {
+    stop_observers_.jobs[i]->stopping();
+  }
   if (options_.shutdown_timeout.count() > 0) {
     drain_for_stop(timer_clock::now() + options_.shutdown_timeout);
   }
@@ -358,15 +356,6 @@ void detail::loop_core::stop_phase() {
 }
 
 void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
-  // No new connections: loop 0's listeners leave the poller (the others' closed above).
-  if (index_ == 0) {
-    const std::lock_guard lock(owner_.listener_fds_);
-    for (const engine::listener& l : owner_.listeners_) {
-      if (l.fd && l.bound.transport() != transport::udp) {
-        (void)backend_.unwatch(l.fd.get());
-      }
-    }
-  }
   // The messages already sent run: async writes, tells, asks. An accepted connection still on
   // its way is closed unserved.
   while (timer_clock::now() < deadline && mailbox_.drain(
@@ -500,24 +489,6 @@ void detail::loop_core::drain_stopped() {
         }
       },
       SIZE_MAX);
-}
-
-std::uint64_t detail::loop_core::offload_next(const connection& c) {
-  return offloads_.next(id_of(c));
-}
-
-void detail::loop_core::offload_unused(const connection& c, std::uint64_t seq) noexcept {
-  offloads_.unused(id_of(c), seq);
-}
-
-void detail::loop_core::offload_arrived(connection& c, std::uint64_t seq,
-                                        unique_function<void()> deliver) {
-  // A continuation may offload again or close c; one that throws is logged, and the results
-  // queued behind it still run.
-  offloads_.arrived(id_of(c), seq, std::move(deliver), [this, &c](unique_function<void()>& d) {
-    (void)detail::guarded(*this, "an offload's continuation", d);
-    return c.is_open();
-  });
 }
 
 }  // namespace actnet

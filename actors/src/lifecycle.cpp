@@ -100,8 +100,13 @@ void detail::loop_core::reap_scheduled() noexcept {
     const closing next = closing_.back();
     closing_.pop_back();
     connection& c = *next.conn;
-    if (c.dgram() != nullptr && !datagrams_.ready_to_close(c, next.reason)) {
-      closing_.insert(closing_.begin(), next);  // after its sessions, now at the top
+    bool ready = true;
+    for (std::size_t i = 0; i < close_gates_.count && ready; ++i) {
+      lifecycle_observer& job = *close_gates_.jobs[i];
+      ready = !job.tracking() || job.ready_to_close(c, next.reason);
+    }
+    if (!ready) {
+      closing_.insert(closing_.begin(), next);  // after what it waits for, now at the top
       continue;
     }
     const bool own_socket = c.dgram() == nullptr || c.dgram()->socket == nullptr;  // not a session
@@ -112,15 +117,14 @@ void detail::loop_core::reap_scheduled() noexcept {
     if (own_socket) {
       (void)detail::sys_close(c.fd_);  // (EINTR: Linux has closed the fd all the same)
     }
-    if (c.dgram() != nullptr) {
-      datagrams_.closed(c, stopping_);
-    }
-    offloads_.forget(id_of(c));  // later results find no connection
     if (c.timing_ != nullptr) {
       c.cancel_timers();
     }
-    (void)detail::guarded(*this, "scheduling a reconnect",
-                          [&] { dialer_.closed(id_of(c), next.reason, stopping_); });
+    for (std::size_t i = 0; i < close_observers_.count; ++i) {
+      if (lifecycle_observer& job = *close_observers_.jobs[i]; job.tracking()) {
+        job.closed(c, next.reason, stopping_);
+      }
+    }
     slots_.release(c.slot_);
     const bool counted = c.counted_;
     if (c.admitted_) {
@@ -193,6 +197,24 @@ void detail::loop_core::close_all(std::error_code reason) noexcept {
     }
   }
   reap();
+}
+
+void detail::loop_core::adopt(unique_fd owned,
+                              const std::function<std::unique_ptr<connection>()>& make,
+                              balancer_lease lease, bool admitted) {
+  std::unique_ptr<connection> c = make_connection(make);
+  if (c != nullptr) {
+    c->lease_ = std::move(lease);
+    c->admitted_ = admitted;
+    if (connection* conn = install(std::move(c), owned.get(), watch::stream, true)) {
+      (void)owned.release();
+      open(*conn);
+      return;
+    }
+  }
+  if (admitted) {
+    owner_.release_admission();
+  }
 }
 
 }  // namespace actnet

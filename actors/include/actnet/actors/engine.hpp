@@ -34,6 +34,7 @@ namespace actnet {
 namespace detail {
 class dialer;
 class loop_core;
+class accepting;
 class datagram_sockets;
 }  // namespace detail
 
@@ -325,6 +326,7 @@ class engine {
  private:
   friend class event_loop;
   friend class detail::loop_core;
+  friend class detail::accepting;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
   struct listener {

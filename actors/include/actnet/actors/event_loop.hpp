@@ -14,6 +14,7 @@
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/loop_core.hpp"
+#include "actnet/actors/detail/loop_jobs.hpp"
 #include "actnet/actors/detail/message.hpp"
 #include "actnet/reactor/timer_queue.hpp"
 #include "actnet/unique_function.hpp"
@@ -27,7 +28,7 @@ struct dial_options;
 
 /// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
 /// The thread-safe members say so; the others assert the loop thread in debug builds.
-class event_loop : private detail::loop_core {
+class event_loop : private detail::loop_core, private detail::loop_jobs {
  public:
   event_loop(engine& owner, std::size_t index, const engine_options& options);
   event_loop(const event_loop&) = delete;
@@ -133,6 +134,8 @@ class event_loop : private detail::loop_core {
                                                detail::message_fn question);
   friend void detail::send_reply(const detail::reply_address& to, unique_function<void()> reply);
   friend class detail::loop_core;
+  friend class detail::accepting;
+  friend class detail::offloads;
 };
 
 }  // namespace actnet

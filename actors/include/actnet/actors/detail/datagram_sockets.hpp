@@ -8,6 +8,7 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/detail/log_limiter.hpp"
+#include "actnet/actors/detail/loop_core.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 
 namespace actnet {
@@ -20,10 +21,10 @@ namespace detail {
 struct peer_key;
 class udp_router;
 
-/// One per loop. Loop-thread only.
-class datagram_sockets {
+/// One per loop, registered for io_kind::datagram. Loop-thread only.
+class datagram_sockets final : public io_job, public lifecycle_observer {
  public:
-  explicit datagram_sockets(event_loop& loop) noexcept : loop_(loop) {}
+  explicit datagram_sockets(event_loop& loop);
 
   /// This loop's socket for UDP listener `listener`: a socket actor of the listener's class,
   /// or, with udp_sessions, a router that makes a session per peer.
@@ -31,12 +32,13 @@ class datagram_sockets {
   /// Datagrams wait on a socket actor's (or a dialed UDP connection's) socket: a bounded batch
   /// of them, each handed whole to on_data.
   void readable(connection& socket);
-  /// A datagram connection's close is due. false: not yet (a router's sessions write through
-  /// its socket, so they are scheduled to close first, and it after them).
-  [[nodiscard]] bool ready_to_close(connection& c, std::error_code reason) noexcept;
-  /// After its on_close: a session leaves its router; a socket actor whose socket the loop
-  /// has closed leaves the port's SO_REUSEPORT group.
-  void closed(connection& c, bool stopping) noexcept;
+  void on_io(io_key key, std::uint32_t events) override;  // a socket actor's socket is readable
+  /// A close is due. false for a router with sessions: they write through its socket, so they
+  /// are scheduled to close first, and it after them.
+  [[nodiscard]] bool ready_to_close(connection& c, std::error_code reason) noexcept override;
+  /// After a datagram connection's on_close: a session leaves its router; a socket actor whose
+  /// socket the loop has closed leaves the port's SO_REUSEPORT group.
+  void closed(connection& c, std::error_code reason, bool stopping) noexcept override;
 
  private:
   connection* open_session(udp_router& router, const peer_key& key);  // null: logged

@@ -11,6 +11,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "actnet/actors/detail/loop_core.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/reactor/address.hpp"
 #include "actnet/reactor/timer_queue.hpp"
@@ -36,13 +37,13 @@ struct redial;
 std::chrono::microseconds reconnect_delay(const reconnect_policy& policy, std::size_t failures,
                                           double unit) noexcept;
 
-/// One per loop. Loop-thread only.
-class dialer {
+/// One per loop, registered for io_kind::dial. Loop-thread only.
+class dialer final : public io_job, public lifecycle_observer {
  public:
   using factory = std::function<std::unique_ptr<connection>()>;
   using completion = std::function<void(result<conn_ref>)>;
 
-  explicit dialer(event_loop& loop) noexcept : loop_(loop) {}
+  explicit dialer(event_loop& loop);
   dialer(const dialer&) = delete;
   dialer& operator=(const dialer&) = delete;
   ~dialer();
@@ -59,9 +60,12 @@ class dialer {
   void connected(std::uint32_t id, std::error_code failure);
   /// Ends every connect in progress with `reason` (the loop stops).
   void fail_all(std::error_code reason) noexcept;
-  /// A connection this loop dialed closed (`id`: its slot and generation): a reconnecting
-  /// one is dialed again unless the close was its own or the engine's.
-  void closed(std::uint64_t id, std::error_code reason, bool stopping);
+
+  void on_io(io_key key, std::uint32_t events) override;  // a connect finished
+  /// A connection closed: one this loop dialed with reconnect is dialed again, unless the
+  /// close was its own or the engine's.
+  void closed(connection& c, std::error_code reason, bool stopping) noexcept override;
+  void stopping() noexcept override;  // every connect in progress ends with engine_stopped
 
  private:
   struct pending {
@@ -79,6 +83,7 @@ class dialer {
   // reconnect_delay, unless max_attempts dials in a row have failed.
   void schedule_redial(std::shared_ptr<redial> again, bool after_failure);
   void report(const completion& done, result<conn_ref> outcome) noexcept;  // done, guarded
+  void redial_after_close(std::uint64_t id, std::error_code reason, bool stopping);
 
   event_loop& loop_;
   std::unordered_map<std::uint32_t, pending> dials_;

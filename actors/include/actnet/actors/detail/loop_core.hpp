@@ -1,8 +1,10 @@
-// loop_core: what a loop actor is made of and does inside: its back end, mailbox, timers, slot
-// table and close schedule, and the jobs on them (acceptor, dialer, datagram sockets, offload
-// order). Not part of the documented API: event_loop (event_loop.hpp) is.
+// loop_core: the inside of a loop actor: its back end, mailbox, timers, slot table, the stream
+// per-message path and a connection's life (install, open, close schedule). The jobs above it
+// (detail/loop_jobs.hpp) register with it; it knows them only by the interfaces below. Not part
+// of the documented API: event_loop (event_loop.hpp) is.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -17,15 +19,10 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
-#include "actnet/actors/detail/acceptor.hpp"
-#include "actnet/actors/detail/datagram_sockets.hpp"
-#include "actnet/actors/detail/dialer.hpp"
 #include "actnet/actors/detail/epoll_backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
-#include "actnet/actors/detail/log_limiter.hpp"
 #include "actnet/actors/detail/mailbox.hpp"
 #include "actnet/actors/detail/message.hpp"
-#include "actnet/actors/detail/offload_order.hpp"
 #include "actnet/actors/detail/slot_table.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/reactor/address.hpp"
@@ -50,6 +47,47 @@ struct backend_waker {
   void operator()() const noexcept { target->wake(); }
 };
 
+/// What a job registers for the sources of one io_kind it watches (listener, dial, datagram):
+/// the core's dispatch hands it each of their events. Streams are the core's own: their events
+/// are the per-message path, kept in line.
+class io_job {
+ public:
+  virtual void on_io(io_key key, std::uint32_t events) = 0;
+
+ protected:
+  io_job() = default;
+  io_job(const io_job&) = default;
+  io_job& operator=(const io_job&) = default;
+  ~io_job() = default;
+};
+
+/// What a job that keeps state per connection, or has work in flight, hears of the core's
+/// lifecycle: only what it registered for (loop_core::observe), so that a close costs a call
+/// per job that needs it.
+class lifecycle_observer {
+ public:
+  /// A close is due; false puts it behind the others scheduled (a UDP socket actor waits for
+  /// its sessions).
+  virtual bool ready_to_close(connection& /*c*/, std::error_code /*reason*/) noexcept {
+    return true;
+  }
+  /// After c's on_close, before it is freed.
+  virtual void closed(connection& c, std::error_code reason, bool stopping) noexcept = 0;
+  /// The loop stops: nothing new starts; what is in flight ends.
+  virtual void stopping() noexcept {}
+
+  /// Whether the job may hold state for some connection: the core asks it of a close only
+  /// then, so a close costs no call to a job that has nothing (a plain server's usual case).
+  [[nodiscard]] bool tracking() const noexcept { return tracking_; }
+
+ protected:
+  bool tracking_ = false;  // kept by the job: true from its first state until it has none
+  lifecycle_observer() = default;
+  lifecycle_observer(const lifecycle_observer&) = default;
+  lifecycle_observer& operator=(const lifecycle_observer&) = default;
+  ~lifecycle_observer() = default;
+};
+
 /// The inside of one event_loop, which derives from it privately: the loop's own code, its
 /// engine, and the jobs that are its friends reach these members; a user cannot.
 // The mailbox keeps its producer-written flag on a cache line of its own: that padding is chosen.
@@ -68,7 +106,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void post_fn(detail::message_fn fn);                                 // the engine's own
   [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
   void run();                       // the loop: its phases, in order, until stop
-  void shut_down() noexcept;        // at the loop's destruction: fail dials, close, drain
+  void shut_down() noexcept;        // at the loop's destruction: close, drain the mailbox
   [[nodiscard]] bool wait_phase();  // false: the back end failed (logged; the engine stops)
   void io_phase();
   void resume_phase();
@@ -94,19 +132,16 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // on failure.
   connection* install(std::unique_ptr<connection> c, int fd, watch how, bool counted);
   void open(connection& c);  // on_open
-  // connection::offload: sequence numbers per connection, and results put back in that order.
-  std::uint64_t offload_next(const connection& c);
-  void offload_unused(const connection& c, std::uint64_t seq) noexcept;  // submit failed
-  void offload_arrived(connection& c, std::uint64_t seq, unique_function<void()> deliver);
-  // An I/O event for the source `key` names: to its handler.
+  // The job that watches sources of `kind` (not stream): it gets their events.
+  void handle_kind(io_kind kind, io_job& handler) noexcept {
+    handlers_.at(static_cast<std::size_t>(kind)) = &handler;
+  }
+  // What a job hears (in the order the jobs registered): whether a close may run now, each
+  // close, the stop.
+  enum hears : std::uint8_t { close_gate = 1, closes = 2, stop = 4 };
+  void observe(lifecycle_observer& observer, std::uint8_t what);
+  // An I/O event for the source `key` names: a stream's in line, the others' to their job.
   void dispatch(detail::io_key key, std::uint32_t events);
-  void accept_from(std::size_t listener_index);  // the listener is readable
-  // A connection accepted from listener `listener_index`: admitted, balanced and adopted here
-  // or handed to the loop the balancer picks.
-  void place_accepted(std::size_t listener_index, unique_fd fd, const sockaddr_storage& peer,
-                      socklen_t peer_length);
-  void pause_accepting(std::size_t listener_index, int listen_fd);
-  void note_dropped_accept(std::string_view why);  // logged once a second at most
   void on_io(connection& c, std::uint32_t events);
   void paused_hangup(connection& c);             // a paused connection's socket failed or hung up
   void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
@@ -145,7 +180,6 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;
   // c's id where the loop keeps things by connection (offload order, reconnects).
   [[nodiscard]] static std::uint64_t id_of(const connection& c) noexcept;
-  void add_listener(std::size_t listener_index, int fd);
 
   event_loop& self_;  // the event_loop this is the core of: what handlers are given
   engine& owner_;
@@ -169,7 +203,6 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   };
   std::vector<closing> closing_;            // finish()ed, closed by reap()
   std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
-  std::vector<unique_fd> listeners_;        // SO_REUSEPORT listeners owned by this loop
   // The most one read takes (engine_options::read_buffer_size): a pointer and a size, one load
   // each on the per-message path.
   struct read_buffer {
@@ -179,13 +212,18 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     [[nodiscard]] std::size_t size() const noexcept { return length; }
   };
   read_buffer read_buffer_;
-  read_buffer plain_buffer_{nullptr, 0};  // a layer's decoded bytes (made at the first use)
-  dialer dialer_{self_};
-  detail::offload_order offloads_;             // by connection id (slot and generation)
+  read_buffer plain_buffer_{nullptr, 0};       // a layer's decoded bytes (made at the first use)
   std::vector<std::span<std::byte>> retired_;  // ring blocks freed once on_data returns
-  detail::acceptor acceptor_;
-  detail::log_limiter dropped_accepts_;
-  datagram_sockets datagrams_{self_};
+  std::array<io_job*, 4> handlers_{};          // by io_kind: the jobs' (none for streams)
+  // The jobs by what they hear.
+  struct observers {
+    std::array<lifecycle_observer*, 4> jobs{};
+    std::size_t count = 0;
+    void add(lifecycle_observer& o) { jobs.at(count++) = &o; }
+  };
+  observers close_gates_;
+  observers close_observers_;
+  observers stop_observers_;
   bool stopping_ = false;
   bool timers_read_ = false;  // timers_read_at_ is this iteration's timer-phase clock reading
   timer_clock::time_point timers_read_at_{};

@@ -19,6 +19,9 @@ class offload_order {
   /// The next submission's number.
   std::uint64_t next(std::uint64_t id) { return actors_[id].next_seq++; }
 
+  /// Whether no actor has an offload in flight.
+  [[nodiscard]] bool empty() const noexcept { return actors_.empty(); }
+
   /// Submission `seq` failed: nothing will arrive for it. Only the latest number can be taken
   /// back (the same thread submits, with no yield between next() and this).
   void unused(std::uint64_t id, std::uint64_t seq) noexcept {
