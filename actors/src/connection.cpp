@@ -193,7 +193,7 @@ void connection::close() noexcept {
 void connection::begin_closing() noexcept {
   fresh_ = {};
   if (xport_ != nullptr) [[unlikely]] {
-    end_layer();  // (a layer's last wire bytes go before the close)
+    (void)end_layer();  // (a layer's last wire bytes go before the close)
     if (state_ != state::open) {
       return;
     }
@@ -228,9 +228,8 @@ std::error_code connection::shutdown_write() {
   }
   write_end_ = write_end::draining;
   const bool was_empty = out_.empty();
-  end_layer();
-  if (state_ != state::open) {
-    return errc::connection_closed;
+  if (const std::error_code ec = end_layer()) {
+    return ec;  // the connection closed with it
   }
   if (!out_.empty()) {
     // The FIN follows the output (output_drained); the layer's last bytes are sent now when

@@ -34,7 +34,9 @@ std::function<std::unique_ptr<connection>()> layered(
     std::function<std::unique_ptr<connection>()> make, layer_maker layer) {
   return [make = std::move(make), layer = std::move(layer)] {
     std::unique_ptr<connection> c = make();
-    attach_layer(*c, layer());
+    if (c != nullptr) {  // (none: the loop logs the factory's failure)
+      attach_layer(*c, layer());
+    }
     return c;
   };
 }
@@ -91,9 +93,9 @@ std::error_code connection::send_buffered(bool was_empty) {
   return {};
 }
 
-void connection::end_layer() noexcept {
+std::error_code connection::end_layer() noexcept {
   if (xport_ == nullptr || xport_->layer == nullptr || xport_->layer_ended) {
-    return;
+    return {};
   }
   xport_->layer_ended = true;
   std::error_code ec;
@@ -101,9 +103,7 @@ void connection::end_layer() noexcept {
                        [&] { ec = xport_->layer->encode_end(out_); })) {
     ec = std::make_error_code(std::errc::state_not_recoverable);
   }
-  if (ec) {
-    (void)fail(ec);
-  }
+  return ec ? fail(ec) : std::error_code{};
 }
 
 // The layered twin of read_from: the same reads, each decoded before on_data sees it.

@@ -545,5 +545,81 @@ TEST(byte_layer, a_decode_error_closes_the_connection_with_it) {
   EXPECT_EQ(log.data_calls, 0);
 }
 
+// Refuses to encode more than 4 bytes at once.
+class short_writes_layer final : public detail::byte_layer {
+ public:
+  result<std::size_t> decode(std::span<const std::byte> /*wire*/, std::span<std::byte> /*plain*/,
+                             elastic_buffer& /*reply*/) override {
+    return std::size_t{0};
+  }
+  [[nodiscard]] bool holds_plain() const noexcept override { return false; }
+  std::error_code encode(std::span<const std::byte> plain, elastic_buffer& wire) override {
+    if (plain.size() > 4) {
+      return std::make_error_code(std::errc::message_size);
+    }
+    return wire.write(plain);
+  }
+};
+
+// Writes a short greeting, then one the layer refuses.
+class refused_writer : public connection {
+ public:
+  explicit refused_writer(server_log* log) : log_(log) {}
+  void on_open() override {
+    EXPECT_FALSE(write(std::string_view("hi")));
+    EXPECT_EQ(write(std::string_view("too long")), std::errc::message_size);
+  }
+  void on_close(std::error_code reason) override {
+    {
+      const std::scoped_lock hold(log_->lock);
+      log_->closed_with = reason;
+    }
+    ++log_->closes;
+  }
+
+ private:
+  server_log* log_;
+};
+
+TEST(byte_layer, an_encode_error_fails_the_write_and_closes_the_connection_with_it) {
+  server_log log;
+  running_engine e;
+  const address bound = e->listen(
+      "tcp://127.0.0.1:0", detail::layered([&] { return std::make_unique<refused_writer>(&log); },
+                                           [] { return std::make_unique<short_writes_layer>(); }));
+  e.start();
+  peer p(bound, layer_kind::pass_through);
+  ASSERT_TRUE(p.connected());
+  ASSERT_TRUE(eventually([&] { return log.closes == 1; }));
+  {
+    const std::scoped_lock hold(log.lock);
+    EXPECT_EQ(log.closed_with, std::errc::message_size);
+  }
+  EXPECT_EQ(p.receive_to_end(), "hi");  // what went before the refused write still arrives
+}
+
+TEST(byte_layer, a_factory_that_makes_nothing_closes_the_socket_and_the_engine_serves_on) {
+  server_log log;
+  running_engine e;
+  bool first = true;
+  const address bound =
+      e->listen("tcp://127.0.0.1:0", detail::layered(
+                                         [&]() -> std::unique_ptr<connection> {
+                                           if (std::exchange(first, false)) {
+                                             return nullptr;
+                                           }
+                                           return std::make_unique<line_echo>(&log, false, false);
+                                         },
+                                         [] { return std::make_unique<pass_through_layer>(); }));
+  e.start();
+  peer refused(bound, layer_kind::pass_through);
+  ASSERT_TRUE(refused.connected());
+  EXPECT_EQ(refused.receive_to_end(), "");
+  peer served(bound, layer_kind::pass_through);
+  ASSERT_TRUE(served.connected());
+  ASSERT_TRUE(served.send("still here\n"));
+  EXPECT_EQ(served.receive(11), "still here\n");
+}
+
 }  // namespace
 }  // namespace actnet

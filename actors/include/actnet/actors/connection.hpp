@@ -487,7 +487,7 @@ class connection {
   // waited before, else leave them behind the waiting output.
   std::error_code send_buffered(bool was_empty);
   // shutdown_write or close on a layered stream: the layer's last wire bytes, once.
-  void end_layer() noexcept;
+  std::error_code end_layer() noexcept;  // an error: the connection closed with it
   // Sends the buffered output until it has gone or the socket takes no more: the one drain of
   // flush() and of the loop's "may send". A socket error closes the connection and is returned.
   std::error_code drain_output();
