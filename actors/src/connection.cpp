@@ -13,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -22,7 +23,12 @@
 
 namespace actnet {
 
+connection::connection() = default;
 connection::~connection() = default;
+
+bool connection::is_datagram() const noexcept {
+  return dgram() != nullptr;
+}
 
 engine& connection::owner() const noexcept {
   return loop_->owner();
@@ -167,7 +173,7 @@ void connection::resume_reading() noexcept {
     try {
       loop_->continue_reading_.push_back(ref());
     } catch (const std::bad_alloc&) {
-      loop_->finish(*this, std::make_error_code(std::errc::not_enough_memory));
+      loop_->schedule_close(*this, std::make_error_code(std::errc::not_enough_memory));
       return;
     }
   }
@@ -199,7 +205,7 @@ void connection::begin_closing() noexcept {
     }
   }
   if (out_.empty()) {  // nothing to send: it closes now (the common case, kept short)
-    loop_->finish(*this, closing_reason());
+    loop_->schedule_close(*this, closing_reason());
     return;
   }
   set_state(state::closing);
@@ -210,7 +216,7 @@ void connection::begin_closing() noexcept {
     try {
       arm_drain_deadline();
     } catch (const std::bad_alloc&) {
-      loop_->finish(*this, std::make_error_code(std::errc::not_enough_memory));
+      loop_->schedule_close(*this, std::make_error_code(std::errc::not_enough_memory));
     }
   }
 }
@@ -248,7 +254,7 @@ std::error_code connection::shut_writing() noexcept {
     return fail(pending ? pending : refused);
   }
   if (peer_closed_) {
-    loop_->finish(*this, make_error_code(errc::end_of_stream));  // both ways are shut
+    loop_->schedule_close(*this, make_error_code(errc::end_of_stream));  // both ways are shut
   }
   return {};
 }
@@ -269,7 +275,7 @@ void connection::abort() noexcept {
   if (dgram() == nullptr) {  // (a UDP session shares its socket: nothing to reset)
     (void)actnet::set_linger(fd_, std::chrono::seconds(0));
   }
-  loop_->finish(*this, {});
+  loop_->schedule_close(*this, {});
 }
 
 void connection::wake() noexcept {

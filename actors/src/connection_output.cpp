@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -40,7 +41,7 @@ std::error_code connection::fail(std::error_code ec) noexcept {
                           loop_->index(), out_.max_size());
     (void)actnet::set_linger(fd_, std::chrono::seconds(0));
   }
-  loop_->finish(*this, ec);
+  loop_->schedule_close(*this, ec);
   return ec;
 }
 
@@ -92,7 +93,7 @@ void connection::writable_changed(bool writable) {
     return;
   }
   if (!detail::guarded(*loop_, "on_writable_changed", [&] { on_writable_changed(writable); })) {
-    loop_->finish(*this, std::make_error_code(std::errc::state_not_recoverable));
+    loop_->schedule_close(*this, std::make_error_code(std::errc::state_not_recoverable));
   }
 }
 
@@ -282,7 +283,7 @@ std::error_code connection::drain_output() {
   }
   want_write(false);
   if (state_ == state::closing) {
-    loop_->finish(*this, closing_reason());
+    loop_->schedule_close(*this, closing_reason());
     return {};
   }
   output_drained();

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -116,7 +117,7 @@ void connection::arm_drain_deadline() {
       c->timing_->drain = 0;
       c->out_.clear();
       (void)actnet::set_linger(c->fd_, std::chrono::seconds(0));  // the peer sees it cut off
-      loop->finish(*c, make_error_code(errc::drain_timeout));
+      loop->schedule_close(*c, make_error_code(errc::drain_timeout));
     }
   });
 }

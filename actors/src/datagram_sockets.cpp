@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/defaults.hpp"
@@ -115,7 +116,7 @@ void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wai
         loop_.owner_.listeners_[router.listener_index].options.session_idle_timeout;
     const auto quiet = timer_clock::now() - c->dgram()->last_seen;
     if (quiet >= idle) {
-      loop_.finish(*c, std::make_error_code(std::errc::timed_out));
+      loop_.schedule_close(*c, std::make_error_code(std::errc::timed_out));
       loop_.reap();
     } else {
       watch_idle(session, idle - quiet);
@@ -162,7 +163,7 @@ void datagram_sockets::readable(connection& c) {
       if (ep.connected) {
         ep.peer_length = sizeof_peer(ep);
         if (e == ECONNREFUSED) {  // the peer's port is closed (ICMP): the dialer should know
-          loop_.finish(c, {e, std::system_category()});
+          loop_.schedule_close(c, {e, std::system_category()});
           return;
         }
       } else {
@@ -172,7 +173,7 @@ void datagram_sockets::readable(connection& c) {
         continue;
       }
       if (e != EAGAIN && e != EWOULDBLOCK) {
-        loop_.finish(c, {e, std::system_category()});
+        loop_.schedule_close(c, {e, std::system_category()});
       }
       return;
     }
@@ -238,7 +239,7 @@ bool datagram_sockets::ready_to_close(connection& c, std::error_code reason) noe
     return true;
   }
   for (const auto& [key, session] : router.sessions) {
-    loop_.finish(*session, reason);
+    loop_.schedule_close(*session, reason);
   }
   return false;
 }

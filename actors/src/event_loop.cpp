@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/syscalls.hpp"
@@ -168,7 +169,11 @@ void detail::loop_core::read_from(connection& c) {
   }
 }
 
-[[gnu::always_inline]] inline void detail::loop_core::read_plain(connection& c) {
+// The one read loop of every stream: `take(n)` hands on the n bytes read into the read buffer.
+// Level-triggered, one read an event; edge-triggered, until the socket is empty, c closed or
+// paused, or edge_triggered_chunk bytes were read.
+template <class Take>
+[[gnu::always_inline]] inline void detail::loop_core::read_stream(connection& c, Take&& take) {
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
@@ -176,9 +181,10 @@ void detail::loop_core::read_from(connection& c) {
       if (c.timing_ != nullptr) [[unlikely]] {
         c.note_read();
       }
-      c.fresh_ = std::span<const std::byte>(read_buffer_.data(), static_cast<std::size_t>(n));
-      deliver(c);
-      if (!backend_.edge_triggered() || c.path_ != 0) {  // (closed or paused: no more now)
+      take(static_cast<std::size_t>(n));
+      // Level-triggered: one read an event. Closed or paused: no more now.
+      if (!backend_.edge_triggered() ||
+          (c.path_ & (connection::not_open | connection::paused)) != 0) {
         return;
       }
       total += static_cast<std::size_t>(n);
@@ -197,22 +203,48 @@ void detail::loop_core::read_from(connection& c) {
       continue;
     }
     if (!detail::would_block(e)) {
-      finish(c, {e, std::system_category()});
+      schedule_close(c, {e, std::system_category()});
     }
     return;
   }
 }
 
+[[gnu::always_inline]] inline void detail::loop_core::read_plain(connection& c) {
+  read_stream(
+      c, [&](std::size_t n) __attribute__((always_inline)) {
+        c.fresh_ = std::span<const std::byte>(read_buffer_.data(), n);
+        deliver(c);
+      });
+}
+
+// read_plain's twin for a stream with a byte layer: each read decoded before on_data sees it.
+void detail::loop_core::read_layered(connection& c) {
+  if (plain_buffer_.data() == nullptr) {
+    try {
+      plain_buffer_ = {std::make_unique<std::byte[]>(read_buffer_.size()),  // NOLINT
+                       read_buffer_.size()};
+    } catch (const std::bad_alloc&) {
+      schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
+      return;
+    }
+  }
+  // Plain bytes the layer held while reading was paused come first.
+  if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
+    return;
+  }
+  read_stream(c, [&](std::size_t n) { (void)decode_and_deliver(c, {read_buffer_.data(), n}); });
+}
+
 [[gnu::always_inline]] inline void detail::loop_core::deliver(connection& c) {
   if (!detail::guarded(*this, "on_data", [&] { c.on_data(); })) [[unlikely]] {
     c.fresh_ = {};
-    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+    schedule_close(c, std::make_error_code(std::errc::state_not_recoverable));
   }
   if (!c.fresh_.empty()) {
     if (const std::error_code ec = c.keep_fresh_slow()) {
       owner_.logger().warn("loop {}: closing a connection: inbound cap ({} bytes) exceeded", index_,
                            options_.inbound_cap);
-      finish(c, ec);  // past the inbound cap
+      schedule_close(c, ec);  // past the inbound cap
     }
   }
   // No ring block, no views into one: most connections skip both.

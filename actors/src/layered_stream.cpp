@@ -1,18 +1,16 @@
 // layered_stream: a stream connection whose bytes pass through a byte layer (TLS, KCP): wire
 // bytes from the socket decoded for on_data, plain writes encoded into the outbound buffer.
-#include <cerrno>
 #include <cstddef>
 #include <memory>
-#include <new>
 #include <span>
 #include <system_error>
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/byte_layer.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
-#include "actnet/reactor/syscalls.hpp"
 #include "guarded.hpp"
 
 namespace actnet {
@@ -106,54 +104,6 @@ std::error_code connection::end_layer() noexcept {
   return ec ? fail(ec) : std::error_code{};
 }
 
-// The layered twin of read_from: the same reads, each decoded before on_data sees it.
-void detail::loop_core::read_layered(connection& c) {
-  if (plain_buffer_.data() == nullptr) {
-    try {
-      plain_buffer_ = {std::make_unique<std::byte[]>(read_buffer_.size()),  // NOLINT
-                       read_buffer_.size()};
-    } catch (const std::bad_alloc&) {
-      finish(c, std::make_error_code(std::errc::not_enough_memory));
-      return;
-    }
-  }
-  // Plain bytes the layer held while reading was paused come first.
-  if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
-    return;
-  }
-  std::size_t total = 0;
-  for (;;) {
-    const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
-    if (n > 0) {
-      if (c.timing_ != nullptr) {
-        c.note_read();
-      }
-      if (!decode_and_deliver(c, {read_buffer_.data(), static_cast<std::size_t>(n)}) ||
-          !backend_.edge_triggered()) {
-        return;
-      }
-      total += static_cast<std::size_t>(n);
-      if (total >= options_.edge_triggered_chunk) {
-        continue_reading_.push_back(c.ref());  // the rest after the other connections' turn
-        return;
-      }
-      continue;
-    }
-    if (n == 0) {
-      peer_shut_down(c);
-      return;
-    }
-    const int e = errno;
-    if (e == EINTR) {
-      continue;
-    }
-    if (!detail::would_block(e)) {
-      finish(c, {e, std::system_category()});
-    }
-    return;
-  }
-}
-
 bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::byte> wire) {
   detail::byte_layer& layer = *c.xport_->layer;
   bool first = true;
@@ -170,7 +120,7 @@ bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::b
     }
     wire = {};
     if (!plain) {
-      finish(c, plain.error());
+      schedule_close(c, plain.error());
       return false;
     }
     if (c.out_.size() != output_before) {

@@ -1,5 +1,5 @@
 // lifecycle: a connection actor's life on its loop: made and installed in the slot table,
-// opened, its close scheduled (finish) and carried out between handlers (reap), and the
+// opened, its close scheduled (schedule_close) and carried out between handlers (reap), and the
 // memory an idle loop gives back.
 #include <spdlog/logger.h>
 
@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/buffers/block_pool.hpp"
 #include "actnet/error.hpp"
@@ -74,7 +75,7 @@ void detail::loop_core::open(connection& c) {
     c.on_open();
   });
   if (!opened) {
-    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+    schedule_close(c, std::make_error_code(std::errc::state_not_recoverable));
   }
 }
 
@@ -87,18 +88,18 @@ void detail::loop_core::release_retired_blocks() noexcept {
   retired_.clear();
 }
 
-void detail::loop_core::finish(connection& c, std::error_code reason) noexcept {
+void detail::loop_core::schedule_close(connection& c, std::error_code reason) noexcept {
   if (c.state_ == connection::state::closed) {
     return;
   }
   c.set_state(connection::state::closed);
-  closing_.push_back({&c, reason});
+  scheduled_closes_.push_back({&c, reason});
 }
 
 void detail::loop_core::reap_scheduled() noexcept {
-  while (!closing_.empty()) {
-    const closing next = closing_.back();
-    closing_.pop_back();
+  while (!scheduled_closes_.empty()) {
+    const scheduled_close next = scheduled_closes_.back();
+    scheduled_closes_.pop_back();
     connection& c = *next.conn;
     bool ready = true;
     for (std::size_t i = 0; i < close_gates_.count && ready; ++i) {
@@ -106,7 +107,8 @@ void detail::loop_core::reap_scheduled() noexcept {
       ready = !job.tracking() || job.ready_to_close(c, next.reason);
     }
     if (!ready) {
-      closing_.insert(closing_.begin(), next);  // after what it waits for, now at the top
+      scheduled_closes_.insert(scheduled_closes_.begin(),
+                               next);  // after what it waits for, now at the top
       continue;
     }
     const bool own_socket = c.dgram() == nullptr || c.dgram()->socket == nullptr;  // not a session
@@ -160,8 +162,8 @@ void detail::loop_core::release_idle_memory() noexcept {
   (void)slots_.shrink();
   // Only what is empty: a close still pending here (a UDP socket actor's: those are not
   // counted) must still be carried out.
-  if (closing_.empty()) {
-    std::vector<closing>().swap(closing_);
+  if (scheduled_closes_.empty()) {
+    std::vector<scheduled_close>().swap(scheduled_closes_);
   }
   if (retired_.empty()) {
     std::vector<std::span<std::byte>>().swap(retired_);
@@ -193,7 +195,7 @@ void detail::loop_core::close_all(std::error_code reason) noexcept {
       if (!c->out_.empty()) {
         (void)c->out_.drain_to(c->fd_);  // one try; a drain deadline comes later
       }
-      finish(*c, reason);
+      schedule_close(*c, reason);
     }
   }
   reap();

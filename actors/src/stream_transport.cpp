@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -20,7 +21,7 @@ void detail::loop_core::paused_hangup(connection& c) {
   std::error_code failure = pending_error(c.fd_);
   if (!failure) {
     if (c.peer_closed_) {
-      finish(c, make_error_code(errc::end_of_stream));
+      schedule_close(c, make_error_code(errc::end_of_stream));
       return;
     }
     if (c.write_end_ == connection::write_end::shut) {
@@ -35,7 +36,7 @@ void detail::loop_core::paused_hangup(connection& c) {
     }
     failure = std::make_error_code(std::errc::connection_reset);
   }
-  finish(c, failure);
+  schedule_close(c, failure);
 }
 
 void detail::loop_core::peer_shut_down(connection& c) {
@@ -46,10 +47,11 @@ void detail::loop_core::peer_shut_down(connection& c) {
   const bool was_reading = !c.read_paused();
   c.set_read_paused(true);
   if (!detail::guarded(*this, "on_peer_shutdown", [&] { c.on_peer_shutdown(); })) {
-    finish(c, std::make_error_code(std::errc::state_not_recoverable));
+    schedule_close(c, std::make_error_code(std::errc::state_not_recoverable));
   }
   if (c.state_ == connection::state::open && c.write_end_ == connection::write_end::shut) {
-    finish(c, make_error_code(errc::end_of_stream));  // both ways are shut: nothing can pass
+    schedule_close(c,
+                   make_error_code(errc::end_of_stream));  // both ways are shut: nothing can pass
     return;
   }
   // Only a connection kept open needs its interest changed: one closed at once (the default,
@@ -73,7 +75,7 @@ void detail::loop_core::update_interest(connection& c) noexcept {
     }
     c.unwatched_ = false;
     if (const std::error_code ec = backend_.watch_stream(c.fd_, key, want)) {
-      finish(c, ec);
+      schedule_close(c, ec);
     }
     return;
   }

@@ -48,31 +48,10 @@ namespace detail {
 void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
 void log_offload_failure(const char* what) noexcept;
 
-/// Where a datagram connection's writes go: for a UDP socket actor the sender of the datagram
-/// on_data is handling, for a UDP session its peer.
-struct datagram_endpoint {
-  sockaddr_storage peer{};
-  socklen_t peer_length = 0;
-  connection* socket = nullptr;         // a session: the socket actor that routes to it
-  bool routes = false;                  // a socket actor that hands datagrams to sessions
-  bool connected = false;               // a dialed (connected) socket: peer is fixed
-  std::size_t listener = 0;             // a socket actor: its engine listener
-  timer_clock::time_point last_seen{};  // a session: its latest datagram
-};
-
+struct datagram_endpoint;  // detail/connection_state.hpp
+struct transport_state;
+struct conn_timing;
 class byte_layer;
-
-/// What a connection that is not a plain stream keeps: its datagram endpoint (UDP socket actors
-/// and sessions) or its byte layer (detail/byte_layer.hpp).
-struct transport_state {
-  transport_state();
-  transport_state(const transport_state&) = delete;
-  transport_state& operator=(const transport_state&) = delete;
-  ~transport_state();
-  std::unique_ptr<datagram_endpoint> datagram;
-  std::unique_ptr<byte_layer> layer;
-  bool layer_ended = false;  // encode_end has run
-};
 
 // Makes `c`, not yet open, read and write through `layer` (a stream only).
 void attach_layer(connection& c, std::unique_ptr<byte_layer> layer);
@@ -97,20 +76,6 @@ struct timeouts {
   }
 };
 
-namespace detail {
-
-/// What a connection with timeouts or a bounded close keeps (allocated only for those).
-struct conn_timing {
-  timeouts limits;
-  timer_clock::time_point last_read{};
-  timer_clock::time_point last_write{};  // a byte went out, or output started to wait
-  timer_id check = 0;                    // the pending timeout check
-  timer_clock::time_point check_at{};    // when it runs
-  timer_id drain = 0;                    // the pending drain deadline of close()
-};
-
-}  // namespace detail
-
 /// A connection actor. Every member function is loop-thread only (the loop that owns the
 /// connection calls the events; call the rest from them, from timers, or through
 /// conn_ref::tell) unless it says otherwise. Debug builds assert the thread.
@@ -128,7 +93,7 @@ struct conn_timing {
 /// parts (argument_list_too_long beyond). See engine::listen for socket actors and sessions.
 class connection {
  public:
-  connection() = default;
+  connection();  // (out of line: what it keeps beyond the per-message fields is a detail)
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   virtual ~connection();
@@ -388,9 +353,7 @@ class connection {
     return state_ == state::open;
   }
   /// A UDP socket actor or session.
-  [[nodiscard]] bool is_datagram() const noexcept {
-    return dgram() != nullptr;
-  }
+  [[nodiscard]] bool is_datagram() const noexcept;
   [[nodiscard]] result<address> local_address() const;
   /// The peer. A UDP socket actor has one only during on_data (the datagram's sender);
   /// elsewhere not_connected.
@@ -472,12 +435,9 @@ class connection {
   }
   void loop_thread_check() const noexcept;  // event_loop::assert_in_loop_thread(), out of line
   std::error_code buffer_rest(std::span<const std::byte> rest);
-  [[nodiscard]] detail::datagram_endpoint* dgram() const noexcept {  // UDP only
-    return xport_ == nullptr ? nullptr : xport_->datagram.get();
-  }
-  [[nodiscard]] detail::byte_layer* layer() const noexcept {  // a layered stream only
-    return xport_ == nullptr ? nullptr : xport_->layer.get();
-  }
+  // In line in detail/connection_state.hpp, which defines what they point to.
+  [[nodiscard]] detail::datagram_endpoint* dgram() const noexcept;  // UDP only
+  [[nodiscard]] detail::byte_layer* layer() const noexcept;         // a layered stream only
   void set_datagram(std::unique_ptr<detail::datagram_endpoint> endpoint);
   // A write on a connection that is not a plain stream: one datagram, or through the layer.
   std::error_code write_special(std::span<const std::span<const std::byte>> parts);

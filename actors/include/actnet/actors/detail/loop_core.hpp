@@ -149,14 +149,18 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
   void read_plain(connection& c);                // a plain stream: the per-message path, in line
   void read_layered(connection& c);              // a stream with a byte layer
+  // The read loop of every stream: take(n) hands on the n bytes read into the read buffer.
+  template <class Take>
+  void read_stream(connection& c, Take&& take);
   // Decodes `wire` (empty: what the layer holds) and delivers the plain bytes; false when c
   // closed or paused reading.
   bool decode_and_deliver(connection& c, std::span<const std::byte> wire);
   void deliver(connection& c);      // on_data, then keep the unconsumed bytes
   void deliver_now(connection& c);  // deliver(), out of line (for the datagram side)
-  void finish(connection& c, std::error_code reason) noexcept;  // schedule the close
-  void reap() noexcept {                                        // run scheduled closes
-    if (!closing_.empty()) [[unlikely]] {
+  // c closes with `reason` at the next reap, between handlers (its state is closed from now).
+  void schedule_close(connection& c, std::error_code reason) noexcept;
+  void reap() noexcept {  // run scheduled closes
+    if (!scheduled_closes_.empty()) [[unlikely]] {
       reap_scheduled();
     }
   }
@@ -197,12 +201,12 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   };
   detail::slot_table<connection, generation_of> slots_;
   bool idle_release_pending_ = false;
-  struct closing {
+  struct scheduled_close {
     connection* conn = nullptr;
     std::error_code reason;
   };
-  std::vector<closing> closing_;            // finish()ed, closed by reap()
-  std::vector<conn_ref> continue_reading_;  // edge-triggered reads cut off by the chunk
+  std::vector<scheduled_close> scheduled_closes_;  // run by reap(), between handlers
+  std::vector<conn_ref> continue_reading_;         // edge-triggered reads cut off by the chunk
   // The most one read takes (engine_options::read_buffer_size): a pointer and a size, one load
   // each on the per-message path.
   struct read_buffer {

@@ -1,0 +1,63 @@
+// connection_state: what a connection keeps beyond the per-message fields, allocated only when
+// it needs it: its datagram endpoint or byte layer, its timeouts. Not part of the documented API.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "actnet/actors/connection.hpp"
+#include "actnet/actors/detail/byte_layer.hpp"
+#include "actnet/reactor/timer_queue.hpp"
+
+namespace actnet {
+namespace detail {
+
+/// Where a datagram connection's writes go: for a UDP socket actor the sender of the datagram
+/// on_data is handling, for a UDP session its peer.
+struct datagram_endpoint {
+  sockaddr_storage peer{};
+  socklen_t peer_length = 0;
+  connection* socket = nullptr;         // a session: the socket actor that routes to it
+  bool routes = false;                  // a socket actor that hands datagrams to sessions
+  bool connected = false;               // a dialed (connected) socket: peer is fixed
+  std::size_t listener = 0;             // a socket actor: its engine listener
+  timer_clock::time_point last_seen{};  // a session: its latest datagram
+};
+
+class byte_layer;
+
+/// What a connection that is not a plain stream keeps: its datagram endpoint (UDP socket actors
+/// and sessions) or its byte layer (detail/byte_layer.hpp).
+struct transport_state {
+  transport_state();
+  transport_state(const transport_state&) = delete;
+  transport_state& operator=(const transport_state&) = delete;
+  ~transport_state();
+  std::unique_ptr<datagram_endpoint> datagram;
+  std::unique_ptr<byte_layer> layer;
+  bool layer_ended = false;  // encode_end has run
+};
+
+/// What a connection with timeouts or a bounded close keeps (allocated only for those).
+struct conn_timing {
+  timeouts limits;
+  timer_clock::time_point last_read{};
+  timer_clock::time_point last_write{};  // a byte went out, or output started to wait
+  timer_id check = 0;                    // the pending timeout check
+  timer_clock::time_point check_at{};    // when it runs
+  timer_id drain = 0;                    // the pending drain deadline of close()
+};
+
+}  // namespace detail
+
+inline detail::datagram_endpoint* connection::dgram() const noexcept {
+  return xport_ == nullptr ? nullptr : xport_->datagram.get();
+}
+
+inline detail::byte_layer* connection::layer() const noexcept {
+  return xport_ == nullptr ? nullptr : xport_->layer.get();
+}
+
+}  // namespace actnet
