@@ -20,14 +20,6 @@
 
 namespace actnet {
 
-namespace {
-
-using detail::io_key;
-using detail::io_kind;
-namespace io_event = detail::io_event;
-
-}  // namespace
-
 event_loop::event_loop(engine& owner, std::size_t index, const engine_options& options)
     : detail::loop_core(*this, owner, index, options), detail::loop_jobs(*this) {}
 
@@ -190,12 +182,12 @@ template <class Take>
 void detail::loop_core::read_layered(connection& c) {
   if (plain_buffer_.data() == nullptr) {
     try {
-      plain_buffer_ = {std::make_unique<std::byte[]>(read_buffer_.size()),  // NOLINT
-                       read_buffer_.size()};
+      plain_buffer_.bytes = std::make_unique<std::byte[]>(read_buffer_.size());  // NOLINT
     } catch (const std::bad_alloc&) {
       schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
       return;
     }
+    plain_buffer_.length = read_buffer_.size();
   }
   // Plain bytes the layer held while reading was paused come first.
   if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {

@@ -22,8 +22,6 @@
 
 namespace actnet {
 
-using detail::io_key;
-
 std::unique_ptr<connection> detail::loop_core::make_connection(
     const std::function<std::unique_ptr<connection>()>& make) {
   std::unique_ptr<connection> c;

@@ -13,8 +13,6 @@
 
 namespace actnet {
 
-using detail::io_key;
-
 void detail::loop_core::paused_hangup(connection& c) {
   // Reading is paused, but the socket failed (a reset) or hung up both ways: reported without
   // reading (the kernel would report it again and again).

@@ -313,6 +313,9 @@ class line_echo : public connection {
 class bulk_sender : public connection {
  public:
   bulk_sender(server_log* log, std::size_t size) : log_(log), size_(size) {}
+  // A fixed, small send buffer: the kernel's autotuning could otherwise take the whole reply
+  // from a slow build before the outbound buffer reaches the high watermark.
+  void on_open() override { ASSERT_FALSE(set_send_buffer(64 * 1024)); }
   void on_data() override {
     (void)next_all();
     constexpr std::size_t chunk = 64 * 1024;
@@ -449,6 +452,8 @@ TEST_P(byte_layers, a_reply_past_the_high_watermark_pauses_then_arrives_whole) {
   e.start();
   peer p(bound, kind());
   ASSERT_TRUE(p.connected());
+  const int small = 16 * 1024;
+  ASSERT_EQ(::setsockopt(p.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
   ASSERT_TRUE(p.send("go"));
   ASSERT_TRUE(eventually([&] { return log.unwritable > 0; }));
   const std::string got = p.receive(size);

@@ -12,8 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace actnet {
-namespace detail {
+namespace actnet::detail {
 
 /// The per-thread post counters of mailbox::full: each live mailbox takes a counter of its own
 /// (while at most 256 live; past that, later ones share, and a sender alternating strictly
@@ -135,5 +134,4 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::atomic<std::uint64_t> wakeups_{0};
 };
 
-}  // namespace detail
-}  // namespace actnet
+}  // namespace actnet::detail
