@@ -77,8 +77,6 @@ void detail::loop_core::open(connection& c) {
   }
 }
 
-// -- offloads: results in submission order --
-
 void detail::loop_core::release_retired_blocks() noexcept {
   for (const std::span<std::byte> b : retired_) {
     block_pool::deallocate(b);  // no view from that on_data can point into them any more
@@ -105,8 +103,8 @@ void detail::loop_core::reap_scheduled() noexcept {
       ready = !job.tracking() || job.ready_to_close(c, next.reason);
     }
     if (!ready) {
-      scheduled_closes_.insert(scheduled_closes_.begin(),
-                               next);  // after what it waits for, now at the top
+      // Behind what it waits for (a UDP socket actor's sessions), which are now at the top.
+      scheduled_closes_.insert(scheduled_closes_.begin(), next);
       continue;
     }
     const bool own_socket = c.dgram() == nullptr || c.dgram()->socket == nullptr;  // not a session
