@@ -260,13 +260,29 @@ struct server_log {
   }
 };
 
+// A connection that records its close in the test's log.
+class logged : public connection {
+ public:
+  explicit logged(server_log* log) : log_(log) {}
+  void on_close(std::error_code reason) override {
+    {
+      const std::scoped_lock hold(log_->lock);
+      log_->closed_with = reason;
+    }
+    ++log_->closes;
+  }
+
+ protected:
+  server_log* log_;
+};
+
 // Echoes whole lines: peek_all to find the end of a line, next() to take it. With `offloaded`,
 // each line goes through the worker pool (offload_write); with `pausing`, reading pauses after
 // each line and resumes a millisecond later.
-class line_echo : public connection {
+class line_echo : public logged {
  public:
   line_echo(server_log* log, bool offloaded, bool pausing)
-      : log_(log), offloaded_(offloaded), pausing_(pausing) {}
+      : logged(log), offloaded_(offloaded), pausing_(pausing) {}
 
   void on_data() override {
     ++log_->data_calls;
@@ -295,16 +311,8 @@ class line_echo : public connection {
       }
     }
   }
-  void on_close(std::error_code reason) override {
-    {
-      const std::scoped_lock hold(log_->lock);
-      log_->closed_with = reason;
-    }
-    ++log_->closes;
-  }
 
  private:
-  server_log* log_;
   bool offloaded_;
   bool pausing_;
 };
@@ -335,9 +343,9 @@ class bulk_sender : public connection {
 };
 
 // Greets and shuts its writing at once; keeps reading what the peer sends after.
-class greet_and_shut : public connection {
+class greet_and_shut : public logged {
  public:
-  explicit greet_and_shut(server_log* log) : log_(log) {}
+  explicit greet_and_shut(server_log* log) : logged(log) {}
   void on_open() override {
     ASSERT_FALSE(write(std::string_view("hello")));
     ASSERT_FALSE(shutdown_write());
@@ -348,16 +356,6 @@ class greet_and_shut : public connection {
     log_->add(text(all.first));
     log_->add(text(all.second));
   }
-  void on_close(std::error_code reason) override {
-    {
-      const std::scoped_lock hold(log_->lock);
-      log_->closed_with = reason;
-    }
-    ++log_->closes;
-  }
-
- private:
-  server_log* log_;
 };
 
 class byte_layers : public ::testing::TestWithParam<std::tuple<layer_kind, bool>> {
@@ -567,23 +565,13 @@ class short_writes_layer final : public detail::byte_layer {
 };
 
 // Writes a short greeting, then one the layer refuses.
-class refused_writer : public connection {
+class refused_writer : public logged {
  public:
-  explicit refused_writer(server_log* log) : log_(log) {}
+  explicit refused_writer(server_log* log) : logged(log) {}
   void on_open() override {
     EXPECT_FALSE(write(std::string_view("hi")));
     EXPECT_EQ(write(std::string_view("too long")), std::errc::message_size);
   }
-  void on_close(std::error_code reason) override {
-    {
-      const std::scoped_lock hold(log_->lock);
-      log_->closed_with = reason;
-    }
-    ++log_->closes;
-  }
-
- private:
-  server_log* log_;
 };
 
 TEST(byte_layer, an_encode_error_fails_the_write_and_closes_the_connection_with_it) {
