@@ -385,6 +385,9 @@ class byte_layers : public ::testing::TestWithParam<std::tuple<layer_kind, bool>
     }
     return e.listen("tcp://127.0.0.1:0", std::move(make));
   }
+  // Sends `count` lines in one piece to a line_echo and expects them all back, in order.
+  void echo_lines_at_once(std::size_t count, bool offloaded, bool pausing,
+                          std::size_t max_out = SIZE_MAX);
 };
 
 std::string lines(std::size_t count) {
@@ -393,6 +396,20 @@ std::string lines(std::size_t count) {
     all += "line " + std::to_string(i) + ' ' + test::pattern_bytes(i, i % 97) + '\n';
   }
   return all;
+}
+
+void byte_layers::echo_lines_at_once(std::size_t count, bool offloaded, bool pausing,
+                                     std::size_t max_out) {
+  server_log log;
+  running_engine e(options());
+  const address bound = listen(
+      *e, [&] { return std::make_unique<line_echo>(&log, offloaded, pausing); }, max_out);
+  e.start();
+  peer p(bound, kind());
+  ASSERT_TRUE(p.connected());
+  const std::string all = lines(count);
+  ASSERT_TRUE(p.send(all));
+  EXPECT_EQ(p.receive(all.size()), all);
 }
 
 TEST_P(byte_layers, lines_sent_in_pieces_are_peeked_taken_and_echoed_in_order) {
@@ -413,30 +430,13 @@ TEST_P(byte_layers, lines_sent_in_pieces_are_peeked_taken_and_echoed_in_order) {
 }
 
 TEST_P(byte_layers, offload_write_results_arrive_in_order) {
-  server_log log;
-  running_engine e(options());
-  const address bound = listen(*e, [&] { return std::make_unique<line_echo>(&log, true, false); });
-  e.start();
-  peer p(bound, kind());
-  ASSERT_TRUE(p.connected());
-  const std::string all = lines(500);
-  ASSERT_TRUE(p.send(all));
-  EXPECT_EQ(p.receive(all.size()), all);
+  echo_lines_at_once(500, /*offloaded=*/true, /*pausing=*/false);
 }
 
 TEST_P(byte_layers, paused_reading_holds_what_came_and_the_resume_delivers_it) {
-  server_log log;
-  running_engine e(options());
   // The framing layer hands out 5 bytes a decode: most of each read waits in the layer across
   // the pauses.
-  const address bound = listen(
-      *e, [&] { return std::make_unique<line_echo>(&log, false, true); }, 5);
-  e.start();
-  peer p(bound, kind());
-  ASSERT_TRUE(p.connected());
-  const std::string all = lines(300);
-  ASSERT_TRUE(p.send(all));
-  EXPECT_EQ(p.receive(all.size()), all);
+  echo_lines_at_once(300, /*offloaded=*/false, /*pausing=*/true, 5);
 }
 
 TEST_P(byte_layers, a_reply_past_the_high_watermark_pauses_then_arrives_whole) {
