@@ -1,6 +1,6 @@
 // The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
-// --lb STRATEGY, --cpus LIST, --busy-poll MICROSECONDS, --help; "listening on URL" once per
-// listener; SIGINT/SIGTERM stop gracefully, exit 0.
+// --backend B, --lb STRATEGY, --cpus LIST, --busy-poll MICROSECONDS, --help; "listening on URL"
+// once per listener; SIGINT/SIGTERM stop gracefully, exit 0.
 #pragma once
 
 #include <pthread.h>
@@ -46,6 +46,22 @@ inline std::string_view contiguous(const byte_views& in, std::string& scratch) {
   return scratch;
 }
 
+/// --backend's value: epoll, io_uring or automatic; otherwise says so and exits with status 2.
+inline io_backend backend_flag(std::string_view value) {
+  if (value == "epoll") {
+    return io_backend::epoll;
+  }
+  if (value == "io_uring") {
+    return io_backend::io_uring;
+  }
+  if (value != "automatic") {
+    std::fprintf(stderr, "--backend: expected epoll, io_uring or automatic, got %.*s\n",
+                 static_cast<int>(value.size()), value.data());
+    std::exit(2);
+  }
+  return io_backend::automatic;
+}
+
 struct common_flags {
   std::vector<std::string> listen;
   engine_options options;
@@ -69,6 +85,9 @@ inline common_flags parse_flags(
       ++i;
     } else if (arg == "--loops" && value != nullptr) {
       f.options.loops = std::strtoul(value, nullptr, 10);
+      ++i;
+    } else if (arg == "--backend" && value != nullptr) {
+      f.options.backend = backend_flag(value);
       ++i;
     } else if (arg == "--cpus" && value != nullptr) {
       // "0,2,3": loop i on the i-th CPU of the list (round and round).

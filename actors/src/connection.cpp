@@ -167,9 +167,10 @@ void connection::resume_reading() noexcept {
     note_read();  // the read timeout waited while paused
   }
   const bool edge_triggered = loop_->options_.edge_triggered;
-  if (dgram() == nullptr && (edge_triggered || layer() != nullptr)) {
+  if (dgram() == nullptr && (edge_triggered || layer() != nullptr || loop_->backend_.is_uring())) {
     // Edge-triggered, the edge that announced what waits in the socket has passed; a layer may
-    // hold plain bytes it decoded before the pause. Either way: read next iteration.
+    // hold plain bytes it decoded before the pause; on io_uring, bytes that completed before
+    // the receive was cancelled wait in the connection. Each way: read next iteration.
     try {
       loop_->continue_reading_.push_back(ref());
     } catch (const std::bad_alloc&) {

@@ -42,6 +42,9 @@ std::shared_ptr<spdlog::logger> logger_for(const engine_options& o) {
 
 engine::engine(engine_options options)
     : options_(detail::checked_options(std::move(options))), logger_(logger_for(options_)) {
+  if (const std::string missing = detail::resolve_backend(options_); !missing.empty()) {
+    logger_->info("io_uring cannot run here (missing: {}); the loops run on epoll", missing);
+  }
   std::signal(SIGPIPE, SIG_IGN);
   balancer_ = options_.custom_balancer ? options_.custom_balancer(options_.loops)
                                        : make_balancer(options_.balancing, options_.loops);

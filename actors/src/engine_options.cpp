@@ -5,9 +5,15 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
+
+#include "actnet/actors/detail/uring_backend.hpp"
 
 namespace actnet::detail {
 namespace {
@@ -111,10 +117,56 @@ engine_options checked_options(engine_options o) {
   if (o.workers > 1024) {
     bad_option("workers", o.workers, "must be at most 1024 (0: one per hardware thread)");
   }
+  if (o.backend != io_backend::epoll && o.backend != io_backend::io_uring &&
+      o.backend != io_backend::automatic) {
+    bad_option("backend", static_cast<int>(o.backend), "must be epoll, io_uring or automatic");
+  }
+  if (!std::has_single_bit(o.uring_buffers) || o.uring_buffers > 32768) {
+    bad_option("uring_buffers", o.uring_buffers, "must be a power of two up to 32768");
+  }
+  if (o.uring_buffer_size < 1024 || o.uring_buffer_size > (std::size_t{1} << 30)) {
+    bad_option("uring_buffer_size", o.uring_buffer_size, "must be between 1 KiB and 1 GiB");
+  }
   if (o.reuse_port) {
     o.socket.reuse_port = true;
   }
   return o;
+}
+
+std::string resolve_backend(engine_options& o) {
+  // ACTNET_BACKEND overrides the option for every engine of the process (as libuv's
+  // UV_USE_IO_URING does): to try a back end under a built program, and to run a test suite
+  // on each.
+  if (const char* env = std::getenv("ACTNET_BACKEND"); env != nullptr && *env != '\0') {
+    const std::string_view name = env;
+    if (name == "epoll") {
+      o.backend = io_backend::epoll;
+    } else if (name == "io_uring") {
+      o.backend = io_backend::io_uring;
+    } else if (name == "automatic") {
+      o.backend = io_backend::automatic;
+    } else {
+      throw std::invalid_argument("actnet: ACTNET_BACKEND = " + std::string(name) +
+                                  ": must be epoll, io_uring or automatic");
+    }
+  }
+  if (o.backend == io_backend::epoll) {
+    return {};
+  }
+  std::string missing = uring_backend::probe();
+  if (!missing.empty()) {
+    if (o.backend == io_backend::io_uring) {
+      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                              "actnet: engine option backend = io_uring: this kernel or process "
+                              "cannot run it; missing: " +
+                                  missing);
+    }
+    o.backend = io_backend::epoll;
+    return missing;
+  }
+  o.backend = io_backend::io_uring;
+  o.edge_triggered = false;
+  return {};
 }
 
 }  // namespace actnet::detail

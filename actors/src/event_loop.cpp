@@ -6,6 +6,7 @@
 
 #include <spdlog/logger.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <utility>
@@ -34,7 +35,10 @@ detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
       owner_(owner),
       options_(options),
       index_(index),
-      backend_(options.edge_triggered),
+      backend_(options.backend == io_backend::io_uring, options.edge_triggered,
+               detail::uring_settings{1024,
+                                      std::min(options.uring_buffer_size, options.read_buffer_size),
+                                      options.uring_buffers}),
       mailbox_(detail::backend_waker{&backend_}),
       read_buffer_{std::make_unique<std::byte[]>(options.read_buffer_size),  // NOLINT
                    options.read_buffer_size},
@@ -123,6 +127,10 @@ std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
 }
 
 void detail::loop_core::read_from(connection& c) {
+  if (backend_.is_uring()) {
+    read_held(c);  // (its bytes come with completions: only what was held is read here)
+    return;
+  }
   if (c.xport_ != nullptr) {
     read_layered(c);
   } else {
@@ -144,7 +152,7 @@ template <class Take>
       }
       take(static_cast<std::size_t>(n));
       // Level-triggered: one read an event. Closed or paused: no more now.
-      if (!backend_.edge_triggered() ||
+      if (!options_.edge_triggered ||
           (c.path_ & (connection::not_open | connection::paused)) != 0) {
         return;
       }
@@ -180,20 +188,137 @@ template <class Take>
 
 // read_plain's twin for a stream with a byte layer: each read decoded before on_data sees it.
 void detail::loop_core::read_layered(connection& c) {
-  if (plain_buffer_.data() == nullptr) {
-    try {
-      plain_buffer_.bytes = std::make_unique<std::byte[]>(read_buffer_.size());  // NOLINT
-    } catch (const std::bad_alloc&) {
-      schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
-      return;
-    }
-    plain_buffer_.length = read_buffer_.size();
+  if (!make_plain_buffer(c)) {
+    return;
   }
   // Plain bytes the layer held while reading was paused come first.
   if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
     return;
   }
   read_stream(c, [&](std::size_t n) { (void)decode_and_deliver(c, {read_buffer_.data(), n}); });
+}
+
+bool detail::loop_core::make_plain_buffer(connection& c) {
+  if (plain_buffer_.data() == nullptr) {
+    try {
+      plain_buffer_.bytes = std::make_unique<std::byte[]>(read_buffer_.size());  // NOLINT
+    } catch (const std::bad_alloc&) {
+      schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
+      return false;
+    }
+    plain_buffer_.length = read_buffer_.size();
+  }
+  return true;
+}
+
+// -- io_uring: bytes that come with their completion --
+
+// The per-message path on io_uring: a plain stream's bytes straight from the loop's buffer
+// ring to on_data (what on_data leaves is kept, as after a read).
+[[gnu::always_inline]] inline void detail::loop_core::received(io_key key,
+                                                               std::span<const std::byte> bytes) {
+  connection* c = slots_.find_registered(key.slot(), key.stream_generation());
+  if (c == nullptr) {
+    return;  // closed in this batch: its buffer goes back all the same
+  }
+  if (c->path_ == 0) [[likely]] {  // open, reading, plain
+    if (c->timing_ != nullptr) [[unlikely]] {
+      c->note_read();
+    }
+    c->fresh_ = bytes;
+    deliver(*c);
+  } else {
+    received_slow(*c, bytes);
+  }
+  reap();
+}
+
+void detail::loop_core::received_slow(connection& c, std::span<const std::byte> bytes) {
+  if (c.state_ != connection::state::open) {
+    return;  // closing: not read any more, as on epoll
+  }
+  if (c.read_paused()) {
+    hold(c, bytes);  // completed before the receive was cancelled
+    return;
+  }
+  if (c.timing_ != nullptr) {
+    c.note_read();
+  }
+  if (!make_plain_buffer(c)) {
+    return;
+  }
+  if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
+    if (c.state_ == connection::state::open) {
+      hold(c, bytes);
+    }
+    return;
+  }
+  (void)decode_and_deliver(c, bytes);
+}
+
+void detail::loop_core::hold(connection& c, std::span<const std::byte> bytes) {
+  if (c.xport_ == nullptr) {
+    c.fresh_ = bytes;
+    if (const std::error_code ec = c.keep_fresh_slow()) {
+      schedule_close(c, ec);  // past the inbound cap
+    }
+    return;
+  }
+  std::vector<std::byte>& held = c.xport_->held_wire;
+  if (held.size() + bytes.size() > options_.inbound_cap) {
+    schedule_close(c, make_error_code(errc::capacity_exceeded));
+    return;
+  }
+  try {
+    held.insert(held.end(), bytes.begin(), bytes.end());
+  } catch (const std::bad_alloc&) {
+    schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
+  }
+}
+
+void detail::loop_core::read_held(connection& c) {
+  if (c.xport_ == nullptr) {
+    if (c.inbound_buffered() > 0) {
+      deliver(c);
+    }
+    return;
+  }
+  if (!make_plain_buffer(c)) {
+    return;
+  }
+  std::vector<std::byte> wire;
+  wire.swap(c.xport_->held_wire);
+  if (!wire.empty() || c.xport_->layer->holds_plain()) {
+    (void)decode_and_deliver(c, wire);
+  }
+}
+
+void detail::loop_core::receive_ended(io_key key, int res) {
+  connection* c = slots_.find_registered(key.slot(), key.stream_generation());
+  if (c == nullptr || c->state_ == connection::state::closed) {
+    return;
+  }
+  if (res != 0) {
+    schedule_close(*c, {-res, std::system_category()});
+  } else if (c->state_ == connection::state::open && !c->read_paused()) {
+    peer_shut_down(*c);
+  }
+  // (A FIN while paused or closing is not read: the receive re-armed at the resume finds it.)
+  reap();
+}
+
+[[gnu::always_inline]] inline void detail::loop_core::completions::operator()(
+    io_key key, std::uint32_t events) const {
+  if (!streams_only || key.is_stream()) {
+    core.dispatch(key, events);
+  }
+}
+[[gnu::always_inline]] inline void detail::loop_core::completions::received(
+    io_key key, std::span<const std::byte> bytes) const {
+  core.received(key, bytes);
+}
+void detail::loop_core::completions::receive_ended(io_key key, int res) const {
+  core.receive_ended(key, res);
 }
 
 [[gnu::always_inline]] inline void detail::loop_core::deliver(connection& c) {
@@ -260,6 +385,12 @@ void detail::loop_core::deliver_now(connection& c) {
 // inside it: no actor is destroyed while one of its handlers is on the stack.
 void detail::loop_core::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  if (const std::error_code ec = backend_.start()) {
+    owner_.logger().error("loop {}: cannot make its io_uring ring: {}; stopping the engine", index_,
+                          ec.message());
+    owner_.stop();
+    stopping_ = true;
+  }
   while (!stopping_) {
     if (!wait_phase()) {
       break;
@@ -270,6 +401,7 @@ void detail::loop_core::run() {
     timer_phase();
   }
   stop_phase();
+  backend_.finish();  // io_uring: the ring goes with the loop's thread
 }
 
 [[gnu::always_inline]] inline bool detail::loop_core::wait_phase() {
@@ -295,8 +427,12 @@ void detail::loop_core::run() {
 
 [[gnu::always_inline]] inline void detail::loop_core::io_phase() {
   // In line: the per-message path (a call per event cost more than the rest of the dispatch).
-  backend_.dispatch([this](io_key key, std::uint32_t events)
-                        __attribute__((always_inline)) { dispatch(key, events); });
+  if (backend_.is_uring()) {
+    backend_.uring().dispatch(completions{*this});
+  } else {
+    backend_.epoll().dispatch([this](io_key key, std::uint32_t events)
+                                  __attribute__((always_inline)) { dispatch(key, events); });
+  }
   release_retired();
 }
 
@@ -388,11 +524,15 @@ void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
     }
     // Streams only: no accepting, dialing or datagrams past stop. What arrives in the mailbox
     // now is dropped after the loop (drain_stopped).
-    backend_.dispatch([this](io_key key, std::uint32_t events) {
-      if (key.is_stream()) {
-        dispatch(key, events);
-      }
-    });
+    if (backend_.is_uring()) {
+      backend_.uring().dispatch(completions{*this, true});
+    } else {
+      backend_.epoll().dispatch([this](io_key key, std::uint32_t events) {
+        if (key.is_stream()) {
+          dispatch(key, events);
+        }
+      });
+    }
   }
 }
 

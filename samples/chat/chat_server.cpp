@@ -219,10 +219,11 @@ class chat_client final : public actnet::connection {
 };
 
 constexpr std::string_view usage =
-    R"(usage: chat_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
+    R"(usage: chat_server [--listen URL]... [--loops N] [--backend B] [--lb STRATEGY] [--cpus LIST]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
                  default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
+  --backend B    epoll (default), io_uring or automatic
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
   --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)

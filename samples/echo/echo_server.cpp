@@ -17,12 +17,13 @@ class echo_connection final : public actnet::connection {
 };
 
 constexpr std::string_view usage =
-    R"(usage: echo_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST] [--et]
+    R"(usage: echo_server [--listen URL]... [--loops N] [--backend B] [--lb STRATEGY] [--cpus LIST] [--et]
                    [--reuseport]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://HOST:PORT (each
                  datagram echoed to its sender), unix://PATH or unix://@NAME (repeatable,
                  mixed kinds welcome; default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
+  --backend B    epoll (default), io_uring or automatic
   --lb STRATEGY  which loop gets each connection: round_robin (default), source_addr_hash
                  (one loop per client IP) or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "../sample_main.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -27,6 +29,7 @@ struct settings {
   std::size_t size = 64;
   std::size_t pipeline = 1;
   std::size_t loops = 1;
+  actnet::io_backend backend = actnet::io_backend::epoll;
   std::chrono::milliseconds timeout = 60s;
 };
 
@@ -183,7 +186,7 @@ class echo_probe final : public actnet::connection {
 
 constexpr std::string_view usage =
     R"(usage: echo_client [--connect URL] [--conns N] [--messages M] [--size BYTES]
-                   [--pipeline P] [--loops L] [--timeout-s T]
+                   [--pipeline P] [--loops L] [--backend B] [--timeout-s T]
   --connect URL    the echo server: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH
                    (default tcp://127.0.0.1:7000)
   --conns N        connections (default 10)
@@ -191,6 +194,7 @@ constexpr std::string_view usage =
   --size BYTES     bytes per message (default 64)
   --pipeline P     messages in flight per connection (default 1)
   --loops L        client loop threads (default 1)
+  --backend B      epoll (default), io_uring or automatic
   --timeout-s T    give up after T seconds (default 60)
 Each connection sends its messages, checks every byte of every echo, and closes. Prints a
 summary (messages/s, errors); exits 1 on any wrong byte, early close or failed connection.
@@ -221,6 +225,8 @@ bool parse(int argc, char** argv, settings& s) {
       s.size = n;
     } else if (flag == "--pipeline" && number && n > 0) {
       s.pipeline = n;
+    } else if (flag == "--backend") {
+      s.backend = actnet::samples::backend_flag(value);
     } else if (flag == "--loops" && number && n > 0 && n <= 256) {
       s.loops = n;
     } else if (flag == "--timeout-s" && number && n > 0) {
@@ -243,6 +249,7 @@ int main(int argc, char** argv) {
   try {
     actnet::engine_options options;
     options.loops = s.loops;
+    options.backend = s.backend;
     actnet::engine e(options);
     run_state run(s, e);
     const actnet::address target = actnet::address::parse(s.connect);  // throws when bad

@@ -889,11 +889,12 @@ class redis_connection final : public actnet::connection {
 };
 
 constexpr std::string_view usage =
-    R"(usage: redis_server [--listen URL]... [--loops N] [--lb STRATEGY] [--cpus LIST]
+    R"(usage: redis_server [--listen URL]... [--loops N] [--backend B] [--lb STRATEGY] [--cpus LIST]
                     [--busy-poll N] [--mailbox-cap N]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
                  default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads, one keyspace shard each (0 = one per hardware thread)
+  --backend B    epoll (default), io_uring or automatic
   --lb STRATEGY  round_robin (default), source_addr_hash or least_connections
   --cpus LIST    pin loop i to the i-th CPU of LIST (e.g. 0,1; round and round)
   --busy-poll N  microseconds a loop polls before it sleeps (0, the default: off)

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,23 @@ class engine;
 
 /// Engine settings. Every field has a documented default; engine's constructor rejects a bad
 /// value with std::invalid_argument naming the option and the value.
+/// The back end every loop of an engine runs on (the README's "Back ends" compares them).
+enum class io_backend : std::uint8_t {
+  epoll,     // readiness: epoll_wait, then a read or a send call per event
+  io_uring,  // completions: one ring per loop, bytes received into the loop's buffer ring
+  automatic  // io_uring where this kernel can run it, epoll otherwise (logged once)
+};
+
 struct engine_options {
+  /// epoll (the default), io_uring, or automatic. Asking for io_uring where the kernel cannot
+  /// run it (disabled by sysctl, refused by seccomp, a feature missing) fails at start with an
+  /// error naming what is missing. On io_uring, edge_triggered does not apply.
+  io_backend backend = io_backend::epoll;
+  /// io_uring: each loop's provided-buffer ring, `uring_buffers` buffers (a power of two) of
+  /// `uring_buffer_size` bytes, shared by the loop's streams: one completion carries at most
+  /// one buffer, and an idle connection holds none. Mapped at start, touched as used.
+  std::size_t uring_buffer_size = defaults::uring_buffer_size;
+  unsigned uring_buffers = defaults::uring_buffers;
   /// Loop actors (threads); 0 means one per hardware thread.
   std::size_t loops = 0;
   /// false: loop 0 accepts and hands each connection to the loop the balancer picks (gnet's

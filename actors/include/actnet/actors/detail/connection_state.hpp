@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/byte_layer.hpp"
@@ -38,6 +39,8 @@ struct transport_state {
   std::unique_ptr<datagram_endpoint> datagram;
   std::unique_ptr<byte_layer> layer;
   bool layer_ended = false;  // encode_end has run
+  // io_uring: wire bytes that completed while reading was paused, decoded at the resume.
+  std::vector<std::byte> held_wire;
 };
 
 /// What a connection with timeouts or a bounded close keeps (allocated only for those).

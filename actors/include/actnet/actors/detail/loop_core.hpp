@@ -19,8 +19,8 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
-#include "actnet/actors/detail/epoll_backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
+#include "actnet/actors/detail/loop_backend.hpp"
 #include "actnet/actors/detail/mailbox.hpp"
 #include "actnet/actors/detail/message.hpp"
 #include "actnet/actors/detail/slot_table.hpp"
@@ -43,7 +43,7 @@ namespace detail {
 struct redial;
 
 struct backend_waker {
-  epoll_backend* target;
+  loop_backend* target;
   void operator()() const noexcept { target->wake(); }
 };
 
@@ -149,6 +149,23 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
   void read_plain(connection& c);                // a plain stream: the per-message path, in line
   void read_layered(connection& c);              // a stream with a byte layer
+  [[nodiscard]] bool make_plain_buffer(connection& c);  // a layer's, at its first use
+  // The io_uring back end's completions, handed on as the epoll back end's events are:
+  // readiness to dispatch(), a stream's bytes to received(), its receive's end (0: the FIN,
+  // otherwise -errno) to receive_ended(). streams_only: while stopping.
+  struct completions {
+    loop_core& core;
+    bool streams_only = false;
+    void operator()(io_key key, std::uint32_t events) const;
+    void received(io_key key, std::span<const std::byte> bytes) const;
+    void receive_ended(io_key key, int res) const;
+  };
+  void received(io_key key, std::span<const std::byte> bytes);  // the per-message path
+  void received_slow(connection& c, std::span<const std::byte> bytes);
+  void receive_ended(io_key key, int res);
+  // Bytes that completed for a connection whose reading is paused: kept for the resume.
+  void hold(connection& c, std::span<const std::byte> bytes);
+  void read_held(connection& c);  // io_uring: at the resume, what was held
   // The read loop of every stream: take(n) hands on the n bytes read into the read buffer.
   template <class Take>
   void read_stream(connection& c, Take&& take);
@@ -190,7 +207,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   const engine_options& options_;
   std::size_t index_;
   std::atomic<std::thread::id> thread_id_{};
-  detail::epoll_backend backend_;
+  detail::loop_backend backend_;
   mailbox<detail::message, detail::backend_waker> mailbox_;
   timer_queue timers_;
   // Its generations run on through releases, so a conn_ref names one connection even after

@@ -1,0 +1,269 @@
+// uring_backend: the completion back end. One io_uring per loop: streams receive through a
+// multishot receive into the loop's provided-buffer ring (their bytes come with the completion,
+// no read call), listeners, connects and datagram sockets are watched by poll operations on the
+// ring, and one io_uring_enter per iteration submits what the iteration queued and waits.
+// liburing stays in uring_backend.cpp: this header needs only the kernel's completion layout.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "actnet/actors/detail/backend.hpp"
+#include "actnet/actors/detail/io_key.hpp"
+#include "actnet/reactor/unique_fd.hpp"
+#include "actnet/result.hpp"
+
+namespace actnet::detail {
+
+/// What a completion back end's dispatch hands a stream besides io_handler's readiness calls:
+/// its bytes, and the end of its receiving (0: the peer's FIN; otherwise -errno).
+template <class H>
+concept completion_handler = io_handler<H> &&
+    requires(H& h, io_key key, std::span<const std::byte> bytes, int res) {
+  h.received(key, bytes);
+  h.receive_ended(key, res);
+};
+
+/// io_uring's settings, from engine_options.
+struct uring_settings {
+  unsigned entries = 1024;          // submission queue; the completion queue is 8 times it
+  std::size_t buffer_size = 16384;  // each provided buffer: the most one completion carries
+  unsigned buffer_count = 256;      // buffers in the loop's ring (a power of two)
+};
+
+/// Loop-thread only, but wake(). Throws std::system_error naming what the kernel refused.
+class uring_backend {
+ public:
+  explicit uring_backend(const uring_settings& settings);
+  uring_backend(const uring_backend&) = delete;
+  uring_backend& operator=(const uring_backend&) = delete;
+  ~uring_backend();
+
+  /// On the loop's thread, before its first wait: makes the ring (that thread's) and arms
+  /// what was registered before. What the kernel refused, if it did.
+  [[nodiscard]] std::error_code start() noexcept;
+  /// On the loop's thread as it leaves: submits the last cancels (a closed socket stays open
+  /// while an operation holds it) and tears the ring down. Registration is bookkeeping after.
+  void finish() noexcept;
+
+  /// Whether this kernel and process can run the back end: empty, or what is missing.
+  [[nodiscard]] static std::string probe();
+
+  [[nodiscard]] std::error_code watch_listener(int fd, io_key key) noexcept;
+  [[nodiscard]] std::error_code watch_stream(int fd, io_key key, stream_interest want) noexcept;
+  [[nodiscard]] std::error_code change_stream(int fd, io_key key, stream_interest want) noexcept;
+  [[nodiscard]] std::error_code watch_connect(int fd, io_key key) noexcept;
+  [[nodiscard]] std::error_code watch_datagram(int fd, io_key key) noexcept;
+  [[nodiscard]] std::error_code change_datagram(int fd, io_key key, bool receive) noexcept;
+  [[nodiscard]] std::error_code unwatch(int fd) noexcept;
+
+  /// Submits what was queued and waits up to `timeout_ms` (-1: no limit, 0: not at all) for a
+  /// completion: one io_uring_enter. How many completions are ready.
+  [[nodiscard]] result<std::size_t> wait(int timeout_ms);
+
+  /// Hands each completion of the last wait on: a stream's bytes to handle.received, the end
+  /// of its receiving to handle.receive_ended, readiness (a listener's connection, a
+  /// datagram, a connect done, "may send") to handle(key, flags). Buffers go back to the ring
+  /// as soon as their handler returns; ended multishots are re-armed while still wanted.
+  template <completion_handler Handler>
+  void dispatch(Handler&& handle);
+
+  void wake() noexcept;  // thread-safe
+  void shrink() noexcept {}
+  [[nodiscard]] static bool edge_triggered() noexcept { return false; }
+
+  /// Counted for the perf harness and tests: receives re-armed after the ring ran dry.
+  [[nodiscard]] std::uint64_t buffer_shortages() const noexcept { return shortages_; }
+
+ private:
+  // user_data: the op in the top byte, then the source's sequence number (24 bits), then its
+  // fd. A completion whose sequence is not its fd's current one is stale (the source was
+  // unwatched, maybe its fd reused) and is dropped.
+  enum op : std::uint8_t {
+    none = 0,
+    poll_in = 1,   // a listener's connection, a datagram (multishot)
+    poll_out = 2,  // a stream may send, a connect ended (one-shot)
+    recv = 3,      // a stream's bytes (multishot, into the buffer ring)
+    wake_read = 4,
+    cancel = 5,
+    poll_hup = 6  // a stream whose receiving is paused failed or hung up both ways (one-shot)
+  };
+  enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
+  struct source {
+    io_key key;
+    std::uint32_t seq = 0;
+    source_kind kind = source_kind::none;
+    bool want_in = false;   // receive (stream) or poll for input (listener, datagram)
+    bool want_out = false;  // "may send" (stream) or the connect's end
+    bool in_armed = false;
+    bool out_armed = false;
+    bool hup_armed = false;  // a paused stream's hang-up watch
+  };
+  struct completion {
+    std::uint64_t user_data;
+    std::int32_t res;
+    std::uint32_t flags;
+  };
+  // The kernel's struct io_uring_buf (checked against it in the .cpp): the ring's tail is the
+  // first entry's last field.
+  struct ring_buf {
+    std::uint64_t addr;
+    std::uint32_t len;
+    std::uint16_t bid;
+    std::uint16_t tail;
+  };
+  static constexpr std::uint32_t cqe_more = 1U << 1;    // IORING_CQE_F_MORE
+  static constexpr std::uint32_t cqe_buffer = 1U << 0;  // IORING_CQE_F_BUFFER
+  static constexpr unsigned buffer_shift = 16;          // IORING_CQE_BUFFER_SHIFT
+
+  static std::uint64_t data_of(op o, std::uint32_t seq, int fd) noexcept {
+    return (std::uint64_t{o} << 56) | (std::uint64_t{seq & 0xffffffU} << 32) |
+           static_cast<std::uint32_t>(fd);
+  }
+  static std::string probe_here();  // probe(), on the calling thread
+  void unmap() noexcept;
+  source* entry(int fd);  // grows the table (null: out of memory)
+  source* current(std::uint64_t user_data) noexcept {
+    const auto fd = static_cast<std::uint32_t>(user_data);
+    if (fd >= sources_.size()) {
+      return nullptr;
+    }
+    source& s = sources_[fd];
+    const auto seq = static_cast<std::uint32_t>(user_data >> 32) & 0xffffffU;
+    return s.kind != source_kind::none && (s.seq & 0xffffffU) == seq ? &s : nullptr;
+  }
+  std::error_code watch(int fd, io_key key, source_kind kind, bool in, bool out) noexcept;
+  void arm(int fd, source& s) noexcept;  // what s wants and has not armed
+  void arm_in(int fd, source& s) noexcept;
+  void arm_out(int fd, source& s) noexcept;
+  void arm_hup(int fd, source& s) noexcept;
+  void cancel_op(int fd, const source& s, op o) noexcept;
+  void arm_wake() noexcept;
+  void harvest();  // the ready completions into ready_, the queue advanced past them
+  void give_back(std::uint32_t bid) noexcept {
+    ring_buf& b = buf_ring_[(buf_tail_ + returned_) & buf_mask_];
+    b.addr = reinterpret_cast<std::uintptr_t>(buffers_ + std::size_t{bid} * buffer_size_);
+    b.len = static_cast<std::uint32_t>(buffer_size_);
+    b.bid = static_cast<std::uint16_t>(bid);
+    ++returned_;
+  }
+  void publish_buffers() noexcept {
+    if (returned_ != 0) {
+      buf_tail_ = static_cast<std::uint16_t>(buf_tail_ + returned_);
+      returned_ = 0;
+      std::atomic_ref<std::uint16_t>(buf_ring_[0].tail).store(buf_tail_, std::memory_order_release);
+    }
+  }
+
+  struct ring;  // liburing's struct io_uring, in the .cpp
+  std::unique_ptr<ring> ring_;
+  std::vector<source> sources_;  // by fd
+  std::vector<completion> ready_;
+  ring_buf* buf_ring_ = nullptr;  // shared with the kernel (mmap)
+  std::size_t buf_ring_bytes_ = 0;
+  std::byte* buffers_ = nullptr;  // buffer_count buffers of buffer_size (mmap: touched as used)
+  std::size_t buffers_bytes_ = 0;
+  std::size_t buffer_size_;
+  std::uint32_t buf_mask_;
+  std::uint16_t buf_tail_ = 0;
+  std::uint32_t returned_ = 0;
+  unique_fd wake_fd_;
+  std::uint64_t wake_value_ = 0;  // the wake-up's read lands here
+  std::uint64_t shortages_ = 0;
+  unsigned entries_;
+  bool live_ = false;  // the ring exists: between start() and finish()
+};
+
+template <completion_handler Handler>
+void uring_backend::dispatch(Handler&& handle) {
+  for (const completion& c : ready_) {
+    const auto o = static_cast<op>(c.user_data >> 56);
+    if (o == recv) [[likely]] {
+      source* s = current(c.user_data);
+      const bool more = (c.flags & cqe_more) != 0;
+      if (c.res > 0 && (c.flags & cqe_buffer) != 0) [[likely]] {
+        const std::uint32_t bid = c.flags >> buffer_shift;
+        if (s != nullptr) {
+          if (!more) {
+            s->in_armed = false;
+          }
+          const io_key key = s->key;
+          handle.received(key,
+                          std::span<const std::byte>(buffers_ + std::size_t{bid} * buffer_size_,
+                                                     static_cast<std::size_t>(c.res)));
+        }
+        give_back(bid);
+      } else if (s != nullptr) {
+        s->in_armed = more && s->in_armed;
+        if (c.res == -ENOBUFS) {
+          ++shortages_;  // the bytes wait in the socket: re-armed below, nothing lost
+        } else if (c.res != -ECANCELED) {
+          const io_key key = s->key;
+          handle.receive_ended(key, c.res);
+        }
+      }
+      if (!more) {
+        // The handler may have unwatched the fd (and another source may have it now).
+        if (source* again = current(c.user_data);
+            again != nullptr && again->want_in && !again->in_armed && c.res != 0) {
+          arm_in(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
+        }
+      }
+      continue;
+    }
+    if (o == wake_read) {
+      arm_wake();
+      continue;
+    }
+    if (o != poll_in && o != poll_out && o != poll_hup) {
+      continue;  // a cancel's own completion
+    }
+    source* s = current(c.user_data);
+    if (s == nullptr || c.res == -ECANCELED) {
+      continue;
+    }
+    const bool more = (c.flags & cqe_more) != 0;
+    auto events = static_cast<std::uint32_t>(c.res < 0 ? io_event::error : c.res);
+    if (o == poll_in) {
+      s->in_armed = more && s->in_armed;
+    } else if (o == poll_out) {
+      s->out_armed = false;  // one-shot
+      if (s->kind == source_kind::stream) {
+        // Its errors and FIN come with its receive; a failed socket's send finds out why.
+        events = io_event::writable;
+      }
+    } else {
+      s->hup_armed = false;
+      events &= io_event::error | io_event::hangup_both;
+      if (s->want_in) {
+        events = 0;  // (the receive is back: it reports what happened)
+      } else if (events == 0) {
+        // The peer's FIN alone (the ring's poll reports it whatever the mask): it waits to be
+        // read at the resume, and the watch stays off (as if armed) until the interest changes.
+        s->hup_armed = true;
+        continue;
+      }
+    }
+    if (events == 0) {
+      if (source* again = current(c.user_data); again != nullptr) {
+        arm(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
+      }
+      continue;
+    }
+    const io_key key = s->key;
+    handle(key, events);
+    if (source* again = current(c.user_data); again != nullptr) {
+      arm(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
+    }
+  }
+  ready_.clear();
+  publish_buffers();
+}
+
+}  // namespace actnet::detail

@@ -1,0 +1,453 @@
+// uring_backend: the ring's set-up (and what a kernel that cannot run it lacks), the provided-
+// buffer ring, the operations each kind of source arms, and the one io_uring_enter a wait is.
+#include "actnet/actors/detail/uring_backend.hpp"
+
+#include <liburing.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <new>
+#include <string>
+#include <thread>
+
+namespace actnet::detail {
+
+static_assert(sizeof(io_uring_buf) == 16 && offsetof(io_uring_buf, addr) == 0 &&
+                  offsetof(io_uring_buf, len) == 8 && offsetof(io_uring_buf, bid) == 12 &&
+                  offsetof(io_uring_buf, resv) == 14 && offsetof(io_uring_buf_ring, tail) == 14,
+              "ring_buf mirrors the kernel's io_uring_buf");
+static_assert(IORING_CQE_F_MORE == (1U << 1) && IORING_CQE_F_BUFFER == 1U &&
+              IORING_CQE_BUFFER_SHIFT == 16);
+static_assert(POLLIN == io_event::readable && POLLOUT == io_event::writable &&
+                  POLLERR == io_event::error && POLLHUP == io_event::hangup_both &&
+                  (POLLHUP | POLLRDHUP) == io_event::hangup,
+              "poll's bits are epoll's: completions report them as they are");
+
+struct uring_backend::ring {
+  io_uring r{};
+};
+
+namespace {
+
+constexpr std::uint16_t buffer_group = 0;
+
+[[noreturn]] void refuse(int err, const std::string& what) {
+  throw std::system_error(err, std::system_category(), "io_uring: " + what);
+}
+
+// The features the back end uses, each with the kernel release that brought it.
+std::string missing_ops(io_uring& r) {
+  io_uring_probe* p = io_uring_get_probe_ring(&r);
+  if (p == nullptr) {
+    return "the opcode probe (Linux 5.6)";
+  }
+  std::string missing;
+  for (const auto& [opcode, name] :
+       {std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_POLL_ADD, "POLL_ADD"},
+        std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"}}) {
+    if (io_uring_opcode_supported(p, opcode) == 0) {
+      missing += std::string(missing.empty() ? "" : ", ") + name;
+    }
+  }
+  io_uring_free_probe(p);
+  return missing;
+}
+
+}  // namespace
+
+std::string uring_backend::probe() {
+  // On a thread of its own: tearing a ring down leaves work for the thread that made it, which
+  // interrupts that thread's next blocking call with EINTR (seen here), and the caller's
+  // thread is the user's.
+  std::string missing;
+  std::thread([&missing] { missing = probe_here(); }).join();
+  return missing;
+}
+
+std::string uring_backend::probe_here() {
+  io_uring r{};
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(8, &r, &params);
+  if (rc == -EINVAL) {
+    params = {};
+    params.flags = IORING_SETUP_COOP_TASKRUN;
+    rc = io_uring_queue_init_params(8, &r, &params);
+  }
+  if (rc < 0) {
+    if (rc == -EPERM) {
+      return "permission to make a ring (sysctl kernel.io_uring_disabled, or a seccomp filter)";
+    }
+    if (rc == -ENOSYS) {
+      return "io_uring in this kernel (io_uring_setup: ENOSYS)";
+    }
+    return std::string("a ring: io_uring_setup failed: ") + std::system_category().message(-rc);
+  }
+  std::string missing;
+  if ((params.features & IORING_FEAT_EXT_ARG) == 0) {
+    missing = "IORING_FEAT_EXT_ARG (Linux 5.11)";
+  } else if (std::string ops = missing_ops(r); !ops.empty()) {
+    missing = "opcodes " + ops;
+  } else {
+    io_uring_buf_reg reg{};
+    void* mem = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
+    reg.ring_entries = 1;
+    reg.bgid = 0;
+    if (mem == MAP_FAILED || io_uring_register_buf_ring(&r, &reg, 0) < 0) {
+      missing = "provided-buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19)";
+    }
+    if (mem != MAP_FAILED) {
+      munmap(mem, 4096);
+    }
+  }
+  io_uring_queue_exit(&r);
+  return missing;
+}
+
+uring_backend::uring_backend(const uring_settings& settings)
+    : ring_(std::make_unique<ring>()),
+      buffer_size_(settings.buffer_size),
+      buf_mask_(settings.buffer_count - 1),
+      entries_(settings.entries) {
+  if (!std::has_single_bit(settings.buffer_count) || settings.buffer_count > 32768 ||
+      settings.buffer_size == 0 || settings.buffer_size > (std::size_t{1} << 31)) {
+    throw std::invalid_argument(
+        "io_uring: buffer_count must be a power of two up to 32768, buffer_size 1 B to 2 GiB");
+  }
+  buf_ring_bytes_ = std::size_t{settings.buffer_count} * sizeof(io_uring_buf);
+  void* mem =
+      mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  buffers_bytes_ = std::size_t{settings.buffer_count} * buffer_size_;
+  void* bufs = mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  buf_ring_ = mem == MAP_FAILED ? nullptr : static_cast<ring_buf*>(mem);
+  buffers_ = bufs == MAP_FAILED ? nullptr : static_cast<std::byte*>(bufs);
+  const int wfd =
+      buf_ring_ != nullptr && buffers_ != nullptr ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+  if (wfd < 0) {
+    const int e = errno;
+    unmap();
+    refuse(e, "cannot map the provided-buffer ring or make the wake-up eventfd");
+  }
+  wake_fd_.reset(wfd);
+  ready_.reserve(std::size_t{settings.entries} * 8);
+}
+
+void uring_backend::unmap() noexcept {
+  if (buf_ring_ != nullptr) {
+    munmap(buf_ring_, buf_ring_bytes_);
+    buf_ring_ = nullptr;
+  }
+  if (buffers_ != nullptr) {
+    munmap(buffers_, buffers_bytes_);
+    buffers_ = nullptr;
+  }
+}
+
+uring_backend::~uring_backend() {
+  finish();
+  unmap();
+}
+
+// The ring is made, and torn down (finish), on the loop's thread: a single-issuer ring is its
+// creator's, and tearing one down leaves work for the thread that made it, which interrupts
+// that thread's next blocking call with EINTR (seen here): that must not be a user's thread.
+std::error_code uring_backend::start() noexcept {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+  params.cq_entries = entries_ * 8;
+  int rc = io_uring_queue_init_params(entries_, &ring_->r, &params);
+  if (rc == -EINVAL) {  // before Linux 6.1: cooperative task running instead of deferred
+    params = {};
+    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
+    params.cq_entries = entries_ * 8;
+    rc = io_uring_queue_init_params(entries_, &ring_->r, &params);
+  }
+  if (rc < 0) {
+    return {-rc, std::system_category()};
+  }
+  live_ = true;
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
+  reg.ring_entries = buf_mask_ + 1;
+  reg.bgid = buffer_group;
+  if (rc = io_uring_register_buf_ring(&ring_->r, &reg, 0); rc < 0) {
+    finish();
+    return {-rc, std::system_category()};
+  }
+  buf_tail_ = 0;
+  returned_ = 0;
+  for (std::uint32_t bid = 0; bid <= buf_mask_; ++bid) {
+    give_back(bid);
+  }
+  publish_buffers();
+  (void)io_uring_register_ring_fd(&ring_->r);  // each enter then skips the fd look-up
+  arm_wake();
+  // What was registered before the loop ran (its listeners) is armed now.
+  for (std::size_t fd = 0; fd < sources_.size(); ++fd) {
+    if (source& src = sources_[fd]; src.kind != source_kind::none) {
+      arm(static_cast<int>(fd), src);
+    }
+  }
+  return {};
+}
+
+void uring_backend::finish() noexcept {
+  if (live_) {
+    (void)io_uring_submit_and_get_events(&ring_->r);  // the last cancels release their sockets
+    io_uring_queue_exit(&ring_->r);                   // ends what is still in flight
+    live_ = false;
+  }
+  for (source& src : sources_) {
+    src.in_armed = src.out_armed = src.hup_armed = false;
+  }
+}
+
+namespace {
+
+// A free submission entry: when the queue is full, what it holds is submitted first.
+io_uring_sqe* next_sqe(io_uring& r) noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&r);
+  if (sqe == nullptr) {
+    (void)io_uring_submit(&r);
+    sqe = io_uring_get_sqe(&r);
+  }
+  return sqe;
+}
+
+}  // namespace
+
+uring_backend::source* uring_backend::entry(int fd) {
+  const auto i = static_cast<std::size_t>(fd);
+  if (i >= sources_.size()) {
+    try {
+      sources_.resize(std::max(i + 1, sources_.size() * 2));
+    } catch (const std::bad_alloc&) {
+      return nullptr;
+    }
+  }
+  return &sources_[i];
+}
+
+std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool in,
+                                     bool out) noexcept {
+  source* s = entry(fd);
+  if (s == nullptr) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  if (s->kind != source_kind::none) {
+    return std::make_error_code(std::errc::file_exists);  // as epoll_ctl's EEXIST
+  }
+  const std::uint32_t seq = s->seq + 1;
+  *s = source{key, seq, kind, in, out, false, false, false};
+  arm(fd, *s);
+  return {};
+}
+
+void uring_backend::arm(int fd, source& s) noexcept {
+  if (s.want_in && !s.in_armed) {
+    arm_in(fd, s);
+  }
+  if (s.want_out && !s.out_armed) {
+    arm_out(fd, s);
+  }
+  // A stream not receiving still hears of a reset or a hang-up both ways, as epoll reports
+  // them whatever the interest.
+  if (s.kind == source_kind::stream && !s.want_in && !s.hup_armed) {
+    arm_hup(fd, s);
+  }
+}
+
+void uring_backend::arm_hup(int fd, source& s) noexcept {
+  if (!live_) {
+    return;  // armed at start(); nothing in flight after finish()
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return;
+  }
+  io_uring_prep_poll_add(sqe, fd, POLLERR | POLLHUP);
+  io_uring_sqe_set_data64(sqe, data_of(poll_hup, s.seq, fd));
+  s.hup_armed = true;
+}
+
+void uring_backend::arm_in(int fd, source& s) noexcept {
+  if (!live_) {
+    return;  // armed at start(); nothing in flight after finish()
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return;  // (never: a submission frees the whole queue)
+  }
+  if (s.kind == source_kind::stream) {
+    io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+    io_uring_sqe_set_data64(sqe, data_of(recv, s.seq, fd));
+  } else {
+    // One-shot, re-armed after each event: level-triggered, as on epoll. The accept loop and
+    // the datagram reads take a batch an event, and a multishot poll would not report what a
+    // batch left behind (it fires on arrivals).
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, data_of(poll_in, s.seq, fd));
+  }
+  s.in_armed = true;
+}
+
+void uring_backend::arm_out(int fd, source& s) noexcept {
+  if (!live_) {
+    return;  // armed at start(); nothing in flight after finish()
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return;
+  }
+  io_uring_prep_poll_add(sqe, fd, POLLOUT);
+  io_uring_sqe_set_data64(sqe, data_of(poll_out, s.seq, fd));
+  s.out_armed = true;
+}
+
+void uring_backend::cancel_op(int fd, const source& s, op o) noexcept {
+  if (!live_) {
+    return;  // armed at start(); nothing in flight after finish()
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return;
+  }
+  io_uring_prep_cancel64(sqe, data_of(o, s.seq, fd), 0);
+  io_uring_sqe_set_data64(sqe, data_of(cancel, 0, 0));
+}
+
+void uring_backend::arm_wake() noexcept {
+  if (!live_) {
+    return;  // armed at start(); nothing in flight after finish()
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return;
+  }
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof(wake_value_), 0);
+  io_uring_sqe_set_data64(sqe, data_of(wake_read, 0, 0));
+}
+
+std::error_code uring_backend::watch_listener(int fd, io_key key) noexcept {
+  return watch(fd, key, source_kind::listener, true, false);
+}
+
+std::error_code uring_backend::watch_stream(int fd, io_key key, stream_interest want) noexcept {
+  return watch(fd, key, source_kind::stream, want.receive, want.send);
+}
+
+std::error_code uring_backend::change_stream(int fd, io_key key, stream_interest want) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->kind != source_kind::stream || s->key != key) {
+    return std::make_error_code(std::errc::no_such_file_or_directory);  // as epoll_ctl's ENOENT
+  }
+  s->want_in = want.receive;
+  s->want_out = want.send;
+  if (!want.receive && s->in_armed) {
+    // Bytes the receive took before the cancel still complete: the loop holds them.
+    cancel_op(fd, *s, recv);
+    s->in_armed = false;
+  }
+  if (!want.send && s->out_armed) {
+    cancel_op(fd, *s, poll_out);
+    s->out_armed = false;
+  }
+  if (want.receive && s->hup_armed) {
+    cancel_op(fd, *s, poll_hup);
+    s->hup_armed = false;
+  }
+  arm(fd, *s);
+  return {};
+}
+
+std::error_code uring_backend::watch_connect(int fd, io_key key) noexcept {
+  return watch(fd, key, source_kind::connect, false, true);
+}
+
+std::error_code uring_backend::watch_datagram(int fd, io_key key) noexcept {
+  return watch(fd, key, source_kind::datagram, true, false);
+}
+
+std::error_code uring_backend::change_datagram(int fd, io_key key, bool receive) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->kind != source_kind::datagram || s->key != key) {
+    return std::make_error_code(std::errc::no_such_file_or_directory);
+  }
+  s->want_in = receive;
+  if (!receive && s->in_armed) {
+    cancel_op(fd, *s, poll_in);
+    s->in_armed = false;
+  }
+  arm(fd, *s);
+  return {};
+}
+
+std::error_code uring_backend::unwatch(int fd) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->kind == source_kind::none) {
+    return std::make_error_code(std::errc::no_such_file_or_directory);
+  }
+  // What is in flight is cancelled at the next submission, before the wait: the fd may be
+  // closed now (the ring holds its own reference until then) and reused, and whatever still
+  // completes for it carries the old sequence number and is dropped.
+  if (s->in_armed) {
+    cancel_op(fd, *s, s->kind == source_kind::stream ? recv : poll_in);
+  }
+  if (s->out_armed) {
+    cancel_op(fd, *s, poll_out);
+  }
+  if (s->hup_armed) {
+    cancel_op(fd, *s, poll_hup);
+  }
+  s->kind = source_kind::none;
+  s->in_armed = s->out_armed = s->hup_armed = false;
+  return {};
+}
+
+result<std::size_t> uring_backend::wait(int timeout_ms) {
+  io_uring_cqe* cqe = nullptr;
+  int rc = 0;
+  if (timeout_ms == 0) {
+    rc = io_uring_submit_and_get_events(&ring_->r);
+  } else {
+    __kernel_timespec ts{};
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
+    rc = io_uring_submit_and_wait_timeout(&ring_->r, &cqe, 1, timeout_ms < 0 ? nullptr : &ts,
+                                          nullptr);
+  }
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+    return std::error_code(-rc, std::system_category());
+  }
+  harvest();
+  return ready_.size();
+}
+
+void uring_backend::harvest() {
+  io_uring_cqe* cqe = nullptr;
+  unsigned head = 0;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_->r, head, cqe) {
+    ready_.push_back({cqe->user_data, cqe->res, cqe->flags});
+    ++seen;
+  }
+  io_uring_cq_advance(&ring_->r, seen);
+}
+
+void uring_backend::wake() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN: the counter is full, so a wake-up is pending anyway.
+  (void)::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+}  // namespace actnet::detail
