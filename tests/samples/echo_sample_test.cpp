@@ -1,12 +1,17 @@
 // samples/echo: the sample contract, run as a user would: a process that prints its address,
 // echoes, and exits 0 on SIGTERM.
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -36,6 +41,102 @@ struct echo_process : test::sample_process {
             {"--listen", "tcp://127.0.0.1:0", "--loops", loops, "--lb", lb, "--cpus", cpus},
             fd_limit) {}
 };
+
+// A process in which io_uring_setup fails with EPERM, as under a seccomp filter (Docker's
+// default profile) or kernel.io_uring_disabled: echo_server with `backend`, its stdout and
+// stderr on `out`. Filtering needs no privilege (no_new_privs).
+struct no_uring_process {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+  explicit no_uring_process(const char* backend) {
+    int fds[2];
+    if (::pipe(fds) != 0) {
+      return;
+    }
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], STDOUT_FILENO);
+      ::dup2(fds[1], STDERR_FILENO);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      // NOLINTBEGIN: the kernel's BPF macros
+      sock_filter filter[] = {
+          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      };
+      sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+      // NOLINTEND
+      if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+          ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        std::_Exit(126);
+      }
+      const char* argv[] = {ACTNET_ECHO_SERVER, "--loops",           "1",    "--backend", backend,
+                            "--listen",         "tcp://127.0.0.1:0", nullptr};
+      const char* envp[] = {"ACTNET_LOG=info", nullptr};  // (and no ACTNET_BACKEND)
+      ::execve(ACTNET_ECHO_SERVER, const_cast<char**>(argv), const_cast<char**>(envp));  // NOLINT
+      std::_Exit(127);
+    }
+    ::close(fds[1]);
+    out = ::fdopen(fds[0], "r");
+  }
+  no_uring_process(const no_uring_process&) = delete;
+  no_uring_process& operator=(const no_uring_process&) = delete;
+  ~no_uring_process() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      (void)wait();
+    }
+    if (out != nullptr) {
+      std::fclose(out);
+    }
+  }
+  // The next line it printed (empty at its end).
+  std::string line() const {
+    char buf[512] = {};
+    return out != nullptr && std::fgets(buf, sizeof buf, out) != nullptr ? buf : "";
+  }
+  int wait() {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return status;
+  }
+};
+
+TEST(echo_sample, where_io_uring_is_refused_asking_for_it_fails_and_automatic_serves_on_epoll) {
+  {
+    no_uring_process refused("io_uring");
+    std::string all;
+    for (std::string l = refused.line(); !l.empty(); l = refused.line()) {
+      all += l;
+    }
+    const int status = refused.wait();
+    ASSERT_TRUE(WIFEXITED(status)) << all;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << all;
+    EXPECT_NE(all.find("backend = io_uring"), std::string::npos) << all;
+    EXPECT_NE(all.find("missing: permission to make a ring"), std::string::npos) << all;
+  }
+  no_uring_process fallback("automatic");
+  std::string before;
+  std::string l = fallback.line();
+  for (; !l.empty() && l.rfind("listening on ", 0) != 0; l = fallback.line()) {
+    before += l;
+  }
+  ASSERT_EQ(l.rfind("listening on tcp://", 0), 0U) << before << l;
+  EXPECT_NE(before.find("io_uring cannot run here"), std::string::npos) << before;
+  EXPECT_NE(before.find("run on epoll"), std::string::npos) << before;
+  const address bound = address::parse(l.substr(13, l.size() - 14));
+  const int fd = test::connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "on epoll"));
+  EXPECT_EQ(test::recv_exact(fd, 8), "on epoll");
+  ::close(fd);
+  ::kill(fallback.pid, SIGTERM);
+  const int status = fallback.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 TEST(echo_sample, prints_its_address_echoes_and_stops_cleanly_on_sigterm) {
   echo_process server("2");
