@@ -205,7 +205,7 @@ void connection::begin_closing() noexcept {
       return;
     }
   }
-  if (out_.empty()) {  // nothing to send: it closes now (the common case, kept short)
+  if (!output_waiting()) {  // nothing to send: it closes now (the common case, kept short)
     loop_->schedule_close(*this, closing_reason());
     return;
   }
@@ -234,11 +234,11 @@ std::error_code connection::shutdown_write() {
     return {};
   }
   write_end_ = write_end::draining;
-  const bool was_empty = out_.empty();
+  const bool was_empty = !output_waiting();
   if (const std::error_code ec = end_layer()) {
     return ec;  // the connection closed with it
   }
-  if (!out_.empty()) {
+  if (output_waiting()) {
     // The FIN follows the output (output_drained); the layer's last bytes are sent now when
     // nothing waited before them.
     return was_empty ? send_buffered(true) : std::error_code{};

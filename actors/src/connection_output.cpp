@@ -46,6 +46,17 @@ std::error_code connection::fail(std::error_code ec) noexcept {
 }
 
 void connection::want_write(bool on) noexcept {
+  if ((path_ & ring_sends) != 0) {
+    // io_uring: queued to go out before the loop's next wait (and kept queued while a send is
+    // in flight: its completion drains on).
+    if (on && !writing_ && state_ != state::closed) {
+      writing_ = true;
+      loop_->queue_ring_send(*this);
+    } else if (!on) {
+      writing_ = false;
+    }
+    return;
+  }
   if (loop_->options_.edge_triggered || writing_ == on || state_ == state::closed) {
     return;
   }
@@ -117,6 +128,17 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
+  if ((path_ & (ring_sends | not_plain)) == ring_sends && out_.empty() && !bytes.empty()) {
+    // io_uring's per-message path: copied once into the ring's send buffer, which goes out
+    // before the loop's next wait, with whatever else is written until then.
+    const bool was_waiting = writing_;
+    if (loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk)) [[likely]] {
+      if (!was_waiting) {
+        after_buffering(true);
+      }
+      return {};
+    }
+  }
   if (xport_ != nullptr) {
     const std::array parts{bytes};
     return write_special(parts);
@@ -180,7 +202,7 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
   }
   std::size_t first_unsent = 0;
   std::size_t sent = 0;
-  if (out_.empty()) {
+  if (out_.empty() && (path_ & ring_sends) == 0) {
     // Only the entries used are written: zeroing the whole array cost more than the rest of
     // the echo path (callgrind).
     std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
@@ -228,11 +250,12 @@ std::error_code connection::write(block payload) {
     const std::array parts{std::span<const std::byte>(payload.data())};
     return write_special(parts);
   }
-  if (!out_.empty()) {
+  if (!out_.empty() || (path_ & ring_sends) != 0) {
+    const bool was_empty = out_.empty();
     if (const std::error_code ec = out_.append(std::move(payload))) {
       return fail(ec);
     }
-    after_buffering(false);
+    after_buffering(was_empty);
     return {};
   }
   const std::span<const std::byte> bytes = payload.data();
@@ -263,7 +286,46 @@ std::error_code connection::flush() {
   return drain_output();
 }
 
+bool connection::output_waiting() const noexcept {
+  return !out_.empty() || ((path_ & ring_sends) != 0 && loop_->backend_.uring().sending(fd_));
+}
+
+std::error_code connection::drain_to_ring() {
+  detail::uring_backend& ring = loop_->backend_.uring();
+  if (ring.in_flight(fd_)) {
+    return {};  // its completion drains on
+  }
+  if (ring.sending(fd_)) {
+    ring.submit(fd_);  // what was staged; the buffered output (after it) at its completion
+    return {};
+  }
+  if (!out_.empty()) {
+    std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+    const std::size_t n = out_.peek(iov, defaults::ring_send_chunk);
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      bytes += iov[i].iov_len;
+    }
+    if (const std::error_code ec = ring.send(fd_, std::span<const iovec>(iov.data(), n))) {
+      return fail(ec);
+    }
+    (void)out_.discard(bytes);
+    after_draining(false);  // (the low watermark; the time of the send at its completion)
+    return {};
+  }
+  want_write(false);
+  if (state_ == state::closing) {
+    loop_->schedule_close(*this, closing_reason());
+    return {};
+  }
+  output_drained();
+  return {};
+}
+
 std::error_code connection::drain_output() {
+  if ((path_ & ring_sends) != 0) {
+    return drain_to_ring();
+  }
   bool progressed = false;
   while (!out_.empty()) {
     const result<std::size_t> sent = out_.drain_to(fd_);

@@ -96,7 +96,7 @@ void connection::check_timeouts() {
     fail(errc::idle_timeout);
   } else if (!read_paused() && expired(timing_->last_read, limits.read)) {
     fail(errc::read_timeout);
-  } else if (!out_.empty() && expired(timing_->last_write, limits.write)) {
+  } else if (output_waiting() && expired(timing_->last_write, limits.write)) {
     fail(errc::write_timeout);
   } else if (next != timer_clock::time_point::max()) {
     arm_timeouts(next);

@@ -221,7 +221,7 @@ bool detail::loop_core::make_plain_buffer(connection& c) {
   if (c == nullptr) {
     return;  // closed in this batch: its buffer goes back all the same
   }
-  if (c->path_ == 0) [[likely]] {  // open, reading, plain
+  if ((c->path_ & ~connection::ring_sends) == 0) [[likely]] {  // open, reading, plain
     if (c->timing_ != nullptr) [[unlikely]] {
       c->note_read();
     }
@@ -320,6 +320,51 @@ void detail::loop_core::receive_ended(io_key key, int res) {
 void detail::loop_core::completions::receive_ended(io_key key, int res) const {
   core.receive_ended(key, res);
 }
+void detail::loop_core::completions::sent(io_key key, int res) const {
+  core.sent(key, res);
+}
+
+void detail::loop_core::queue_ring_send(connection& c) {
+  try {
+    ring_sends_.push_back(c.ref());
+  } catch (const std::bad_alloc&) {
+    schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
+  }
+}
+
+// Before each wait: every connection that wrote since the last one hands its output to the
+// ring (one send each, however many writes it made), and the wait's enter submits them all.
+void detail::loop_core::flush_ring_sends() {
+  if (ring_sends_.empty()) {
+    return;
+  }
+  flushing_.swap(ring_sends_);
+  for (const conn_ref& r : flushing_) {
+    if (connection* c = find(r.slot_, r.generation_);
+        c != nullptr && c->state_ != connection::state::closed) {
+      (void)c->drain_output();
+      reap();
+    }
+  }
+  flushing_.clear();
+}
+
+void detail::loop_core::sent(io_key key, int res) {
+  connection* c = slots_.find_registered(key.slot(), key.stream_generation());
+  if (c == nullptr || c->state_ == connection::state::closed) {
+    return;
+  }
+  if (res < 0) {
+    // As a send call's failure: after shutdown_write's FIN the peer's reset is the news.
+    schedule_close(*c, {-res, std::system_category()});
+  } else {
+    if (c->timing_ != nullptr) {
+      c->note_sent();
+    }
+    (void)c->drain_output();  // the next part, or the end of the output
+  }
+  reap();
+}
 
 [[gnu::always_inline]] inline void detail::loop_core::deliver(connection& c) {
   if (!detail::guarded(*this, "on_data", [&] { c.on_data(); })) [[unlikely]] {
@@ -407,6 +452,7 @@ void detail::loop_core::run() {
 [[gnu::always_inline]] inline bool detail::loop_core::wait_phase() {
   // The timer phase's clock reading is this one's too (one read an iteration): only its own
   // timers ran since, and they read the clock themselves to re-arm.
+  flush_ring_sends();
   int timeout = -1;
   if (!timers_.empty()) {
     timeout = timers_.next_timeout_ms(timers_read_ ? timers_read_at_ : timer_clock::now());
@@ -518,6 +564,7 @@ void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
     if (!waiting || now >= deadline) {
       return;
     }
+    flush_ring_sends();
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     if (!backend_.wait(static_cast<int>(std::min<std::int64_t>(left.count(), 1000)))) {
       return;

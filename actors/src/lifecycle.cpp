@@ -58,6 +58,9 @@ connection* detail::loop_core::install(std::unique_ptr<connection> c, int fd, wa
     }
   }
   connection* conn = c.release();
+  if (how == watch::stream && backend_.is_uring()) {
+    conn->path_ |= connection::ring_sends;
+  }
   slots_.fill(slot, conn);
   if (counted) {
     connections_.fetch_add(1, std::memory_order_relaxed);
@@ -109,6 +112,15 @@ void detail::loop_core::reap_scheduled() noexcept {
     }
     const bool own_socket = c.dgram() == nullptr || c.dgram()->socket == nullptr;  // not a session
     if (own_socket) {
+      if ((c.path_ & connection::ring_sends) != 0 && !backend_.uring().in_flight(c.fd_)) {
+        // io_uring: what the actor wrote before this close had not reached the kernel yet (on
+        // epoll it would have): handed over now, before the fd goes, with one try.
+        if (backend_.uring().sending(c.fd_)) {
+          backend_.uring().submit(c.fd_);
+        } else if (!c.out_.empty()) {
+          (void)c.out_.drain_to(c.fd_);
+        }
+      }
       (void)backend_.unwatch(c.fd_);
     }
     (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
@@ -188,7 +200,7 @@ void detail::loop_core::release_idle_memory() noexcept {
 void detail::loop_core::close_all(std::error_code reason) noexcept {
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (connection* c = slots_.at(i); c != nullptr && c->state_ != connection::state::closed) {
-      if (!c->out_.empty()) {
+      if (!c->out_.empty() && (c->path_ & connection::ring_sends) == 0) {
         (void)c->out_.drain_to(c->fd_);  // one try; a drain deadline comes later
       }
       schedule_close(*c, reason);

@@ -60,8 +60,9 @@ void detail::loop_core::peer_shut_down(connection& c) {
 }
 
 void detail::loop_core::update_interest(connection& c) noexcept {
+  // (On io_uring, output leaves through ring sends, never on "may send".)
   const detail::stream_interest want{c.state_ == connection::state::open && !c.read_paused(),
-                                     c.writing_};
+                                     c.writing_ && (c.path_ & connection::ring_sends) == 0};
   const io_key key = io_key::from_bits(key_of(c));
   if (c.dgram() != nullptr) {
     (void)backend_.change_datagram(c.fd_, key, want.receive);

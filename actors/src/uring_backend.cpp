@@ -9,9 +9,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <climits>
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <string>
 #include <thread>
@@ -36,6 +39,16 @@ struct uring_backend::ring {
 namespace {
 
 constexpr std::uint16_t buffer_group = 0;
+
+// A free submission entry: when the queue is full, what it holds is submitted first.
+io_uring_sqe* next_sqe(io_uring& r) noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&r);
+  if (sqe == nullptr) {
+    (void)io_uring_submit(&r);
+    sqe = io_uring_get_sqe(&r);
+  }
+  return sqe;
+}
 
 [[noreturn]] void refuse(int err, const std::string& what) {
   throw std::system_error(err, std::system_category(), "io_uring: " + what);
@@ -207,22 +220,102 @@ void uring_backend::finish() noexcept {
   }
   for (source& src : sources_) {
     src.in_armed = src.out_armed = src.hup_armed = false;
+    src.send_len = src.send_off = 0;
+    src.send_submitted = false;
   }
+  orphans_.clear();  // the ring is gone: nothing reads them any more
 }
 
-namespace {
+std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->kind != source_kind::stream || !live_) {
+    return std::make_error_code(std::errc::not_connected);
+  }
+  if (s->send_submitted) {
+    return std::make_error_code(std::errc::operation_in_progress);
+  }
+  std::size_t total = s->send_len;  // (behind what is staged)
+  for (const iovec& v : parts) {
+    total += v.iov_len;
+  }
+  if (total == 0) {
+    return {};
+  }
+  if (total > UINT32_MAX / 2) {
+    return std::make_error_code(std::errc::message_size);
+  }
+  if (total > s->send_cap && !grow(*s, total)) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  std::byte* to = s->send_buf.get() + s->send_len;
+  for (const iovec& v : parts) {
+    std::memcpy(to, v.iov_base, v.iov_len);
+    to += v.iov_len;
+  }
+  s->send_len = static_cast<std::uint32_t>(total);
+  submit(fd);
+  return {};
+}
 
-// A free submission entry: when the queue is full, what it holds is submitted first.
-io_uring_sqe* next_sqe(io_uring& r) noexcept {
-  io_uring_sqe* sqe = io_uring_get_sqe(&r);
+bool uring_backend::grow(source& s, std::size_t need) noexcept {
+  const std::size_t cap = std::max<std::size_t>({need, 1024, std::size_t{s.send_cap} * 2});
+  std::unique_ptr<std::byte[]> bigger;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+  try {
+    bigger = std::make_unique_for_overwrite<std::byte[]>(cap);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  if (s.send_len != 0) {
+    std::memcpy(bigger.get(), s.send_buf.get(), s.send_len);
+  }
+  s.send_buf = std::move(bigger);
+  s.send_cap = static_cast<std::uint32_t>(cap);
+  return true;
+}
+
+bool uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
+                               std::size_t limit) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->kind != source_kind::stream || !live_ || s->send_submitted ||
+      s->send_len + bytes.size() > limit || bytes.size() > UINT32_MAX / 2) {
+    return false;
+  }
+  if (s->send_len + bytes.size() > s->send_cap && !grow(*s, s->send_len + bytes.size())) {
+    return false;
+  }
+  std::memcpy(s->send_buf.get() + s->send_len, bytes.data(), bytes.size());
+  s->send_len += static_cast<std::uint32_t>(bytes.size());
+  return true;
+}
+
+void uring_backend::submit(int fd) noexcept {
+  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  if (s == nullptr || s->send_submitted || s->send_len == 0 || !live_) {
+    return;
+  }
+  s->send_off = 0;
+  s->send_submitted = true;
+  submit_send(fd, *s);
+}
+
+void uring_backend::submit_send(int fd, source& s) noexcept {
+  io_uring_sqe* sqe = next_sqe(ring_->r);
   if (sqe == nullptr) {
-    (void)io_uring_submit(&r);
-    sqe = io_uring_get_sqe(&r);
+    return;
   }
-  return sqe;
+  io_uring_prep_send(sqe, fd, s.send_buf.get() + s.send_off, s.send_len - s.send_off, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, data_of(send_op, s.seq, fd));
 }
 
-}  // namespace
+void uring_backend::drop_orphan(std::uint64_t user_data) noexcept {
+  for (std::size_t i = 0; i < orphans_.size(); ++i) {
+    if (orphans_[i].user_data == user_data) {
+      orphans_[i] = std::move(orphans_.back());
+      orphans_.pop_back();
+      return;
+    }
+  }
+}
 
 uring_backend::source* uring_backend::entry(int fd) {
   const auto i = static_cast<std::size_t>(fd);
@@ -245,8 +338,14 @@ std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool 
   if (s->kind != source_kind::none) {
     return std::make_error_code(std::errc::file_exists);  // as epoll_ctl's EEXIST
   }
-  const std::uint32_t seq = s->seq + 1;
-  *s = source{key, seq, kind, in, out, false, false, false};
+  s->key = key;
+  s->seq = s->seq + 1;
+  s->kind = kind;
+  s->want_in = in;
+  s->want_out = out;
+  s->in_armed = s->out_armed = s->hup_armed = false;
+  s->send_len = s->send_off = 0;
+  s->send_submitted = false;
   arm(fd, *s);
   return {};
 }
@@ -397,9 +496,8 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
   if (s == nullptr || s->kind == source_kind::none) {
     return std::make_error_code(std::errc::no_such_file_or_directory);
   }
-  // What is in flight is cancelled at the next submission, before the wait: the fd may be
-  // closed now (the ring holds its own reference until then) and reused, and whatever still
-  // completes for it carries the old sequence number and is dropped.
+  // What is in flight is cancelled; whatever still completes for the fd carries the old
+  // sequence number and is dropped (a send's buffer is freed then).
   if (s->in_armed) {
     cancel_op(fd, *s, s->kind == source_kind::stream ? recv : poll_in);
   }
@@ -409,8 +507,27 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
   if (s->hup_armed) {
     cancel_op(fd, *s, poll_hup);
   }
+  if (s->send_submitted) {
+    cancel_op(fd, *s, send_op);
+    try {
+      orphans_.push_back({data_of(send_op, s->seq, fd), std::move(s->send_buf)});
+    } catch (const std::bad_alloc&) {
+      (void)s->send_buf.release();  // leaked rather than freed under the kernel
+    }
+  } else {
+    s->send_buf.reset();  // (staged bytes that never went: the close drops them)
+  }
+  s->send_cap = 0;
+  s->send_len = s->send_off = 0;
+  s->send_submitted = false;
   s->kind = source_kind::none;
   s->in_armed = s->out_armed = s->hup_armed = false;
+  // Submitted now, while the fd is still open: an entry queued for it (a receive armed, a send)
+  // names it by number, and once it is closed the number may be a new socket's by the next
+  // enter. The cancels go with them.
+  if (live_ && io_uring_sq_ready(&ring_->r) != 0) {
+    (void)io_uring_submit(&ring_->r);
+  }
   return {};
 }
 

@@ -50,6 +50,8 @@ inline constexpr std::size_t read_buffer_size = std::size_t{64} << 10;
 // io_uring: a loop's provided-buffer ring (256 x 16 KiB: 4 MiB mapped, touched as used).
 inline constexpr std::size_t uring_buffer_size = std::size_t{16} << 10;
 inline constexpr unsigned uring_buffers = 256;
+// io_uring: the most one send through the ring takes from a connection's outbound buffer.
+inline constexpr std::size_t ring_send_chunk = std::size_t{64} << 10;
 /// Edge-triggered mode: the most a connection reads per wake-up before other connections get
 /// their turn (gnet's EdgeTriggeredIOChunk).
 inline constexpr std::size_t edge_triggered_chunk = std::size_t{1} << 20;

@@ -182,7 +182,8 @@ class connection {
   /// that error).
   std::error_code write(std::span<const std::byte> bytes) {
     assert_in_loop_thread();
-    if ((path_ & (not_open | not_plain)) == 0 && out_.empty() && !bytes.empty()) [[likely]] {
+    if ((path_ & (not_open | not_plain | ring_sends)) == 0 && out_.empty() && !bytes.empty())
+        [[likely]] {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
@@ -389,9 +390,10 @@ class connection {
   // What keeps a connection off the per-message path, whose one test is path_ == 0 (reading)
   // or path_ without paused == 0 (writing).
   enum path_bit : std::uint8_t {
-    not_open = 1,   // state_ is closing or closed
-    paused = 2,     // not reading: pause_reading(), or the peer's FIN
-    not_plain = 4,  // xport_: a datagram or a layered stream
+    not_open = 1,    // state_ is closing or closed
+    paused = 2,      // not reading: pause_reading(), or the peer's FIN
+    not_plain = 4,   // xport_: a datagram or a layered stream
+    ring_sends = 8,  // io_uring: writes leave through the loop's ring, never by a send call
   };
   void set_state(state s) noexcept {
     state_ = s;
@@ -403,6 +405,11 @@ class connection {
   void set_read_paused(bool on) noexcept {
     path_ = static_cast<std::uint8_t>(on ? path_ | paused : path_ & ~paused);
   }
+  // Output not yet sent: buffered, or (io_uring) in the ring's send in flight.
+  [[nodiscard]] bool output_waiting() const noexcept;
+  // io_uring: the buffered output's next part into the ring (one send in flight), or, when all
+  // has gone, what drain_output does then.
+  std::error_code drain_to_ring();
   // This side's writing: open, shut after the buffered output (shutdown_write), or shut.
   enum class write_end : std::uint8_t { open, draining, shut };
 

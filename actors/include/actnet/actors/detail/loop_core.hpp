@@ -159,7 +159,12 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     void operator()(io_key key, std::uint32_t events) const;
     void received(io_key key, std::span<const std::byte> bytes) const;
     void receive_ended(io_key key, int res) const;
+    void sent(io_key key, int res) const;
   };
+  // io_uring: c's output goes out through the ring before the next wait (flush_ring_sends).
+  void queue_ring_send(connection& c);
+  void flush_ring_sends();
+  void sent(io_key key, int res);  // a ring send ended: the next part, or the end of output
   void received(io_key key, std::span<const std::byte> bytes);  // the per-message path
   void received_slow(connection& c, std::span<const std::byte> bytes);
   void receive_ended(io_key key, int res);
@@ -224,6 +229,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   };
   std::vector<scheduled_close> scheduled_closes_;  // run by reap(), between handlers
   std::vector<conn_ref> continue_reading_;         // edge-triggered reads cut off by the chunk
+  std::vector<conn_ref> ring_sends_;               // io_uring: output to send before the wait
+  std::vector<conn_ref> flushing_;                 // (ring_sends_ while it is worked through)
   // The most one read takes (engine_options::read_buffer_size): a pointer and a size, one load
   // each on the per-message path.
   struct read_buffer {

@@ -5,9 +5,12 @@
 // liburing stays in uring_backend.cpp: this header needs only the kernel's completion layout.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,12 +25,14 @@
 namespace actnet::detail {
 
 /// What a completion back end's dispatch hands a stream besides io_handler's readiness calls:
-/// its bytes, and the end of its receiving (0: the peer's FIN; otherwise -errno).
+/// its bytes, the end of its receiving (0: the peer's FIN; otherwise -errno), and the end of
+/// its send (the bytes sent, or -errno).
 template <class H>
 concept completion_handler = io_handler<H> &&
     requires(H& h, io_key key, std::span<const std::byte> bytes, int res) {
   h.received(key, bytes);
   h.receive_ended(key, res);
+  h.sent(key, res);
 };
 
 /// io_uring's settings, from engine_options.
@@ -78,6 +83,35 @@ class uring_backend {
   void shrink() noexcept {}
   [[nodiscard]] static bool edge_triggered() noexcept { return false; }
 
+  /// A stream's send through the ring: `parts` copied into the stream's send buffer (made for
+  /// the send, freed at its end, so an idle connection holds none) and sent, a short send
+  /// continued, until all went or the send failed; then handle.sent(key, bytes or -errno). One send
+  /// at a time per stream, so bytes keep their order: sending(fd) until then.
+  [[nodiscard]] std::error_code send(int fd, std::span<const iovec> parts) noexcept;
+  /// Appends `bytes` to the stream's send buffer while none of it is in flight and the buffer
+  /// stays within `limit`: the per-message path (a write copied once, sent by submit() before
+  /// the wait, however many writes came). False: buffer them elsewhere, behind this.
+  [[nodiscard]] bool stage(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept {
+    source* s = static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+    if (s == nullptr || s->send_submitted || s->send_len + bytes.size() > s->send_cap ||
+        s->send_len + bytes.size() > limit) [[unlikely]] {
+      return stage_slow(fd, bytes, limit);
+    }
+    std::memcpy(s->send_buf.get() + s->send_len, bytes.data(), bytes.size());
+    s->send_len += static_cast<std::uint32_t>(bytes.size());
+    return true;
+  }
+  /// Sends what stage() gathered (nothing when a send is in flight or nothing is staged).
+  void submit(int fd) noexcept;
+  /// Output of the stream the ring holds: staged or in flight.
+  [[nodiscard]] bool sending(int fd) const noexcept {
+    return static_cast<std::size_t>(fd) < sources_.size() && sources_[fd].send_len != 0;
+  }
+  /// A send of the stream is in flight (the kernel may be reading its buffer).
+  [[nodiscard]] bool in_flight(int fd) const noexcept {
+    return static_cast<std::size_t>(fd) < sources_.size() && sources_[fd].send_submitted;
+  }
+
   /// Counted for the perf harness and tests: receives re-armed after the ring ran dry.
   [[nodiscard]] std::uint64_t buffer_shortages() const noexcept { return shortages_; }
 
@@ -92,7 +126,8 @@ class uring_backend {
     recv = 3,      // a stream's bytes (multishot, into the buffer ring)
     wake_read = 4,
     cancel = 5,
-    poll_hup = 6  // a stream whose receiving is paused failed or hung up both ways (one-shot)
+    poll_hup = 6,  // a stream whose receiving is paused failed or hung up both ways (one-shot)
+    send_op = 7    // a stream's bytes out, from its send buffer
   };
   enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
   struct source {
@@ -104,6 +139,18 @@ class uring_backend {
     bool in_armed = false;
     bool out_armed = false;
     bool hup_armed = false;  // a paused stream's hang-up watch
+    // The send in flight: [send_off, send_len) of send_buf still to go; send_len 0: none.
+    std::unique_ptr<std::byte[]> send_buf;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+    std::uint32_t send_cap = 0;
+    std::uint32_t send_len = 0;
+    std::uint32_t send_off = 0;
+    bool send_submitted = false;  // [send_off, send_len) is the kernel's now
+  };
+  // A send buffer whose stream was unwatched while the send was in flight: the kernel may still
+  // read it, so it is freed at that send's (stale) completion or at finish().
+  struct orphan {
+    std::uint64_t user_data;
+    std::unique_ptr<std::byte[]> buf;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
   };
   struct completion {
     std::uint64_t user_data;
@@ -143,6 +190,10 @@ class uring_backend {
   void arm_in(int fd, source& s) noexcept;
   void arm_out(int fd, source& s) noexcept;
   void arm_hup(int fd, source& s) noexcept;
+  void submit_send(int fd, source& s) noexcept;
+  bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
+  static bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
+  void drop_orphan(std::uint64_t user_data) noexcept;
   void cancel_op(int fd, const source& s, op o) noexcept;
   void arm_wake() noexcept;
   void harvest();  // the ready completions into ready_, the queue advanced past them
@@ -164,6 +215,7 @@ class uring_backend {
   struct ring;  // liburing's struct io_uring, in the .cpp
   std::unique_ptr<ring> ring_;
   std::vector<source> sources_;  // by fd
+  std::vector<orphan> orphans_;
   std::vector<completion> ready_;
   ring_buf* buf_ring_ = nullptr;  // shared with the kernel (mmap)
   std::size_t buf_ring_bytes_ = 0;
@@ -215,6 +267,27 @@ void uring_backend::dispatch(Handler&& handle) {
           arm_in(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
         }
       }
+      continue;
+    }
+    if (o == send_op) {
+      source* s = current(c.user_data);
+      if (s == nullptr) {
+        drop_orphan(c.user_data);
+        continue;
+      }
+      const int fd = static_cast<int>(static_cast<std::uint32_t>(c.user_data));
+      if (c.res > 0 && s->send_off + static_cast<std::uint32_t>(c.res) < s->send_len) {
+        s->send_off += static_cast<std::uint32_t>(c.res);  // a short send: the rest, in order
+        submit_send(fd, *s);
+        continue;
+      }
+      const int res = c.res < 0 ? c.res : static_cast<int>(s->send_len);
+      s->send_len = s->send_off = 0;
+      s->send_submitted = false;
+      s->send_buf.reset();  // an idle connection holds no send buffer
+      s->send_cap = 0;
+      const io_key key = s->key;
+      handle.sent(key, res);
       continue;
     }
     if (o == wake_read) {
