@@ -137,7 +137,9 @@ std::string resolve_backend(engine_options& o) {
   // ACTNET_BACKEND overrides the option for every engine of the process (as libuv's
   // UV_USE_IO_URING does): to try a back end under a built program, and to run a test suite
   // on each.
-  if (const char* env = std::getenv("ACTNET_BACKEND"); env != nullptr && *env != '\0') {
+  // (Read once, at the engine's construction, as ACTNET_LOG is.)
+  if (const char* env = std::getenv("ACTNET_BACKEND");  // NOLINT(concurrency-mt-unsafe)
+      env != nullptr && *env != '\0') {
     const std::string_view name = env;
     if (name == "epoll") {
       o.backend = io_backend::epoll;

@@ -25,8 +25,9 @@ static_assert(sizeof(io_uring_buf) == 16 && offsetof(io_uring_buf, addr) == 0 &&
                   offsetof(io_uring_buf, len) == 8 && offsetof(io_uring_buf, bid) == 12 &&
                   offsetof(io_uring_buf, resv) == 14 && offsetof(io_uring_buf_ring, tail) == 14,
               "ring_buf mirrors the kernel's io_uring_buf");
-static_assert(IORING_CQE_F_MORE == (1U << 1) && IORING_CQE_F_BUFFER == 1U &&
-              IORING_CQE_BUFFER_SHIFT == 16);
+// The completion flags uring_backend.hpp spells out, as the kernel defines them.
+static_assert(IORING_CQE_F_MORE == 2U && IORING_CQE_BUFFER_SHIFT == 16);
+static_assert(IORING_CQE_F_BUFFER == 1U);  // NOLINT(misc-redundant-expression): (1U << 0)
 static_assert(POLLIN == io_event::readable && POLLOUT == io_event::writable &&
                   POLLERR == io_event::error && POLLHUP == io_event::hangup_both &&
                   (POLLHUP | POLLRDHUP) == io_event::hangup,
@@ -258,7 +259,7 @@ std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexce
 }
 
 bool uring_backend::grow(source& s, std::size_t need) noexcept {
-  const std::size_t cap = std::max<std::size_t>({need, 1024, std::size_t{s.send_cap} * 2});
+  const auto cap = std::max<std::size_t>({need, 1024, std::size_t{s.send_cap} * 2});
   std::unique_ptr<std::byte[]> bigger;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
   try {
     bigger = std::make_unique_for_overwrite<std::byte[]>(cap);
