@@ -251,11 +251,13 @@ void uring_backend::dispatch(Handler&& handle) {
                                                      static_cast<std::size_t>(c.res)));
         }
         give_back(bid);
+      } else if (c.res == -ECANCELED) {
+        continue;  // cancelled here (change_stream, unwatch), which disarmed it then
       } else if (s != nullptr) {
         s->in_armed = more && s->in_armed;
         if (c.res == -ENOBUFS) {
           ++shortages_;  // the bytes wait in the socket: re-armed below, nothing lost
-        } else if (c.res != -ECANCELED) {
+        } else {
           const io_key key = s->key;
           handle.receive_ended(key, c.res);
         }
