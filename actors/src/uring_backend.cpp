@@ -224,7 +224,13 @@ void uring_backend::finish() noexcept {
     src.send_len = src.send_off = 0;
     src.send_submitted = false;
   }
-  orphans_.clear();  // the ring is gone: nothing reads them any more
+  for (source& src : sources_) {
+    release_send_block(src);  // (staged bytes of closed connections)
+  }
+  for (const orphan& o : orphans_) {
+    block_pool::deallocate(o.block);  // the ring is gone: nothing reads them any more
+  }
+  orphans_.clear();
 }
 
 std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexcept {
@@ -245,10 +251,10 @@ std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexce
   if (total > UINT32_MAX / 2) {
     return std::make_error_code(std::errc::message_size);
   }
-  if (total > s->send_cap && !grow(*s, total)) {
+  if (total > s->send_block.size() && !grow(*s, total)) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
-  std::byte* to = s->send_buf.get() + s->send_len;
+  std::byte* to = s->send_block.data() + s->send_len;
   for (const iovec& v : parts) {
     std::memcpy(to, v.iov_base, v.iov_len);
     to += v.iov_len;
@@ -259,18 +265,18 @@ std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexce
 }
 
 bool uring_backend::grow(source& s, std::size_t need) noexcept {
-  const auto cap = std::max<std::size_t>({need, 1024, std::size_t{s.send_cap} * 2});
-  std::unique_ptr<std::byte[]> bigger;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+  const auto cap = std::max<std::size_t>({need, 1024, s.send_block.size() * 2});
+  std::span<std::byte> bigger;
   try {
-    bigger = std::make_unique_for_overwrite<std::byte[]>(cap);
+    bigger = block_pool::allocate(cap);
   } catch (const std::bad_alloc&) {
     return false;
   }
   if (s.send_len != 0) {
-    std::memcpy(bigger.get(), s.send_buf.get(), s.send_len);
+    std::memcpy(bigger.data(), s.send_block.data(), s.send_len);
   }
-  s.send_buf = std::move(bigger);
-  s.send_cap = static_cast<std::uint32_t>(cap);
+  release_send_block(s);
+  s.send_block = bigger;
   return true;
 }
 
@@ -281,10 +287,10 @@ bool uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
       s->send_len + bytes.size() > limit || bytes.size() > UINT32_MAX / 2) {
     return false;
   }
-  if (s->send_len + bytes.size() > s->send_cap && !grow(*s, s->send_len + bytes.size())) {
+  if (s->send_len + bytes.size() > s->send_block.size() && !grow(*s, s->send_len + bytes.size())) {
     return false;
   }
-  std::memcpy(s->send_buf.get() + s->send_len, bytes.data(), bytes.size());
+  std::memcpy(s->send_block.data() + s->send_len, bytes.data(), bytes.size());
   s->send_len += static_cast<std::uint32_t>(bytes.size());
   return true;
 }
@@ -304,14 +310,16 @@ void uring_backend::submit_send(int fd, source& s) noexcept {
   if (sqe == nullptr) {
     return;
   }
-  io_uring_prep_send(sqe, fd, s.send_buf.get() + s.send_off, s.send_len - s.send_off, MSG_NOSIGNAL);
+  io_uring_prep_send(sqe, fd, s.send_block.data() + s.send_off, s.send_len - s.send_off,
+                     MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, data_of(send_op, s.seq, fd));
 }
 
 void uring_backend::drop_orphan(std::uint64_t user_data) noexcept {
   for (std::size_t i = 0; i < orphans_.size(); ++i) {
     if (orphans_[i].user_data == user_data) {
-      orphans_[i] = std::move(orphans_.back());
+      block_pool::deallocate(orphans_[i].block);
+      orphans_[i] = orphans_.back();
       orphans_.pop_back();
       return;
     }
@@ -511,14 +519,14 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
   if (s->send_submitted) {
     cancel_op(fd, *s, send_op);
     try {
-      orphans_.push_back({data_of(send_op, s->seq, fd), std::move(s->send_buf)});
+      orphans_.push_back({data_of(send_op, s->seq, fd), s->send_block});
     } catch (const std::bad_alloc&) {
-      (void)s->send_buf.release();  // leaked rather than freed under the kernel
+      // Leaked rather than freed under the kernel.
     }
+    s->send_block = {};
   } else {
-    s->send_buf.reset();  // (staged bytes that never went: the close drops them)
+    release_send_block(*s);  // (staged bytes that never went: the close drops them)
   }
-  s->send_cap = 0;
   s->send_len = s->send_off = 0;
   s->send_submitted = false;
   s->kind = source_kind::none;

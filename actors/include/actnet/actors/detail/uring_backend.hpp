@@ -19,6 +19,7 @@
 
 #include "actnet/actors/detail/backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
+#include "actnet/buffers/block_pool.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 #include "actnet/result.hpp"
 
@@ -93,11 +94,11 @@ class uring_backend {
   /// the wait, however many writes came). False: buffer them elsewhere, behind this.
   [[nodiscard]] bool stage(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept {
     source* s = static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
-    if (s == nullptr || s->send_submitted || s->send_len + bytes.size() > s->send_cap ||
+    if (s == nullptr || s->send_submitted || s->send_len + bytes.size() > s->send_block.size() ||
         s->send_len + bytes.size() > limit) [[unlikely]] {
       return stage_slow(fd, bytes, limit);
     }
-    std::memcpy(s->send_buf.get() + s->send_len, bytes.data(), bytes.size());
+    std::memcpy(s->send_block.data() + s->send_len, bytes.data(), bytes.size());
     s->send_len += static_cast<std::uint32_t>(bytes.size());
     return true;
   }
@@ -139,9 +140,9 @@ class uring_backend {
     bool in_armed = false;
     bool out_armed = false;
     bool hup_armed = false;  // a paused stream's hang-up watch
-    // The send in flight: [send_off, send_len) of send_buf still to go; send_len 0: none.
-    std::unique_ptr<std::byte[]> send_buf;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
-    std::uint32_t send_cap = 0;
+    // The send: [send_off, send_len) of send_block still to go; send_len 0: none. The block is
+    // the block pool's (its thread cache reuses it for the next send).
+    std::span<std::byte> send_block;
     std::uint32_t send_len = 0;
     std::uint32_t send_off = 0;
     bool send_submitted = false;  // [send_off, send_len) is the kernel's now
@@ -150,7 +151,7 @@ class uring_backend {
   // read it, so it is freed at that send's (stale) completion or at finish().
   struct orphan {
     std::uint64_t user_data;
-    std::unique_ptr<std::byte[]> buf;  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+    std::span<std::byte> block;
   };
   struct completion {
     std::uint64_t user_data;
@@ -194,6 +195,12 @@ class uring_backend {
   bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
   static bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
   void drop_orphan(std::uint64_t user_data) noexcept;
+  static void release_send_block(source& s) noexcept {
+    if (!s.send_block.empty()) {
+      block_pool::deallocate(s.send_block);
+      s.send_block = {};
+    }
+  }
   void cancel_op(int fd, const source& s, op o) noexcept;
   void arm_wake() noexcept;
   void harvest();  // the ready completions into ready_, the queue advanced past them
@@ -286,8 +293,7 @@ void uring_backend::dispatch(Handler&& handle) {
       const int res = c.res < 0 ? c.res : static_cast<int>(s->send_len);
       s->send_len = s->send_off = 0;
       s->send_submitted = false;
-      s->send_buf.reset();  // an idle connection holds no send buffer
-      s->send_cap = 0;
+      release_send_block(*s);  // an idle connection holds no send buffer
       const io_key key = s->key;
       handle.sent(key, res);
       continue;
