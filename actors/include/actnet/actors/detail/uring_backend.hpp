@@ -84,10 +84,11 @@ class uring_backend {
   void shrink() noexcept {}
   [[nodiscard]] static bool edge_triggered() noexcept { return false; }
 
-  /// A stream's send through the ring: `parts` copied into the stream's send buffer (made for
-  /// the send, freed at its end, so an idle connection holds none) and sent, a short send
-  /// continued, until all went or the send failed; then handle.sent(key, bytes or -errno). One send
-  /// at a time per stream, so bytes keep their order: sending(fd) until then.
+  /// A stream's send through the ring: `parts` copied into the stream's send buffer (a block
+  /// pool block, given back at the end, so an idle connection holds none) and sent, a short
+  /// send continued, until all went or the send failed. handle.sent(key, n) reports each short
+  /// send's progress and the end (all the bytes, or -errno). One send at a time per stream, so
+  /// bytes keep their order: in_flight(fd) until then.
   [[nodiscard]] std::error_code send(int fd, std::span<const iovec> parts) noexcept;
   /// Appends `bytes` to the stream's send buffer while none of it is in flight and the buffer
   /// stays within `limit`: the per-message path (a write copied once, sent by submit() before
@@ -288,6 +289,8 @@ void uring_backend::dispatch(Handler&& handle) {
       if (c.res > 0 && s->send_off + static_cast<std::uint32_t>(c.res) < s->send_len) {
         s->send_off += static_cast<std::uint32_t>(c.res);  // a short send: the rest, in order
         submit_send(fd, *s);
+        const io_key key = s->key;
+        handle.sent(key, c.res);  // progress (a slow reader is not a stalled one); still in flight
         continue;
       }
       const int res = c.res < 0 ? c.res : static_cast<int>(s->send_len);
