@@ -48,101 +48,11 @@ constexpr std::uint32_t max_slots = 1U << 24;  // what fits in user_data beside 
 
 using peers::die;
 
-[[noreturn]] void die_errno(const std::string& what, int error = errno) {
-  die(what + ": " + std::strerror(error));
-}
-
-struct listen_address {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  bool is_tcp = true;
-  std::string unix_path;
-};
-
-listen_address parse_listen(std::string_view url) {
-  listen_address a;
-  if (url.starts_with("unix://")) {
-    a.is_tcp = false;
-    a.unix_path = std::string(url.substr(7));
-    sockaddr_un un{};
-    if (a.unix_path.empty() || a.unix_path.size() >= sizeof un.sun_path) {
-      die("--listen: bad unix socket path: " + std::string(url));
-    }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, a.unix_path.data(), a.unix_path.size());
-    std::memcpy(&a.storage, &un, sizeof un);
-    a.length = sizeof un;
-    return a;
-  }
-  const auto [host, port] = peers::split_tcp_url(url);
-  sockaddr_in v4{};
-  sockaddr_in6 v6{};
-  if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
-    v4.sin_family = AF_INET;
-    v4.sin_port = htons(static_cast<std::uint16_t>(port));
-    std::memcpy(&a.storage, &v4, sizeof v4);
-    a.length = sizeof v4;
-  } else if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
-    v6.sin6_family = AF_INET6;
-    v6.sin6_port = htons(static_cast<std::uint16_t>(port));
-    std::memcpy(&a.storage, &v6, sizeof v6);
-    a.length = sizeof v6;
-  } else {
-    die("--listen: '" + host + "' is not an IPv4 or IPv6 literal");
-  }
-  return a;
-}
-
-// The URL with the port the kernel actually chose, so a caller that asked for port 0 can connect.
-std::string bound_url(int fd, const listen_address& a) {
-  if (!a.is_tcp) {
-    return "unix://" + a.unix_path;
-  }
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    die_errno("getsockname");
-  }
-  std::array<char, INET6_ADDRSTRLEN> host{};
-  if (ss.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &v4->sin_addr, host.data(), host.size());
-    return "tcp://" + std::string(host.data()) + ":" + std::to_string(ntohs(v4->sin_port));
-  }
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-  ::inet_ntop(AF_INET6, &v6->sin6_addr, host.data(), host.size());
-  return "tcp://[" + std::string(host.data()) + "]:" + std::to_string(ntohs(v6->sin6_port));
-}
-
-int open_listener(const listen_address& a, bool reuse_port) {
-  // Non-blocking only for the accept4 that drops a connection when descriptors run out: the
-  // ring's accept waits for readiness either way.
-  const int fd = ::socket(a.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    die_errno("socket");
-  }
-  if (a.is_tcp) {
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      die_errno("SO_REUSEPORT");
-    }
-  } else {
-    // A socket file left by a previous run that died would make bind fail; anything that is not
-    // a socket is left alone.
-    struct stat st {};
-    if (::stat(a.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-      ::unlink(a.unix_path.c_str());
-    }
-  }
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.storage), a.length) != 0) {
-    die_errno("bind");
-  }
-  if (::listen(fd, SOMAXCONN) != 0) {
-    die_errno("listen");
-  }
-  return fd;
-}
+using peers::bound_url;
+using peers::die_errno;
+using peers::listen_address;
+using peers::open_listener;
+using peers::parse_listen;
 
 // user_data: generation << 32 | slot << 8 | op. The generation tells a connection from an
 // earlier one in the same slot, so a cancel aimed at the old one cannot hit the new one.
