@@ -234,7 +234,7 @@ void uring_backend::finish() noexcept {
 }
 
 std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->kind != source_kind::stream || !live_) {
     return std::make_error_code(std::errc::not_connected);
   }
@@ -282,7 +282,7 @@ bool uring_backend::grow(source& s, std::size_t need) noexcept {
 
 bool uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
                                std::size_t limit) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->kind != source_kind::stream || !live_ || s->send_submitted ||
       s->send_len + bytes.size() > limit || bytes.size() > UINT32_MAX / 2) {
     return false;
@@ -296,7 +296,7 @@ bool uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
 }
 
 void uring_backend::submit(int fd) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->send_submitted || s->send_len == 0 || !live_) {
     return;
   }
@@ -455,7 +455,7 @@ std::error_code uring_backend::watch_stream(int fd, io_key key, stream_interest 
 }
 
 std::error_code uring_backend::change_stream(int fd, io_key key, stream_interest want) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->kind != source_kind::stream || s->key != key) {
     return std::make_error_code(std::errc::no_such_file_or_directory);  // as epoll_ctl's ENOENT
   }
@@ -487,7 +487,7 @@ std::error_code uring_backend::watch_datagram(int fd, io_key key) noexcept {
 }
 
 std::error_code uring_backend::change_datagram(int fd, io_key key, bool receive) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->kind != source_kind::datagram || s->key != key) {
     return std::make_error_code(std::errc::no_such_file_or_directory);
   }
@@ -501,7 +501,7 @@ std::error_code uring_backend::change_datagram(int fd, io_key key, bool receive)
 }
 
 std::error_code uring_backend::unwatch(int fd) noexcept {
-  source* s = fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  source* s = find(fd);
   if (s == nullptr || s->kind == source_kind::none) {
     return std::make_error_code(std::errc::no_such_file_or_directory);
   }

@@ -177,7 +177,10 @@ class uring_backend {
   }
   static std::string probe_here();  // probe(), on the calling thread
   void unmap() noexcept;
-  source* entry(int fd);  // grows the table (null: out of memory)
+  source* entry(int fd);           // grows the table (null: out of memory)
+  source* find(int fd) noexcept {  // fd's entry, or null past the table
+    return fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
+  }
   source* current(std::uint64_t user_data) noexcept {
     const auto fd = static_cast<std::uint32_t>(user_data);
     if (fd >= sources_.size()) {
