@@ -38,7 +38,15 @@ void accepting::on_io(io_key key, std::uint32_t /*events*/) {
 }
 
 void accepting::stopping() noexcept {
-  own_.clear();  // this loop's SO_REUSEPORT sockets close
+  // This loop's SO_REUSEPORT sockets leave its back end before they close: a poll still on an
+  // io_uring ring holds its socket, which would stay in the port's group (and take connections
+  // nobody accepts) until the ring is gone, after the loop's thread ends.
+  for (const unique_fd& fd : own_) {
+    if (fd) {
+      (void)loop_.backend_.unwatch(fd.get());
+    }
+  }
+  own_.clear();
   // Loop 0 accepts for the engine's own listeners: they leave its back end (the engine closes
   // them after the loops).
   if (loop_.index_ == 0) {

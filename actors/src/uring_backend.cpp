@@ -19,6 +19,18 @@
 #include <string>
 #include <thread>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTNET_URING_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ACTNET_URING_TSAN 1
+#endif
+#ifdef ACTNET_URING_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace actnet::detail {
 
 static_assert(sizeof(io_uring_buf) == 16 && offsetof(io_uring_buf, addr) == 0 &&
@@ -40,6 +52,25 @@ struct uring_backend::ring {
 namespace {
 
 constexpr std::uint16_t buffer_group = 0;
+
+// liburing maps a ring's queues with its own system calls, which ThreadSanitizer does not see: a
+// ring torn down on one loop's thread and a new one mapped at the same address on another look
+// like one memory written by both. The unmap happens before the new map; these say so.
+void ring_unmapping([[maybe_unused]] io_uring& r) noexcept {
+#ifdef ACTNET_URING_TSAN
+  __tsan_release(r.sq.ring_ptr);
+  __tsan_release(r.cq.ring_ptr);
+  __tsan_release(r.sq.sqes);
+#endif
+}
+
+void ring_mapped([[maybe_unused]] io_uring& r) noexcept {
+#ifdef ACTNET_URING_TSAN
+  __tsan_acquire(r.sq.ring_ptr);
+  __tsan_acquire(r.cq.ring_ptr);
+  __tsan_acquire(r.sq.sqes);
+#endif
+}
 
 // A free submission entry: when the queue is full, what it holds is submitted first.
 io_uring_sqe* next_sqe(io_uring& r) noexcept {
@@ -103,6 +134,7 @@ std::string uring_backend::probe_here() {
     }
     return std::string("a ring: io_uring_setup failed: ") + std::system_category().message(-rc);
   }
+  ring_mapped(r);
   std::string missing;
   if ((params.features & IORING_FEAT_EXT_ARG) == 0) {
     missing = "IORING_FEAT_EXT_ARG (Linux 5.11)";
@@ -121,6 +153,7 @@ std::string uring_backend::probe_here() {
       munmap(mem, 4096);
     }
   }
+  ring_unmapping(r);
   io_uring_queue_exit(&r);
   return missing;
 }
@@ -187,6 +220,7 @@ std::error_code uring_backend::start() noexcept {
   if (rc < 0) {
     return {-rc, std::system_category()};
   }
+  ring_mapped(ring_->r);
   live_ = true;
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
@@ -213,10 +247,33 @@ std::error_code uring_backend::start() noexcept {
   return {};
 }
 
+// Everything still in flight is cancelled and its completion awaited here, on the loop's
+// thread, before the ring goes: a request holds its socket until it completes, and a ring's
+// exit cancels what is left later, on a kernel worker. A listener held that way stays in its
+// port's SO_REUSEPORT group after the engine has stopped, and takes connections nobody accepts
+// (seen here). The cancelled requests complete as deferred task work, which one enter runs only
+// a slice of: the rounds go on until one brings no completion.
+void uring_backend::settle() noexcept {
+  if (io_uring_sqe* sqe = next_sqe(ring_->r); sqe != nullptr) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, data_of(cancel, 0, 0));
+  }
+  constexpr int most_rounds = 4096;  // (a bound; the rounds end as the completions do)
+  for (int round = 0; round < most_rounds; ++round) {
+    (void)io_uring_submit_and_get_events(&ring_->r);
+    const unsigned ready = io_uring_cq_ready(&ring_->r);
+    if (ready == 0) {
+      return;
+    }
+    io_uring_cq_advance(&ring_->r, ready);  // nothing to hand on: the loop's actors are gone
+  }
+}
+
 void uring_backend::finish() noexcept {
   if (live_) {
-    (void)io_uring_submit_and_get_events(&ring_->r);  // the last cancels release their sockets
-    io_uring_queue_exit(&ring_->r);                   // ends what is still in flight
+    settle();
+    ring_unmapping(ring_->r);
+    io_uring_queue_exit(&ring_->r);  // ends what is still in flight
     live_ = false;
   }
   for (source& src : sources_) {

@@ -1,12 +1,15 @@
 // The io_uring back end's own edges, beyond the behaviour suites (which run on it as
 // io_uring.*): its options, a buffer ring that runs dry mid-stream, completions for
-// connections closed in the same batch, and ACTNET_BACKEND. A kernel that cannot run io_uring
+// connections closed in the same batch, sends in flight at close, abort and stop, and
+// ACTNET_BACKEND. A kernel that cannot run io_uring
 // skips the ones that need it (the samples' test checks the refusal itself).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -218,6 +221,120 @@ TEST(uring, completions_for_connections_closed_in_the_same_batch_are_dropped) {
   EXPECT_EQ(log.data_after_close.load(), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(log.closes.load(), conns) << "on_close once each";
+}
+
+// A send in flight at close(), abort() and the engine's stop. The server writes 2 MiB at once
+// into a 64 KiB socket buffer: a ring send is in flight (short, then resubmitted) and the rest
+// waits in the outbound buffer when the handler ends the connection. close() lets all of it go,
+// then the FIN; abort() and the stop cancel the send, whose buffer is freed only once the
+// kernel is done with it (ASan: nothing completes into freed memory), and on_close runs once.
+constexpr std::size_t flood_bytes = std::size_t{2} << 20;
+
+struct ending_log {
+  std::atomic<int> closes{0};
+  std::mutex mutex;
+  std::error_code reason;
+};
+
+class writes_then_ends : public connection {
+ public:
+  enum class ending : std::uint8_t { close, abort_soon, stay };
+  writes_then_ends(ending how, ending_log* log) : how_(how), log_(log) {}
+  void on_open() override {
+    (void)write(test::pattern_bytes(0, flood_bytes));
+    if (how_ == ending::close) {
+      close();
+    } else if (how_ == ending::abort_soon) {  // (reading is paused: the output is past its mark)
+      (void)after(std::chrono::milliseconds(20), [](connection& self) { self.abort(); });
+    }
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(log_->mutex);
+    log_->reason = reason;
+    ++log_->closes;
+  }
+
+ private:
+  ending how_;
+  ending_log* log_;
+};
+
+engine_options small_send_buffer() {
+  engine_options o = uring_options();
+  o.socket.send_buffer = 64 * 1024;
+  return o;
+}
+
+TEST(uring, a_send_in_flight_at_close_goes_out_whole_before_the_fin) {
+  if (const std::string why = uring_missing(); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  ending_log log;
+  running_engine e(small_send_buffer());
+  const address bound =
+      e->listen<writes_then_ends>("tcp://127.0.0.1:0", writes_then_ends::ending::close, &log);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  // Not reading yet: the close() is made while the send is in flight and the rest waits.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(log.closes.load(), 0) << "closed before its output had gone";
+  const std::string got = test::read_to_end(fd);
+  ::close(fd);
+  EXPECT_EQ(got.size(), flood_bytes);
+  EXPECT_TRUE(got == test::pattern_bytes(0, flood_bytes)) << "the bytes arrive in order";
+  ASSERT_TRUE(eventually([&] { return log.closes.load() == 1; }));
+  const std::lock_guard lock(log.mutex);
+  EXPECT_FALSE(log.reason) << log.reason.message();
+}
+
+TEST(uring, a_send_in_flight_at_abort_is_cancelled_and_its_buffer_outlives_it) {
+  if (const std::string why = uring_missing(); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  ending_log log;
+  running_engine e(small_send_buffer());
+  const address bound =
+      e->listen<writes_then_ends>("tcp://127.0.0.1:0", writes_then_ends::ending::abort_soon, &log);
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(eventually([&] { return log.closes.load() == 1; }));
+  const std::string got = test::read_to_end(fd);  // up to the reset
+  ::close(fd);
+  EXPECT_LT(got.size(), flood_bytes) << "abort() dropped the buffered output";
+  EXPECT_TRUE(got == test::pattern_bytes(0, got.size())) << "what came is a prefix";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(log.closes.load(), 1) << "on_close once";
+}
+
+TEST(uring, sends_in_flight_at_the_engines_stop_end_with_it) {
+  if (const std::string why = uring_missing(); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  ending_log log;
+  constexpr int conns = 8;
+  std::vector<int> fds;
+  engine_options o = small_send_buffer();
+  o.shutdown_timeout = std::chrono::milliseconds(100);  // the output never drains
+  {
+    running_engine e(o);
+    const address bound =
+        e->listen<writes_then_ends>("tcp://127.0.0.1:0", writes_then_ends::ending::stay, &log);
+    e.start();
+    for (int i = 0; i < conns; ++i) {
+      fds.push_back(connect_to(bound));
+      ASSERT_GE(fds.back(), 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // every socket full
+    e.stop();
+  }
+  EXPECT_EQ(log.closes.load(), conns) << "on_close once each, at the stop";
+  for (const int fd : fds) {
+    const std::string got = test::read_to_end(fd);
+    EXPECT_TRUE(got == test::pattern_bytes(0, got.size())) << "what came is a prefix";
+    ::close(fd);
+  }
 }
 
 }  // namespace

@@ -196,6 +196,7 @@ class uring_backend {
   void arm_out(int fd, source& s) noexcept;
   void arm_hup(int fd, source& s) noexcept;
   void submit_send(int fd, source& s) noexcept;
+  void settle() noexcept;
   bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
   static bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
   void drop_orphan(std::uint64_t user_data) noexcept;
