@@ -168,6 +168,7 @@ uring_backend::uring_backend(const uring_settings& settings)
     throw std::invalid_argument(
         "io_uring: buffer_count must be a power of two up to 32768, buffer_size 1 B to 2 GiB");
   }
+  spare_.reserve(spares_kept);  // (its capacity is the bound release_block keeps to)
   buf_ring_bytes_ = std::size_t{settings.buffer_count} * sizeof(io_uring_buf);
   void* mem =
       mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -288,6 +289,10 @@ void uring_backend::finish() noexcept {
     block_pool::deallocate(o.block);  // the ring is gone: nothing reads them any more
   }
   orphans_.clear();
+  for (const std::span<std::byte> block : spare_) {
+    block_pool::deallocate(block);
+  }
+  spare_.clear();
 }
 
 std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexcept {
@@ -322,12 +327,17 @@ std::error_code uring_backend::send(int fd, std::span<const iovec> parts) noexce
 }
 
 bool uring_backend::grow(source& s, std::size_t need) noexcept {
-  const auto cap = std::max<std::size_t>({need, 1024, s.send_block.size() * 2});
+  const auto cap = std::max<std::size_t>({need, spare_block, s.send_block.size() * 2});
   std::span<std::byte> bigger;
-  try {
-    bigger = block_pool::allocate(cap);
-  } catch (const std::bad_alloc&) {
-    return false;
+  if (cap == spare_block && !spare_.empty()) {
+    bigger = spare_.back();
+    spare_.pop_back();
+  } else {
+    try {
+      bigger = block_pool::allocate(cap);
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
   }
   if (s.send_len != 0) {
     std::memcpy(bigger.data(), s.send_block.data(), s.send_len);
@@ -375,7 +385,7 @@ void uring_backend::submit_send(int fd, source& s) noexcept {
 void uring_backend::drop_orphan(std::uint64_t user_data) noexcept {
   for (std::size_t i = 0; i < orphans_.size(); ++i) {
     if (orphans_[i].user_data == user_data) {
-      block_pool::deallocate(orphans_[i].block);
+      release_block(orphans_[i].block);
       orphans_[i] = orphans_.back();
       orphans_.pop_back();
       return;
