@@ -3,6 +3,7 @@
 #include "actnet/actors/detail/accepting.hpp"
 
 #include <spdlog/logger.h>
+#include <sys/socket.h>
 
 #include <mutex>
 #include <utility>
@@ -35,6 +36,19 @@ void accepting::add_own_listener(std::size_t listener_index, unique_fd fd) {
 
 void accepting::on_io(io_key key, std::uint32_t /*events*/) {
   accept_from(key.slot());
+}
+
+void accepting::on_accepted(io_key key, unique_fd fd) {
+  sockaddr_storage peer{};
+  socklen_t length = 0;
+  if (!loop_.options_.reuse_port && loop_.owner_.balancer_->needs_peer()) {
+    length = sizeof peer;
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &length) != 0) {  // NOLINT
+      length = 0;  // (reset already: it fails at its first read, wherever it goes)
+      peer.ss_family = AF_UNSPEC;
+    }
+  }
+  place_accepted(key.slot(), std::move(fd), peer, length);
 }
 
 void accepting::stopping() noexcept {

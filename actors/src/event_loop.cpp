@@ -323,6 +323,16 @@ void detail::loop_core::completions::receive_ended(io_key key, int res) const {
 void detail::loop_core::completions::sent(io_key key, int res) const {
   core.sent(key, res);
 }
+void detail::loop_core::completions::accepted(io_key key, int fd) const {
+  unique_fd owned(fd);
+  if (streams_only) {
+    return;  // the loop is stopping: the connection ends
+  }
+  if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_accepted(key, std::move(owned));
+  }
+  core.reap();
+}
 
 void detail::loop_core::queue_ring_send(connection& c) {
   try {

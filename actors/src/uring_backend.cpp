@@ -95,7 +95,8 @@ std::string missing_ops(io_uring& r) {
   std::string missing;
   for (const auto& [opcode, name] :
        {std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_POLL_ADD, "POLL_ADD"},
-        std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"}}) {
+        std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"},
+        std::pair{IORING_OP_SEND, "SEND"}, std::pair{IORING_OP_ACCEPT, "ACCEPT"}}) {
     if (io_uring_opcode_supported(p, opcode) == 0) {
       missing += std::string(missing.empty() ? "" : ", ") + name;
     }
@@ -420,6 +421,7 @@ std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool 
   s->want_in = in;
   s->want_out = out;
   s->in_armed = s->out_armed = s->hup_armed = false;
+  s->accept_by_poll = false;
   s->send_len = s->send_off = 0;
   s->send_submitted = false;
   arm(fd, *s);
@@ -466,10 +468,15 @@ void uring_backend::arm_in(int fd, source& s) noexcept {
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = buffer_group;
     io_uring_sqe_set_data64(sqe, data_of(recv, s.seq, fd));
+  } else if (s.kind == source_kind::listener && !s.accept_by_poll) {
+    // Each connection's fd comes with a completion (no accept4, no poll): the kernel takes
+    // the backlog as it fills. The peer's address is asked for only where the balancer uses it.
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, data_of(accept_op, s.seq, fd));
   } else {
-    // One-shot, re-armed after each event: level-triggered, as on epoll. The accept loop and
-    // the datagram reads take a batch an event, and a multishot poll would not report what a
-    // batch left behind (it fires on arrivals).
+    // One-shot, re-armed after each event: level-triggered, as on epoll. The datagram reads
+    // take a batch an event, and a multishot poll would not report what a batch left behind
+    // (it fires on arrivals).
     io_uring_prep_poll_add(sqe, fd, POLLIN);
     io_uring_sqe_set_data64(sqe, data_of(poll_in, s.seq, fd));
   }
@@ -575,7 +582,10 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
   // What is in flight is cancelled; whatever still completes for the fd carries the old
   // sequence number and is dropped (a send's buffer is freed then).
   if (s->in_armed) {
-    cancel_op(fd, *s, s->kind == source_kind::stream ? recv : poll_in);
+    cancel_op(fd, *s,
+              s->kind == source_kind::stream                           ? recv
+              : s->kind == source_kind::listener && !s->accept_by_poll ? accept_op
+                                                                       : poll_in);
   }
   if (s->out_armed) {
     cancel_op(fd, *s, poll_out);

@@ -76,6 +76,9 @@ class balancer {
   [[nodiscard]] std::size_t connections(std::size_t target) const noexcept;
   /// The strategy's name, for logs ("round_robin", ...).
   [[nodiscard]] virtual std::string_view name() const noexcept = 0;
+  /// Whether pick() looks at the peer's address. A back end that accepts without it (io_uring's
+  /// multishot accept) asks the kernel for it (getpeername) only then. True unless overridden.
+  [[nodiscard]] virtual bool needs_peer() const noexcept { return true; }
 
  protected:
   /// The strategy: a target in [0, targets()) for a connection from `peer` (may be null).
@@ -96,6 +99,7 @@ class round_robin final : public balancer {
  public:
   using balancer::balancer;
   [[nodiscard]] std::string_view name() const noexcept override { return "round_robin"; }
+  [[nodiscard]] bool needs_peer() const noexcept override { return false; }
 
  private:
   std::size_t pick(const sockaddr* peer, socklen_t length) noexcept override;
@@ -124,6 +128,7 @@ class least_connections final : public balancer {
  public:
   using balancer::balancer;
   [[nodiscard]] std::string_view name() const noexcept override { return "least_connections"; }
+  [[nodiscard]] bool needs_peer() const noexcept override { return false; }
 
  private:
   std::size_t pick(const sockaddr* peer, socklen_t length) noexcept override;

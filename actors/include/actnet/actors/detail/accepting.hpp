@@ -32,6 +32,7 @@ class accepting final : public io_job, public lifecycle_observer {
   void add_own_listener(std::size_t listener_index, unique_fd fd);
 
   void on_io(io_key key, std::uint32_t events) override;  // a listener is readable
+  void on_accepted(io_key key, unique_fd fd) override;    // io_uring accepted for it
   void closed(connection& /*c*/, std::error_code /*reason*/, bool /*stopping*/) noexcept override {}
   void stopping() noexcept override;  // no new connections
 

@@ -53,6 +53,9 @@ struct backend_waker {
 class io_job {
  public:
   virtual void on_io(io_key key, std::uint32_t events) = 0;
+  /// A connection a completion back end accepted for the source `key` (a listener): the job
+  /// owns `fd` now. By default it closes.
+  virtual void on_accepted(io_key /*key*/, unique_fd /*fd*/) {}
 
  protected:
   io_job() = default;
@@ -160,6 +163,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     void received(io_key key, std::span<const std::byte> bytes) const;
     void receive_ended(io_key key, int res) const;
     void sent(io_key key, int res) const;
+    void accepted(io_key key, int fd) const;
   };
   // io_uring: c's output goes out through the ring before the next wait (flush_ring_sends).
   void queue_ring_send(connection& c);

@@ -1,13 +1,15 @@
 // uring_backend: the completion back end. One io_uring per loop: streams receive through a
 // multishot receive into the loop's provided-buffer ring (their bytes come with the completion,
-// no read call), listeners, connects and datagram sockets are watched by poll operations on the
-// ring, and one io_uring_enter per iteration submits what the iteration queued and waits.
+// no read call), listeners accept through a multishot accept (each connection's fd comes with a
+// completion), connects and datagram sockets are watched by poll operations on the ring, and
+// one io_uring_enter per iteration submits what the iteration queued and waits.
 // liburing stays in uring_backend.cpp: this header needs only the kernel's completion layout.
 #pragma once
 
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -20,6 +22,7 @@
 #include "actnet/actors/detail/backend.hpp"
 #include "actnet/actors/detail/io_key.hpp"
 #include "actnet/buffers/block_pool.hpp"
+#include "actnet/reactor/syscalls.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 #include "actnet/result.hpp"
 
@@ -34,6 +37,7 @@ concept completion_handler = io_handler<H> &&
   h.received(key, bytes);
   h.receive_ended(key, res);
   h.sent(key, res);
+  h.accepted(key, res);
 };
 
 /// io_uring's settings, from engine_options.
@@ -74,9 +78,10 @@ class uring_backend {
   [[nodiscard]] result<std::size_t> wait(int timeout_ms);
 
   /// Hands each completion of the last wait on: a stream's bytes to handle.received, the end
-  /// of its receiving to handle.receive_ended, readiness (a listener's connection, a
-  /// datagram, a connect done, "may send") to handle(key, flags). Buffers go back to the ring
-  /// as soon as their handler returns; ended multishots are re-armed while still wanted.
+  /// of its receiving to handle.receive_ended, a listener's new connection to
+  /// handle.accepted(key, fd) (which owns the fd), an accept that failed (EMFILE...) and
+  /// readiness (a datagram, a connect done, "may send") to handle(key, flags). Buffers go back to
+  /// the ring as soon as their handler returns; ended multishots are re-armed while still wanted.
   template <completion_handler Handler>
   void dispatch(Handler&& handle);
 
@@ -136,18 +141,22 @@ class uring_backend {
     wake_read = 4,
     cancel = 5,
     poll_hup = 6,  // a stream whose receiving is paused failed or hung up both ways (one-shot)
-    send_op = 7    // a stream's bytes out, from its send buffer
+    send_op = 7,   // a stream's bytes out, from its send buffer
+    accept_op = 8  // a listener's connections (multishot): each completion's res is an fd
   };
   enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
   struct source {
     io_key key;
     std::uint32_t seq = 0;
     source_kind kind = source_kind::none;
-    bool want_in = false;   // receive (stream) or poll for input (listener, datagram)
+    bool want_in = false;   // receive (stream), accept (listener) or poll (datagram)
     bool want_out = false;  // "may send" (stream) or the connect's end
     bool in_armed = false;
     bool out_armed = false;
     bool hup_armed = false;  // a paused stream's hang-up watch
+    // A listener whose accept failed (out of fds): watched by a poll until a connection waits,
+    // since an accept armed again would fail at once (the kernel takes an fd first), and spin.
+    bool accept_by_poll = false;
     // The send: [send_off, send_len) of send_block still to go; send_len 0: none. The block is
     // the block pool's (its thread cache reuses it for the next send).
     std::span<std::byte> send_block;
@@ -203,6 +212,8 @@ class uring_backend {
   void arm_out(int fd, source& s) noexcept;
   void arm_hup(int fd, source& s) noexcept;
   void submit_send(int fd, source& s) noexcept;
+  template <class Handler>
+  void accepted(Handler& handle, const completion& c);
   void settle() noexcept;
   bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
   bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
@@ -266,6 +277,34 @@ class uring_backend {
   bool live_ = false;  // the ring exists: between start() and finish()
 };
 
+template <class Handler>
+void uring_backend::accepted(Handler& handle, const completion& c) {
+  source* s = current(c.user_data);
+  const bool more = (c.flags & cqe_more) != 0;
+  if (s == nullptr) {
+    if (c.res >= 0) {
+      sys_close(c.res);  // the listener was unwatched: as on epoll, the connection ends
+    }
+    return;
+  }
+  s->in_armed = more && s->in_armed;
+  const io_key key = s->key;
+  if (c.res >= 0) {
+    handle.accepted(key, c.res);
+  } else if (c.res != -ECANCELED) {
+    // Out of fds or another failure, which ends the multishot: the accept loop of the epoll
+    // path takes over (its spare fd drops a connection on EMFILE; a listener that keeps
+    // failing is paused), then a poll waits for the next connection.
+    s->accept_by_poll = true;
+    handle(key, io_event::readable);
+  }
+  const auto fd = static_cast<int>(static_cast<std::uint32_t>(c.user_data));
+  if (source* again = current(c.user_data);
+      again != nullptr && again->want_in && !again->in_armed && c.res != -ECANCELED) {
+    arm_in(fd, *again);
+  }
+}
+
 template <completion_handler Handler>
 void uring_backend::dispatch(Handler&& handle) {
   for (const completion& c : ready_) {
@@ -327,6 +366,10 @@ void uring_backend::dispatch(Handler&& handle) {
       handle.sent(key, res);
       continue;
     }
+    if (o == accept_op) {
+      accepted(handle, c);
+      continue;
+    }
     if (o == wake_read) {
       arm_wake();
       continue;
@@ -342,6 +385,7 @@ void uring_backend::dispatch(Handler&& handle) {
     auto events = static_cast<std::uint32_t>(c.res < 0 ? io_event::error : c.res);
     if (o == poll_in) {
       s->in_armed = more && s->in_armed;
+      s->accept_by_poll = false;  // a listener: a connection waits, the accept is armed again
     } else if (o == poll_out) {
       s->out_armed = false;  // one-shot
       if (s->kind == source_kind::stream) {
