@@ -43,6 +43,11 @@ void dialer::on_io(io_key key, std::uint32_t /*events*/) {
   connected(key.slot(), {});
 }
 
+void dialer::on_connected(io_key key, int res) {
+  connected(key.slot(), res < 0 ? std::error_code(-res, std::system_category()) : std::error_code{},
+            true);
+}
+
 void dialer::closed(connection& c, std::error_code reason, bool stopping) noexcept {
   if (redials_.empty()) {
     return;
@@ -80,13 +85,17 @@ void dialer::start(const address& to, factory make, const dial_options& options,
   if (to.transport() == transport::tcp && socket.keepalive.enabled) {
     (void)set_keepalive(fd.get(), socket.keepalive);
   }
-  int rc = 0;
-  do {
-    rc = ::connect(fd.get(), to.data(), to.size());
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0 && errno != EINPROGRESS) {
-    failed({errno, std::system_category()});  // refused at once, or a full unix backlog
-    return;
+  // On io_uring a stream connects through the ring (no connect call, no poll for its end).
+  const bool by_ring = loop_.backend_.is_uring() && type == SOCK_STREAM;
+  int rc = -1;
+  if (!by_ring) {
+    do {
+      rc = ::connect(fd.get(), to.data(), to.size());
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0 && errno != EINPROGRESS) {
+      failed({errno, std::system_category()});  // refused at once, or a full unix backlog
+      return;
+    }
   }
   const std::uint32_t id = next_id_++;
   const int raw = fd.get();
@@ -97,8 +106,11 @@ void dialer::start(const address& to, factory make, const dial_options& options,
     connected(id, {});
     return;
   }
-  if (const std::error_code ec = loop_.backend_.watch_connect(raw, io_key(io_kind::dial, id))) {
-    connected(id, ec);
+  const io_key key(io_kind::dial, id);
+  if (const std::error_code ec = by_ring ? loop_.backend_.uring().connect(
+                                               raw, key, it->second.to.data(), it->second.to.size())
+                                         : loop_.backend_.watch_connect(raw, key)) {
+    connected(id, ec, true);
     return;
   }
   if (options.timeout.count() > 0) {
@@ -124,7 +136,7 @@ void dialer::start_here(const address& to, factory make, const dial_options& opt
         std::move(loop_.owner().balancer_->assign_to(loop_.index()).lease), std::move(again));
 }
 
-void dialer::connected(std::uint32_t id, std::error_code failure) {
+void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) {
   const auto it = dials_.find(id);
   if (it == dials_.end()) {
     return;  // finished already (a late event or timer)
@@ -135,7 +147,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure) {
   if (d.timed) {
     (void)loop_.cancel(d.timer);
   }
-  if (!failure) {
+  if (!failure && !settled) {
     failure = pending_error(d.fd.get());
   }
   conn_ref opened;

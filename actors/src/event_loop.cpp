@@ -333,6 +333,15 @@ void detail::loop_core::completions::accepted(io_key key, int fd) const {
   }
   core.reap();
 }
+void detail::loop_core::completions::connected(io_key key, int res) const {
+  if (streams_only) {
+    return;  // the loop is stopping: its dials end with it
+  }
+  if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_connected(key, res);
+  }
+  core.reap();
+}
 
 void detail::loop_core::queue_ring_send(connection& c) {
   try {

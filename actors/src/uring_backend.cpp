@@ -96,7 +96,8 @@ std::string missing_ops(io_uring& r) {
   for (const auto& [opcode, name] :
        {std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_POLL_ADD, "POLL_ADD"},
         std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"},
-        std::pair{IORING_OP_SEND, "SEND"}, std::pair{IORING_OP_ACCEPT, "ACCEPT"}}) {
+        std::pair{IORING_OP_SEND, "SEND"}, std::pair{IORING_OP_ACCEPT, "ACCEPT"},
+        std::pair{IORING_OP_CONNECT, "CONNECT"}}) {
     if (io_uring_opcode_supported(p, opcode) == 0) {
       missing += std::string(missing.empty() ? "" : ", ") + name;
     }
@@ -556,6 +557,26 @@ std::error_code uring_backend::watch_connect(int fd, io_key key) noexcept {
   return watch(fd, key, source_kind::connect, false, true);
 }
 
+std::error_code uring_backend::connect(int fd, io_key key, const sockaddr* to,
+                                       socklen_t length) noexcept {
+  if (!live_) {
+    return std::make_error_code(std::errc::operation_not_permitted);  // (dials run on the loop)
+  }
+  if (const std::error_code ec = watch(fd, key, source_kind::connect, false, false)) {
+    return ec;
+  }
+  source& s = sources_[static_cast<std::size_t>(fd)];
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    s.kind = source_kind::none;
+    return std::make_error_code(std::errc::resource_unavailable_try_again);
+  }
+  io_uring_prep_connect(sqe, fd, to, length);
+  io_uring_sqe_set_data64(sqe, data_of(connect_op, s.seq, fd));
+  s.out_armed = true;
+  return {};
+}
+
 std::error_code uring_backend::watch_datagram(int fd, io_key key) noexcept {
   return watch(fd, key, source_kind::datagram, true, false);
 }
@@ -588,7 +609,7 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
                                                                        : poll_in);
   }
   if (s->out_armed) {
-    cancel_op(fd, *s, poll_out);
+    cancel_op(fd, *s, s->kind == source_kind::connect && !s->want_out ? connect_op : poll_out);
   }
   if (s->hup_armed) {
     cancel_op(fd, *s, poll_hup);

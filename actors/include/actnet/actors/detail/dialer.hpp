@@ -57,11 +57,14 @@ class dialer final : public io_job, public lifecycle_observer {
   /// as well).
   void start_here(const address& to, factory make, const dial_options& options, completion done);
   /// The back end's word that connect `id` finished; `failure` {} means: ask the socket.
-  void connected(std::uint32_t id, std::error_code failure);
+  // Dial `id` ended, with `failure` or not; `settled`: the back end says how (io_uring's
+  // connect), else the socket's pending error does.
+  void connected(std::uint32_t id, std::error_code failure, bool settled = false);
   /// Ends every connect in progress with `reason` (the loop stops).
   void fail_all(std::error_code reason) noexcept;
 
   void on_io(io_key key, std::uint32_t events) override;  // a connect finished
+  void on_connected(io_key key, int res) override;        // io_uring's connect finished
   /// A connection closed: one this loop dialed with reconnect is dialed again, unless the
   /// close was its own or the engine's.
   void closed(connection& c, std::error_code reason, bool stopping) noexcept override;

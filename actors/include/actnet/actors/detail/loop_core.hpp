@@ -56,6 +56,10 @@ class io_job {
   /// A connection a completion back end accepted for the source `key` (a listener): the job
   /// owns `fd` now. By default it closes.
   virtual void on_accepted(io_key /*key*/, unique_fd /*fd*/) {}
+  /// A connect a completion back end made for the source `key` ended: 0 or -errno.
+  virtual void on_connected(io_key key, int res) {
+    on_io(key, res < 0 ? io_event::error : io_event::writable);
+  }
 
  protected:
   io_job() = default;
@@ -164,6 +168,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     void receive_ended(io_key key, int res) const;
     void sent(io_key key, int res) const;
     void accepted(io_key key, int fd) const;
+    void connected(io_key key, int res) const;
   };
   // io_uring: c's output goes out through the ring before the next wait (flush_ring_sends).
   void queue_ring_send(connection& c);

@@ -1,11 +1,12 @@
 // uring_backend: the completion back end. One io_uring per loop: streams receive through a
 // multishot receive into the loop's provided-buffer ring (their bytes come with the completion,
 // no read call), listeners accept through a multishot accept (each connection's fd comes with a
-// completion), connects and datagram sockets are watched by poll operations on the ring, and
-// one io_uring_enter per iteration submits what the iteration queued and waits.
+// completion), dials connect through the ring, datagram sockets are watched by poll operations
+// on the ring, and one io_uring_enter per iteration submits what the iteration queued and waits.
 // liburing stays in uring_backend.cpp: this header needs only the kernel's completion layout.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -38,6 +39,7 @@ concept completion_handler = io_handler<H> &&
   h.receive_ended(key, res);
   h.sent(key, res);
   h.accepted(key, res);
+  h.connected(key, res);
 };
 
 /// io_uring's settings, from engine_options.
@@ -69,6 +71,11 @@ class uring_backend {
   [[nodiscard]] std::error_code watch_stream(int fd, io_key key, stream_interest want) noexcept;
   [[nodiscard]] std::error_code change_stream(int fd, io_key key, stream_interest want) noexcept;
   [[nodiscard]] std::error_code watch_connect(int fd, io_key key) noexcept;
+  /// Connects the stream socket `fd` to `to` through the ring (no connect call, no poll) and
+  /// watches it: handle.connected(key, 0 or -errno) reports the end. `to` must stay valid until
+  /// then (or until unwatch, which cancels the connect).
+  [[nodiscard]] std::error_code connect(int fd, io_key key, const sockaddr* to,
+                                        socklen_t length) noexcept;
   [[nodiscard]] std::error_code watch_datagram(int fd, io_key key) noexcept;
   [[nodiscard]] std::error_code change_datagram(int fd, io_key key, bool receive) noexcept;
   [[nodiscard]] std::error_code unwatch(int fd) noexcept;
@@ -140,9 +147,10 @@ class uring_backend {
     recv = 3,      // a stream's bytes (multishot, into the buffer ring)
     wake_read = 4,
     cancel = 5,
-    poll_hup = 6,  // a stream whose receiving is paused failed or hung up both ways (one-shot)
-    send_op = 7,   // a stream's bytes out, from its send buffer
-    accept_op = 8  // a listener's connections (multishot): each completion's res is an fd
+    poll_hup = 6,   // a stream whose receiving is paused failed or hung up both ways (one-shot)
+    send_op = 7,    // a stream's bytes out, from its send buffer
+    accept_op = 8,  // a listener's connections (multishot): each completion's res is an fd
+    connect_op = 9  // a dial's connect: res 0 or -errno
   };
   enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
   struct source {
@@ -369,6 +377,14 @@ void uring_backend::dispatch(Handler&& handle) {
     if (o == accept_op) {
       accepted(handle, c);
       continue;
+    }
+    if (o == connect_op) {
+      if (source* s = current(c.user_data); s != nullptr) {
+        s->out_armed = false;
+        const io_key key = s->key;
+        handle.connected(key, c.res);
+      }
+      continue;  // (stale: the dial ended first, by its timeout or the stop)
     }
     if (o == wake_read) {
       arm_wake();
