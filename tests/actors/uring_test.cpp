@@ -231,6 +231,7 @@ TEST(uring, completions_for_connections_closed_in_the_same_batch_are_dropped) {
 constexpr std::size_t flood_bytes = std::size_t{2} << 20;
 
 struct ending_log {
+  std::atomic<int> opens{0};
   std::atomic<int> closes{0};
   std::mutex mutex;
   std::error_code reason;
@@ -241,6 +242,7 @@ class writes_then_ends : public connection {
   enum class ending : std::uint8_t { close, abort_soon, stay };
   writes_then_ends(ending how, ending_log* log) : how_(how), log_(log) {}
   void on_open() override {
+    ++log_->opens;
     (void)write(test::pattern_bytes(0, flood_bytes));
     if (how_ == ending::close) {
       close();
@@ -326,6 +328,7 @@ TEST(uring, sends_in_flight_at_the_engines_stop_end_with_it) {
       fds.push_back(connect_to(bound));
       ASSERT_GE(fds.back(), 0);
     }
+    ASSERT_TRUE(eventually([&] { return log.opens.load() == conns; }));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // every socket full
     e.stop();
   }
