@@ -52,9 +52,9 @@ void accepting::on_accepted(io_key key, unique_fd fd) {
 }
 
 void accepting::stopping() noexcept {
-  // This loop's SO_REUSEPORT sockets leave its back end before they close: a poll still on an
-  // io_uring ring holds its socket, which would stay in the port's group (and take connections
-  // nobody accepts) until the ring is gone, after the loop's thread ends.
+  // This loop's SO_REUSEPORT sockets leave its back end before they close: an accept still on
+  // an io_uring ring holds its socket, which would stay in the port's group (and take
+  // connections nobody accepts) until the ring is gone, after the loop's thread ends.
   for (const unique_fd& fd : own_) {
     if (fd) {
       (void)loop_.backend_.unwatch(fd.get());
