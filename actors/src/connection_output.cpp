@@ -129,13 +129,13 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
     return errc::connection_closed;
   }
   if ((path_ & (ring_sends | not_plain)) == ring_sends && out_.empty() && !bytes.empty()) {
+    if (sends_now(bytes.size())) [[unlikely]] {
+      const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      return write_partial(bytes, n);
+    }
     // io_uring's per-message path: copied once into the ring's send buffer, which goes out
     // before the loop's next wait, with whatever else is written until then.
-    const bool was_waiting = writing_;
-    if (loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk)) [[likely]] {
-      if (!was_waiting) {
-        after_buffering(true);
-      }
+    if (stage(bytes)) [[likely]] {
       return {};
     }
   }
@@ -144,6 +144,22 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
     return write_special(parts);
   }
   return buffer_rest(bytes);  // behind the waiting output (or nothing to write)
+}
+
+bool connection::sends_now(std::size_t bytes) const noexcept {
+  return bytes >= defaults::ring_direct_send && out_.empty() &&
+         !loop_->backend_.uring().sending(fd_);
+}
+
+bool connection::stage(std::span<const std::byte> bytes) {
+  const bool was_waiting = writing_;
+  if (!loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk)) {
+    return false;
+  }
+  if (!was_waiting) {
+    after_buffering(true);
+  }
+  return true;
 }
 
 std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,
@@ -202,7 +218,21 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
   }
   std::size_t first_unsent = 0;
   std::size_t sent = 0;
-  if (out_.empty() && (path_ & ring_sends) == 0) {
+  bool send_now = out_.empty() && (path_ & ring_sends) == 0;
+  if (out_.empty() && (path_ & ring_sends) != 0) {
+    std::size_t total = 0;
+    for (const std::span<const std::byte> part : parts) {
+      total += part.size();
+    }
+    send_now = sends_now(total);
+    // Otherwise each part is staged in turn (one copy); the first that does not fit and those
+    // after it are buffered behind them.
+    while (!send_now && first_unsent < parts.size() &&
+           (parts[first_unsent].empty() || stage(parts[first_unsent]))) {
+      ++first_unsent;
+    }
+  }
+  if (send_now) {
     // Only the entries used are written: zeroing the whole array cost more than the rest of
     // the echo path (callgrind).
     std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
@@ -250,7 +280,7 @@ std::error_code connection::write(block payload) {
     const std::array parts{std::span<const std::byte>(payload.data())};
     return write_special(parts);
   }
-  if (!out_.empty() || (path_ & ring_sends) != 0) {
+  if (!out_.empty() || ((path_ & ring_sends) != 0 && !sends_now(payload.size()))) {
     const bool was_empty = out_.empty();
     if (const std::error_code ec = out_.append(std::move(payload))) {
       return fail(ec);

@@ -8,6 +8,8 @@
 
 #include <actnet/actors/engine.hpp>
 #include <actnet/error.hpp>
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -92,6 +94,80 @@ class reading_connection : public connection {
     seen.emplace_back(ten, 10);
   }
 };
+
+// Each byte from the client starts a round of writes of every kind and size: small ones (on
+// io_uring, staged for the ring), large ones (sent at once when nothing is ahead of them),
+// writev and a whole block, each kind first in some round, so every path meets every other with
+// output ahead of it or none. The socket's small send buffer makes sends short.
+class writes_every_way : public connection {
+ public:
+  static std::vector<std::size_t> sizes(std::size_t round) {
+    std::vector<std::size_t> all{100, 20000, 3, 70000, 9000, 1, 200000, 8192};
+    std::rotate(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(round * 2), all.end());
+    return all;
+  }
+  static std::size_t round_bytes(std::size_t round) {
+    std::size_t n = 0;
+    for (const std::size_t size : sizes(round)) {
+      n += size;
+    }
+    return n;
+  }
+
+ private:
+  void on_data() override {
+    const std::size_t starts = inbound_buffered();
+    (void)discard(starts);
+    for (std::size_t i = 0; i < starts; ++i) {
+      const std::vector<std::size_t> round = sizes(round_++);
+      for (std::size_t k = 0; k < round.size(); ++k) {
+        const std::string bytes = test::pattern_bytes(at_, round[k]);
+        at_ += round[k];
+        const auto all = std::as_bytes(std::span(bytes.data(), bytes.size()));
+        std::error_code ec;
+        switch ((k + round_) % 3) {
+          case 0:
+            ec = write(all);
+            break;
+          case 1: {
+            const std::array parts{all.first(all.size() / 3), all.subspan(all.size() / 3)};
+            ec = writev(parts);
+            break;
+          }
+          default:
+            ec = write(block::copy_of(all));
+        }
+        EXPECT_FALSE(ec) << ec.message();
+      }
+    }
+  }
+  std::size_t round_ = 0;
+  std::size_t at_ = 0;
+};
+
+TEST(connection, writes_of_every_kind_and_size_arrive_whole_and_in_order) {
+  engine_options o = test::small_options();
+  o.socket.send_buffer = 32 * 1024;
+  running_engine e(o);
+  const address bound = e->listen<writes_every_way>("tcp://127.0.0.1:0");
+  e.start();
+  const int fd = connect_to(bound);
+  ASSERT_GE(fd, 0);
+  std::size_t at = 0;
+  std::size_t round = 0;
+  for (const std::size_t together : {1, 2, 1}) {  // the second batch: two rounds at once
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < together; ++i) {
+      ASSERT_TRUE(test::send_all(fd, "r"));
+      n += writes_every_way::round_bytes(round++);
+    }
+    const std::string got = test::recv_exact(fd, n);
+    ASSERT_EQ(got.size(), n) << "up to round " << round;
+    ASSERT_TRUE(got == test::pattern_bytes(at, n)) << "up to round " << round << ": out of order";
+    at += n;
+  }
+  ::close(fd);
+}
 
 TEST(connection, a_short_read_consumes_nothing_and_the_bytes_wait_for_more) {
   running_engine e;

@@ -428,6 +428,11 @@ class connection {
   std::error_code write_partial(std::span<const std::byte> bytes, ssize_t sent);
   // write() when it cannot try the socket first: closed, output waiting, or nothing to write.
   std::error_code write_queued(std::span<const std::byte> bytes);
+  // io_uring: whether a write of `bytes` goes out now by a send call (large, nothing ahead).
+  [[nodiscard]] bool sends_now(std::size_t bytes) const noexcept;
+  // io_uring: `bytes` copied into the ring's send buffer, behind what is staged. False: they
+  // do not fit (or a send is in flight), and nothing was taken.
+  bool stage(std::span<const std::byte> bytes);
   // One datagram of `parts` to `to` (the endpoint's peer when null).
   std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
