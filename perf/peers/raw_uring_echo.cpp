@@ -38,8 +38,9 @@ namespace {
 constexpr unsigned sq_entries = 256;
 // Every armed multishot receive can post a completion per batch: room for many connections.
 constexpr unsigned cq_entries = 16384;
-constexpr unsigned buffer_count = 256;  // provided buffers per loop, a power of two
-constexpr unsigned buffer_size = 16 * 1024;
+// As actnet's defaults: a buffer as large as a 64 KiB message, so one completion carries it.
+constexpr unsigned buffer_count = 64;  // provided buffers per loop, a power of two
+constexpr unsigned buffer_size = 64 * 1024;
 constexpr std::uint16_t buffer_group = 0;  // each ring has its own group ids
 // Bytes received while a send is in flight beyond which receiving pauses until the socket takes
 // them, so a client that does not read cannot make the server buffer without bound.

@@ -45,8 +45,8 @@ concept completion_handler = io_handler<H> &&
 /// io_uring's settings, from engine_options.
 struct uring_settings {
   unsigned entries = 1024;          // submission queue; the completion queue is 8 times it
-  std::size_t buffer_size = 16384;  // each provided buffer: the most one completion carries
-  unsigned buffer_count = 256;      // buffers in the loop's ring (a power of two)
+  std::size_t buffer_size = 65536;  // each provided buffer: the most one completion carries
+  unsigned buffer_count = 64;       // buffers in the loop's ring (a power of two)
 };
 
 /// Loop-thread only, but wake(). Throws std::system_error naming what the kernel refused.
