@@ -167,7 +167,9 @@ void connection::resume_reading() noexcept {
     note_read();  // the read timeout waited while paused
   }
   const bool edge_triggered = loop_->options_.edge_triggered;
-  if (dgram() == nullptr && (edge_triggered || layer() != nullptr || loop_->backend_.is_uring())) {
+  if ((dgram() == nullptr &&
+       (edge_triggered || layer() != nullptr || loop_->backend_.is_uring())) ||
+      (dgram() != nullptr && !dgram()->held.empty())) {
     // Edge-triggered, the edge that announced what waits in the socket has passed; a layer may
     // hold plain bytes it decoded before the pause; on io_uring, bytes that completed before
     // the receive was cancelled wait in the connection. Each way: read next iteration.
@@ -248,7 +250,9 @@ std::error_code connection::shutdown_write() {
 
 std::error_code connection::shut_writing() noexcept {
   write_end_ = write_end::shut;
-  if (::shutdown(fd_, SHUT_WR) != 0) {
+  // io_uring: the FIN goes with the ring's next submission (the output has all gone).
+  const bool by_ring = (path_ & ring_sends) != 0 && !loop_->backend_.uring().shutdown_write(fd_);
+  if (!by_ring && ::shutdown(fd_, SHUT_WR) != 0) {
     // (After a reset the socket says not_connected; the reset is the news.)
     const std::error_code refused(errno, std::system_category());
     const std::error_code pending = pending_error(fd_);

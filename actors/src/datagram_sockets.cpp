@@ -5,14 +5,19 @@
 #include <spdlog/logger.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
+#include <new>
 #include <span>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/connection_state.hpp"
@@ -182,36 +187,121 @@ void datagram_sockets::readable(connection& c) {
       note_dropped("longer than read_buffer_size");  // never half a datagram
       continue;
     }
-    const std::span<const std::byte> datagram(buffer.data(), static_cast<std::size_t>(n));
-    connection* to = &c;
-    if (ep.routes) {
-      auto& router = static_cast<udp_router&>(c);
-      const peer_key key = key_of_peer(ep.peer);
-      const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
-      if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
-        to = found->second;
-      } else if (router.sessions.size() >= l.options.max_sessions) {
-        note_dropped("from a new peer past max_sessions");
-        to = nullptr;
-      } else {
-        to = open_session(router, key);
-      }
-      if (to != nullptr && to->is_open()) {  // (a closing session's datagrams end with it)
-        to->dgram()->last_seen = timer_clock::now();
-      } else {
-        to = nullptr;
-      }
-    }
-    if (to != nullptr) {
-      to->fresh_ = datagram;
-      loop_.deliver_now(*to);
-    }
-    // A socket actor's sender is known during on_data only; a connected socket's is fixed.
-    ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
-    if (!c.is_open()) {
+    if (!hand_on(c, std::span<const std::byte>(buffer.data(), static_cast<std::size_t>(n)))) {
       return;
     }
-    loop_.reap();  // sessions closed by that datagram, so the next one from their peer opens anew
+  }
+}
+
+bool datagram_sockets::hand_on(connection& c, std::span<const std::byte> datagram) {
+  datagram_endpoint& ep = *c.dgram();
+  connection* to = &c;
+  if (ep.routes) {
+    auto& router = static_cast<udp_router&>(c);
+    const peer_key key = key_of_peer(ep.peer);
+    const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
+    if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
+      to = found->second;
+    } else if (router.sessions.size() >= l.options.max_sessions) {
+      note_dropped("from a new peer past max_sessions");
+      to = nullptr;
+    } else {
+      to = open_session(router, key);
+    }
+    if (to != nullptr && to->is_open()) {  // (a closing session's datagrams end with it)
+      to->dgram()->last_seen = timer_clock::now();
+    } else {
+      to = nullptr;
+    }
+  }
+  if (to != nullptr) {
+    to->fresh_ = datagram;
+    loop_.deliver_now(*to);
+  }
+  // A socket actor's sender is known during on_data only; a connected socket's is fixed.
+  ep.peer_length = ep.connected ? sizeof_peer(ep) : 0;
+  if (!c.is_open()) {
+    return false;
+  }
+  loop_.reap();  // sessions closed by that datagram, so the next one from their peer opens anew
+  return true;
+}
+
+connection* datagram_sockets::reader(io_key key) {
+  // The generation matters: a socket actor closed earlier in this batch may have had its
+  // slot taken by another connection since.
+  connection* c = loop_.find(key.slot(), key.generation());
+  return c != nullptr && c->is_open() && c->dgram() != nullptr && c->dgram()->socket == nullptr
+             ? c
+             : nullptr;
+}
+
+void datagram_sockets::on_datagram(io_key key, std::span<const std::byte> bytes,
+                                   const sockaddr* from, socklen_t from_length, bool truncated) {
+  connection* c = reader(key);
+  if (c == nullptr) {
+    return;  // closing: not read any more, as on epoll
+  }
+  if (truncated || bytes.size() > loop_.read_buffer_.size()) {
+    // Never half a datagram: on io_uring the limit is also the ring's buffer, less the room
+    // for the sender's address.
+    note_dropped(truncated ? "longer than uring_buffer_size less 144 bytes"
+                           : "longer than read_buffer_size");
+    return;
+  }
+  datagram_endpoint& ep = *c->dgram();
+  from_length = std::min<socklen_t>(from_length, sizeof ep.peer);
+  if (c->read_paused() || !ep.held.empty()) {
+    try {  // (after a pause, behind what was held: in order)
+      datagram_endpoint::held_datagram& h = ep.held.emplace_back();
+      h.bytes.assign(bytes.begin(), bytes.end());
+      std::memcpy(&h.from, from, from_length);
+      h.from_length = from_length;
+    } catch (const std::bad_alloc&) {
+      note_dropped("held while paused, out of memory");
+    }
+    return;
+  }
+  if (!ep.connected) {
+    std::memcpy(&ep.peer, from, from_length);
+    ep.peer_length = from_length;
+  }
+  (void)hand_on(*c, bytes);
+}
+
+void datagram_sockets::on_datagram_failed(io_key key, int res) {
+  connection* c = reader(key);
+  if (c == nullptr) {
+    return;
+  }
+  const int e = -res;
+  // A dialed socket hears that its peer's port is closed (ICMP); other errors that concern one
+  // datagram are skipped, and the back end arms the receive again.
+  const bool refused = c->dgram()->connected && e == ECONNREFUSED;
+  if (refused || (e != EINTR && !transient_datagram_error(e))) {
+    loop_.schedule_close(*c, {e, std::system_category()});
+  }
+}
+
+void datagram_sockets::on_resumed(connection& c) {
+  datagram_endpoint& ep = *c.dgram();
+  std::vector<datagram_endpoint::held_datagram> held;
+  held.swap(ep.held);
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    if (!c.is_open() || c.read_paused()) {
+      // Paused again: the rest stays held, ahead of whatever came meanwhile.
+      ep.held.insert(ep.held.begin(),
+                     std::make_move_iterator(held.begin() + static_cast<std::ptrdiff_t>(i)),
+                     std::make_move_iterator(held.end()));
+      return;
+    }
+    if (!ep.connected) {
+      ep.peer = held[i].from;
+      ep.peer_length = held[i].from_length;
+    }
+    if (!hand_on(c, held[i].bytes)) {
+      return;
+    }
   }
 }
 
@@ -221,11 +311,7 @@ datagram_sockets::datagram_sockets(event_loop& loop) : loop_(loop) {
 }
 
 void datagram_sockets::on_io(io_key key, std::uint32_t /*events*/) {
-  // The generation matters: a socket actor closed earlier in this batch may have had its
-  // slot taken by another connection since.
-  connection* c = loop_.find(key.slot(), key.generation());
-  if (c != nullptr && c->is_open() && !c->read_paused() && c->dgram() != nullptr &&
-      c->dgram()->socket == nullptr) {
+  if (connection* c = reader(key); c != nullptr && !c->read_paused()) {
     readable(*c);
   }
 }

@@ -277,6 +277,12 @@ void detail::loop_core::hold(connection& c, std::span<const std::byte> bytes) {
 }
 
 void detail::loop_core::read_held(connection& c) {
+  if (c.dgram() != nullptr) {
+    if (io_job* job = handlers_[static_cast<std::size_t>(io_kind::datagram)]; job != nullptr) {
+      job->on_resumed(c);
+    }
+    return;
+  }
   if (c.xport_ == nullptr) {
     if (c.inbound_buffered() > 0) {
       deliver(c);
@@ -330,6 +336,26 @@ void detail::loop_core::completions::accepted(io_key key, int fd) const {
   }
   if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
     job->on_accepted(key, std::move(owned));
+  }
+  core.reap();
+}
+void detail::loop_core::completions::datagram(io_key key, std::span<const std::byte> bytes,
+                                              const sockaddr* from, socklen_t from_length,
+                                              bool truncated) const {
+  if (streams_only) {
+    return;  // the loop is stopping: nothing new is read
+  }
+  if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_datagram(key, bytes, from, from_length, truncated);
+  }
+  core.reap();
+}
+void detail::loop_core::completions::datagram_failed(io_key key, int res) const {
+  if (streams_only) {
+    return;
+  }
+  if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_datagram_failed(key, res);
   }
   core.reap();
 }

@@ -40,6 +40,10 @@ static_assert(sizeof(io_uring_buf) == 16 && offsetof(io_uring_buf, addr) == 0 &&
 // The completion flags uring_backend.hpp spells out, as the kernel defines them.
 static_assert(IORING_CQE_F_MORE == 2U && IORING_CQE_BUFFER_SHIFT == 16);
 static_assert(IORING_CQE_F_BUFFER == 1U);  // NOLINT(misc-redundant-expression): (1U << 0)
+static_assert(sizeof(io_uring_recvmsg_out) == 16 &&
+                  offsetof(io_uring_recvmsg_out, payloadlen) == 8 &&
+                  offsetof(io_uring_recvmsg_out, flags) == 12,
+              "recvmsg_out mirrors the kernel's io_uring_recvmsg_out");
 static_assert(POLLIN == io_event::readable && POLLOUT == io_event::writable &&
                   POLLERR == io_event::error && POLLHUP == io_event::hangup_both &&
                   (POLLHUP | POLLRDHUP) == io_event::hangup,
@@ -97,7 +101,8 @@ std::string missing_ops(io_uring& r) {
        {std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_POLL_ADD, "POLL_ADD"},
         std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"},
         std::pair{IORING_OP_SEND, "SEND"}, std::pair{IORING_OP_ACCEPT, "ACCEPT"},
-        std::pair{IORING_OP_CONNECT, "CONNECT"}}) {
+        std::pair{IORING_OP_CONNECT, "CONNECT"}, std::pair{IORING_OP_SHUTDOWN, "SHUTDOWN"},
+        std::pair{IORING_OP_RECVMSG, "RECVMSG"}}) {
     if (io_uring_opcode_supported(p, opcode) == 0) {
       missing += std::string(missing.empty() ? "" : ", ") + name;
     }
@@ -171,6 +176,7 @@ uring_backend::uring_backend(const uring_settings& settings)
         "io_uring: buffer_count must be a power of two up to 32768, buffer_size 1 B to 2 GiB");
   }
   spare_.reserve(spares_kept);  // (its capacity is the bound release_block keeps to)
+  recv_msg_.msg_namelen = sizeof(sockaddr_storage);
   buf_ring_bytes_ = std::size_t{settings.buffer_count} * sizeof(io_uring_buf);
   void* mem =
       mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -374,6 +380,20 @@ void uring_backend::submit(int fd) noexcept {
   submit_send(fd, *s);
 }
 
+std::error_code uring_backend::shutdown_write(int fd) noexcept {
+  source* s = find(fd);
+  if (s == nullptr || s->kind != source_kind::stream || !live_ || s->send_submitted) {
+    return std::make_error_code(std::errc::not_connected);
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    return std::make_error_code(std::errc::resource_unavailable_try_again);
+  }
+  io_uring_prep_shutdown(sqe, fd, SHUT_WR);
+  io_uring_sqe_set_data64(sqe, data_of(shutdown_op, s->seq, fd));
+  return {};
+}
+
 void uring_backend::submit_send(int fd, source& s) noexcept {
   io_uring_sqe* sqe = next_sqe(ring_->r);
   if (sqe == nullptr) {
@@ -474,10 +494,16 @@ void uring_backend::arm_in(int fd, source& s) noexcept {
     // the backlog as it fills. The peer's address is asked for only where the balancer uses it.
     io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, data_of(accept_op, s.seq, fd));
+  } else if (s.kind == source_kind::datagram) {
+    // Each datagram whole with a completion of its own, its sender's address in the buffer
+    // ahead of it (no poll, no recvfrom).
+    io_uring_prep_recvmsg_multishot(sqe, fd, &recv_msg_, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+    io_uring_sqe_set_data64(sqe, data_of(recvmsg_op, s.seq, fd));
   } else {
-    // One-shot, re-armed after each event: level-triggered, as on epoll. The datagram reads
-    // take a batch an event, and a multishot poll would not report what a batch left behind
-    // (it fires on arrivals).
+    // A listener out of fds: one-shot, re-armed after each event (level-triggered, as on
+    // epoll), until a connection waits.
     io_uring_prep_poll_add(sqe, fd, POLLIN);
     io_uring_sqe_set_data64(sqe, data_of(poll_in, s.seq, fd));
   }
@@ -588,7 +614,7 @@ std::error_code uring_backend::change_datagram(int fd, io_key key, bool receive)
   }
   s->want_in = receive;
   if (!receive && s->in_armed) {
-    cancel_op(fd, *s, poll_in);
+    cancel_op(fd, *s, recvmsg_op);  // (datagrams that completed before it: the loop holds them)
     s->in_armed = false;
   }
   arm(fd, *s);
@@ -605,6 +631,7 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
   if (s->in_armed) {
     cancel_op(fd, *s,
               s->kind == source_kind::stream                           ? recv
+              : s->kind == source_kind::datagram                       ? recvmsg_op
               : s->kind == source_kind::listener && !s->accept_by_poll ? accept_op
                                                                        : poll_in);
   }

@@ -252,6 +252,36 @@ TEST(udp, a_datagram_longer_than_the_read_buffer_is_dropped_and_counted_never_cu
   EXPECT_EQ(e->loop(0).datagrams_dropped(), 1U);
 }
 
+// Pauses at its first datagram and resumes 30 ms later: the datagrams sent meanwhile (some of
+// them received before the pause took effect, on io_uring) reach on_data at the resume, in
+// order, none lost.
+class pauses_at_first : public connection {
+  void on_data() override {
+    (void)write(next_all());
+    if (!paused_once_) {
+      paused_once_ = true;
+      pause_reading();
+      (void)after(std::chrono::milliseconds(30), [](connection& self) { self.resume_reading(); });
+    }
+  }
+  bool paused_once_ = false;
+};
+
+TEST(udp, datagrams_that_come_while_a_socket_actor_is_paused_wait_for_the_resume_in_order) {
+  running_engine e(test::small_options());
+  const address bound = e->listen<pauses_at_first>("udp://127.0.0.1:0");
+  e.start();
+  const udp_client client(bound);
+  constexpr int count = 50;
+  for (int i = 0; i < count; ++i) {
+    ASSERT_TRUE(client.send("datagram " + std::to_string(i)));
+  }
+  for (int i = 0; i < count; ++i) {
+    ASSERT_EQ(client.receive(), "datagram " + std::to_string(i));
+  }
+  EXPECT_EQ(e->loop(0).datagrams_dropped(), 0U);
+}
+
 TEST(udp, a_second_server_on_the_same_udp_port_is_refused) {
   engine first(test::small_options());
   const address bound = first.listen<udp_echo>("udp://127.0.0.1:0");

@@ -1,7 +1,7 @@
 // The io_uring back end's own edges, beyond the behaviour suites (which run on it as
 // io_uring.*): its options, a buffer ring that runs dry mid-stream, completions for
-// connections closed in the same batch, sends in flight at close, abort and stop, and
-// ACTNET_BACKEND. A kernel that cannot run io_uring
+// connections closed in the same batch, sends in flight at close, abort and stop, datagrams
+// longer than a ring buffer, and ACTNET_BACKEND. A kernel that cannot run io_uring
 // skips the ones that need it (the samples' test checks the refusal itself).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -152,6 +152,26 @@ TEST(uring, a_buffer_ring_run_dry_mid_stream_loses_and_reorders_nothing) {
 // are (most runs) in the same batch of completions: those completions find no connection and
 // are dropped, nothing runs on a closed actor, and each on_close runs once (ASan: nothing
 // completes into freed memory).
+class udp_echo : public connection {
+  void on_data() override { (void)write(next_all()); }
+};
+
+TEST(uring, a_datagram_longer_than_a_ring_buffer_is_dropped_and_counted_never_cut) {
+  if (const std::string why = uring_missing(); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  engine_options o = uring_options();
+  o.uring_buffer_size = 1024;  // room for 1024 - 144 bytes: the sender's address comes first
+  running_engine e(o);
+  const address bound = e->listen<udp_echo>("udp://127.0.0.1:0");
+  e.start();
+  const test::udp_client client(bound);
+  ASSERT_TRUE(client.send(std::string(1024 - 144 + 1, 'L')));
+  ASSERT_TRUE(client.send(std::string(1024 - 144, 'F')));
+  EXPECT_EQ(client.receive(), std::string(1024 - 144, 'F')) << "the one that fits, whole";
+  EXPECT_EQ(e->loop(0).datagrams_dropped(), 1U) << "the long one: not echoed, cut or whole";
+}
+
 struct batch_log {
   std::mutex mutex;
   std::vector<conn_ref> open;

@@ -25,6 +25,14 @@ struct datagram_endpoint {
   bool connected = false;               // a dialed (connected) socket: peer is fixed
   std::size_t listener = 0;             // a socket actor: its engine listener
   timer_clock::time_point last_seen{};  // a session: its latest datagram
+  // io_uring: datagrams that completed after a pause_reading, before the receive's cancel took
+  // effect (one batch at most), in order, with their senders: on_data gets them at the resume.
+  struct held_datagram {
+    std::vector<std::byte> bytes;
+    sockaddr_storage from{};
+    socklen_t from_length = 0;
+  };
+  std::vector<held_datagram> held;
 };
 
 class byte_layer;

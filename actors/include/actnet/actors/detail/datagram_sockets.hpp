@@ -2,8 +2,11 @@
 // it in batches, and the sessions they are routed to (one connection actor per peer).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstddef>
+#include <span>
 #include <system_error>
 
 #include "actnet/actors/conn_ref.hpp"
@@ -33,6 +36,12 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   /// of them, each handed whole to on_data.
   void readable(connection& socket);
   void on_io(io_key key, std::uint32_t events) override;  // a socket actor's socket is readable
+  // io_uring: a datagram with its sender, a receive that failed, and the resume of a socket
+  // actor that was paused with datagrams held.
+  void on_datagram(io_key key, std::span<const std::byte> bytes, const sockaddr* from,
+                   socklen_t from_length, bool truncated) override;
+  void on_datagram_failed(io_key key, int res) override;
+  void on_resumed(connection& c) override;
   /// A close is due. false for a router with sessions: they write through its socket, so they
   /// are scheduled to close first, and it after them.
   [[nodiscard]] bool ready_to_close(connection& c, std::error_code reason) noexcept override;
@@ -42,7 +51,12 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
 
  private:
   connection* open_session(udp_router& router, const peer_key& key);  // null: logged
-  void watch_idle(conn_ref session, std::chrono::nanoseconds wait);   // session_idle_timeout
+  // One datagram read from c's socket (its sender in c's endpoint): to c's on_data, or to its
+  // session's. false: c closed.
+  bool hand_on(connection& c, std::span<const std::byte> datagram);
+  // A socket actor of this loop's for `key` that reads its own socket (not a session).
+  connection* reader(io_key key);
+  void watch_idle(conn_ref session, std::chrono::nanoseconds wait);  // session_idle_timeout
   void note_dropped(const char* why);  // counted; logged once a second at most
 
   event_loop& loop_;

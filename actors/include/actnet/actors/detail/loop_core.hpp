@@ -4,6 +4,8 @@
 // of the documented API: event_loop (event_loop.hpp) is.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -60,6 +62,15 @@ class io_job {
   virtual void on_connected(io_key key, int res) {
     on_io(key, res < 0 ? io_event::error : io_event::writable);
   }
+  /// A datagram a completion back end received for the source `key` (a datagram socket), with
+  /// its sender; `truncated`: it was longer than the back end's buffer, and `bytes` is empty.
+  virtual void on_datagram(io_key /*key*/, std::span<const std::byte> /*bytes*/,
+                           const sockaddr* /*from*/, socklen_t /*from_length*/,
+                           bool /*truncated*/) {}
+  /// The source's receive failed: -errno.
+  virtual void on_datagram_failed(io_key /*key*/, int /*res*/) {}
+  /// c's reading resumed (on a completion back end): what was held for it.
+  virtual void on_resumed(connection& /*c*/) {}
 
  protected:
   io_job() = default;
@@ -169,6 +180,9 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     void sent(io_key key, int res) const;
     void accepted(io_key key, int fd) const;
     void connected(io_key key, int res) const;
+    void datagram(io_key key, std::span<const std::byte> bytes, const sockaddr* from,
+                  socklen_t from_length, bool truncated) const;
+    void datagram_failed(io_key key, int res) const;
   };
   // io_uring: c's output goes out through the ring before the next wait (flush_ring_sends).
   void queue_ring_send(connection& c);

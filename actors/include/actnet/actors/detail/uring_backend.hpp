@@ -1,14 +1,16 @@
 // uring_backend: the completion back end. One io_uring per loop: streams receive through a
 // multishot receive into the loop's provided-buffer ring (their bytes come with the completion,
 // no read call), listeners accept through a multishot accept (each connection's fd comes with a
-// completion), dials connect through the ring, datagram sockets are watched by poll operations
-// on the ring, and one io_uring_enter per iteration submits what the iteration queued and waits.
+// completion), dials connect through the ring, datagram sockets receive through a multishot
+// recvmsg into the same buffer ring (each datagram a completion, its sender beside it), and one
+// io_uring_enter per iteration submits what the iteration queued and waits.
 // liburing stays in uring_backend.cpp: this header needs only the kernel's completion layout.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -40,6 +42,8 @@ concept completion_handler = io_handler<H> &&
   h.sent(key, res);
   h.accepted(key, res);
   h.connected(key, res);
+  h.datagram(key, bytes, static_cast<const sockaddr*>(nullptr), socklen_t{0}, bool{});
+  h.datagram_failed(key, res);
 };
 
 /// io_uring's settings, from engine_options.
@@ -124,6 +128,10 @@ class uring_backend {
   }
   /// Sends what stage() gathered (nothing when a send is in flight or nothing is staged).
   void submit(int fd) noexcept;
+  /// Shuts the stream's sending (a FIN) through the ring, submitted with the next wait or
+  /// unwatch, after the send in flight (none may be). A failure ends the stream as its
+  /// receive's would: handle.receive_ended(key, -errno).
+  [[nodiscard]] std::error_code shutdown_write(int fd) noexcept;
   /// Output of the stream the ring holds: staged or in flight.
   [[nodiscard]] bool sending(int fd) const noexcept {
     return static_cast<std::size_t>(fd) < sources_.size() && sources_[fd].send_len != 0;
@@ -147,10 +155,12 @@ class uring_backend {
     recv = 3,      // a stream's bytes (multishot, into the buffer ring)
     wake_read = 4,
     cancel = 5,
-    poll_hup = 6,   // a stream whose receiving is paused failed or hung up both ways (one-shot)
-    send_op = 7,    // a stream's bytes out, from its send buffer
-    accept_op = 8,  // a listener's connections (multishot): each completion's res is an fd
-    connect_op = 9  // a dial's connect: res 0 or -errno
+    poll_hup = 6,      // a stream whose receiving is paused failed or hung up both ways (one-shot)
+    send_op = 7,       // a stream's bytes out, from its send buffer
+    accept_op = 8,     // a listener's connections (multishot): each completion's res is an fd
+    connect_op = 9,    // a dial's connect: res 0 or -errno
+    shutdown_op = 10,  // a stream's FIN: res 0 or -errno
+    recvmsg_op = 11    // a datagram socket's datagrams (multishot, into the buffer ring)
   };
   enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
   struct source {
@@ -191,6 +201,14 @@ class uring_backend {
     std::uint16_t bid;
     std::uint16_t tail;
   };
+  // The kernel's struct io_uring_recvmsg_out, at the head of a datagram's buffer; then the
+  // sender's address (recv_msg_.msg_namelen bytes of room), then the payload.
+  struct recvmsg_out {
+    std::uint32_t namelen;
+    std::uint32_t controllen;
+    std::uint32_t payloadlen;
+    std::uint32_t flags;
+  };
   static constexpr std::uint32_t cqe_more = 1U << 1;    // IORING_CQE_F_MORE
   static constexpr std::uint32_t cqe_buffer = 1U << 0;  // IORING_CQE_F_BUFFER
   static constexpr unsigned buffer_shift = 16;          // IORING_CQE_BUFFER_SHIFT
@@ -222,6 +240,8 @@ class uring_backend {
   void submit_send(int fd, source& s) noexcept;
   template <class Handler>
   void accepted(Handler& handle, const completion& c);
+  template <class Handler>
+  void datagram(Handler& handle, const completion& c);
   void settle() noexcept;
   bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
   bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
@@ -280,6 +300,7 @@ class uring_backend {
   std::uint32_t returned_ = 0;
   unique_fd wake_fd_;
   std::uint64_t wake_value_ = 0;  // the wake-up's read lands here
+  msghdr recv_msg_{};             // the datagram receives' layout: room for any sender's address
   std::uint64_t shortages_ = 0;
   unsigned entries_;
   bool live_ = false;  // the ring exists: between start() and finish()
@@ -310,6 +331,48 @@ void uring_backend::accepted(Handler& handle, const completion& c) {
   if (source* again = current(c.user_data);
       again != nullptr && again->want_in && !again->in_armed && c.res != -ECANCELED) {
     arm_in(fd, *again);
+  }
+}
+
+template <class Handler>
+void uring_backend::datagram(Handler& handle, const completion& c) {
+  source* s = current(c.user_data);
+  const bool more = (c.flags & cqe_more) != 0;
+  if (c.res > 0 && (c.flags & cqe_buffer) != 0) {
+    const std::uint32_t bid = c.flags >> buffer_shift;
+    const std::size_t head = sizeof(recvmsg_out) + recv_msg_.msg_namelen;
+    if (s != nullptr && static_cast<std::size_t>(c.res) >= head) {
+      s->in_armed = more && s->in_armed;
+      std::byte* at = buffers_ + std::size_t{bid} * buffer_size_;
+      recvmsg_out out{};
+      std::memcpy(&out, at, sizeof out);
+      const std::size_t got = static_cast<std::size_t>(c.res) - head;
+      // MSG_TRUNC: longer than the buffer; handed on as such (dropped and counted), never cut.
+      const bool truncated = (out.flags & MSG_TRUNC) != 0 || out.payloadlen > got;
+      const io_key key = s->key;
+      handle.datagram(
+          key, std::span<const std::byte>(at + head, truncated ? 0 : out.payloadlen),
+          reinterpret_cast<const sockaddr*>(at + sizeof out),  // NOLINT: the kernel's layout
+          static_cast<socklen_t>(std::min<std::uint32_t>(out.namelen, recv_msg_.msg_namelen)),
+          truncated);
+    }
+    give_back(bid);
+  } else if (c.res == -ECANCELED) {
+    return;  // cancelled here (change_datagram, unwatch), which disarmed it then
+  } else if (s != nullptr) {
+    s->in_armed = more && s->in_armed;
+    if (c.res == -ENOBUFS) {
+      ++shortages_;  // the datagrams wait in the socket: re-armed below
+    } else if (c.res < 0) {
+      const io_key key = s->key;
+      handle.datagram_failed(key, c.res);  // ECONNREFUSED on a dialed socket, say
+    }
+  }
+  if (!more) {
+    if (source* again = current(c.user_data);
+        again != nullptr && again->want_in && !again->in_armed) {
+      arm_in(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
+    }
   }
 }
 
@@ -378,6 +441,10 @@ void uring_backend::dispatch(Handler&& handle) {
       accepted(handle, c);
       continue;
     }
+    if (o == recvmsg_op) {
+      datagram(handle, c);
+      continue;
+    }
     if (o == connect_op) {
       if (source* s = current(c.user_data); s != nullptr) {
         s->out_armed = false;
@@ -388,6 +455,13 @@ void uring_backend::dispatch(Handler&& handle) {
     }
     if (o == wake_read) {
       arm_wake();
+      continue;
+    }
+    if (o == shutdown_op) {
+      if (source* s = current(c.user_data); s != nullptr && c.res < 0 && c.res != -ECANCELED) {
+        const io_key key = s->key;
+        handle.receive_ended(key, c.res);  // (after a reset: not connected; the reset is the news)
+      }
       continue;
     }
     if (o != poll_in && o != poll_out && o != poll_hup) {
