@@ -18,6 +18,8 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <vector>
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -415,16 +417,66 @@ void uring_backend::drop_orphan(std::uint64_t user_data) noexcept {
   }
 }
 
+uring_backend::fd_table::~fd_table() {
+  if (at_ != nullptr) {
+    munmap(at_, size_ * sizeof(source));
+  }
+}
+
+bool uring_backend::fd_table::grow(std::size_t at_least) noexcept {
+  static_assert(std::is_trivially_copyable_v<source> && std::is_trivially_destructible_v<source>,
+                "a source moves with mremap and starts as zero pages");
+  constexpr std::size_t page = 4096;
+  const std::size_t want = std::max({at_least, size_ * 2, page / sizeof(source)});
+  const std::size_t bytes = (want * sizeof(source) + page - 1) / page * page;
+  void* mem = at_ == nullptr ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                             : mremap(at_, size_ * sizeof(source), bytes, MREMAP_MAYMOVE);
+  if (mem == MAP_FAILED) {
+    return false;
+  }
+  at_ = static_cast<source*>(mem);
+  size_ = bytes / sizeof(source);
+  return true;
+}
+
+void uring_backend::fd_table::release_after(std::size_t used) noexcept {
+  constexpr std::size_t page = 4096;
+  const std::size_t from = (used * sizeof(source) + page - 1) / page * page;
+  const std::size_t bytes = size_ * sizeof(source);
+  if (from < bytes) {
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): a page address
+    (void)madvise(reinterpret_cast<std::byte*>(at_) + from, bytes - from, MADV_DONTNEED);
+  }
+}
+
 uring_backend::source* uring_backend::entry(int fd) {
   const auto i = static_cast<std::size_t>(fd);
-  if (i >= sources_.size()) {
-    try {
-      sources_.resize(std::max(i + 1, sources_.size() * 2));
-    } catch (const std::bad_alloc&) {
-      return nullptr;
-    }
+  if (i >= sources_.size() && !sources_.grow(i + 1)) {
+    return nullptr;
   }
   return &sources_[i];
+}
+
+void uring_backend::shrink() noexcept {
+  std::size_t used = 0;
+  for (std::size_t fd = 0; fd < sources_.size(); ++fd) {
+    if (sources_[fd].kind != source_kind::none || !sources_[fd].send_block.empty()) {
+      used = fd + 1;
+    }
+  }
+  sources_.release_after(used);
+  for (const std::span<std::byte> block : spare_) {
+    block_pool::deallocate(block);
+  }
+  spare_.clear();
+  // Every buffer is the ring's between iterations, and the kernel fills them only while this
+  // thread is in io_uring_enter (deferred task running) or submitting: dropping their pages
+  // here loses nothing; the next receive into one faults a zero page in.
+  if (buffers_ != nullptr && live_) {
+    (void)madvise(buffers_, buffers_bytes_, MADV_DONTNEED);
+  }
+  std::vector<completion>().swap(ready_);
 }
 
 std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool in,
@@ -437,7 +489,9 @@ std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool 
     return std::make_error_code(std::errc::file_exists);  // as epoll_ctl's EEXIST
   }
   s->key = key;
-  s->seq = s->seq + 1;
+  // From one counter for all fds: an entry whose pages shrink() dropped reads as zero again,
+  // and a completion still on its way for the fd's earlier source must not match the next.
+  s->seq = ++next_seq_;
   s->kind = kind;
   s->want_in = in;
   s->want_out = out;

@@ -81,6 +81,9 @@ class loop_backend {
     if (epoll_) {
       epoll_->shrink();
     }
+    if (uring_) {
+      uring_->shrink();
+    }
   }
 
  private:

@@ -97,7 +97,10 @@ class uring_backend {
   void dispatch(Handler&& handle);
 
   void wake() noexcept;  // thread-safe
-  void shrink() noexcept {}
+  /// The loop has no connections: the pages of the fd table past its last source, the spare
+  /// send buffers and the provided buffers' pages go back to the system (the kernel fills a
+  /// buffer anew on demand).
+  void shrink() noexcept;
   [[nodiscard]] static bool edge_triggered() noexcept { return false; }
 
   /// A stream's send through the ring: `parts` copied into the stream's send buffer (a block
@@ -223,6 +226,27 @@ class uring_backend {
   source* find(int fd) noexcept {  // fd's entry, or null past the table
     return fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
   }
+  // The sources by fd: mapped memory, grown by mremap without touching what it adds, so a
+  // table sized for the highest fd costs only the pages of the fds in use (an entry that was
+  // never written reads as the kernel's zero page). A source is all zero bits when unused.
+  class fd_table {
+   public:
+    fd_table() = default;
+    fd_table(const fd_table&) = delete;
+    fd_table& operator=(const fd_table&) = delete;
+    ~fd_table();
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    source& operator[](std::size_t i) noexcept { return at_[i]; }
+    const source& operator[](std::size_t i) const noexcept { return at_[i]; }
+    source* begin() noexcept { return at_; }
+    source* end() noexcept { return at_ + size_; }
+    bool grow(std::size_t at_least) noexcept;       // false: out of address space
+    void release_after(std::size_t used) noexcept;  // pages of entries [used, size) zeroed
+
+   private:
+    source* at_ = nullptr;
+    std::size_t size_ = 0;  // entries mapped
+  };
   source* current(std::uint64_t user_data) noexcept {
     const auto fd = static_cast<std::uint32_t>(user_data);
     if (fd >= sources_.size()) {
@@ -281,7 +305,8 @@ class uring_backend {
 
   struct ring;  // liburing's struct io_uring, in the .cpp
   std::unique_ptr<ring> ring_;
-  std::vector<source> sources_;  // by fd
+  fd_table sources_;
+  std::uint32_t next_seq_ = 0;  // each watch's sequence number (wraps at 24 bits)
   std::vector<orphan> orphans_;
   // Send buffers between sends. A stream holds one only while it has output staged or in
   // flight (an idle connection holds none); these spare the block pool's allocate and free
