@@ -136,7 +136,7 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
     // io_uring's per-message path: copied once into the ring's send buffer, which goes out
     // before the loop's next wait, with whatever else is written until then.
     if (stage(bytes)) [[likely]] {
-      return {};
+      return detail::no_error();  // (error_code{} calls system_category() out of line)
     }
   }
   if (xport_ != nullptr) {
@@ -323,11 +323,11 @@ bool connection::output_waiting() const noexcept {
 std::error_code connection::drain_to_ring() {
   detail::uring_backend& ring = loop_->backend_.uring();
   if (ring.in_flight(fd_)) {
-    return {};  // its completion drains on
+    return detail::no_error();  // its completion drains on
   }
   if (ring.sending(fd_)) {
     ring.submit(fd_);  // what was staged; the buffered output (after it) at its completion
-    return {};
+    return detail::no_error();
   }
   if (!out_.empty()) {
     std::array<iovec, 64> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
@@ -341,15 +341,15 @@ std::error_code connection::drain_to_ring() {
     }
     (void)out_.discard(bytes);
     after_draining(false);  // (the low watermark; the time of the send at its completion)
-    return {};
+    return detail::no_error();
   }
   want_write(false);
   if (state_ == state::closing) {
     loop_->schedule_close(*this, closing_reason());
-    return {};
+    return detail::no_error();
   }
   output_drained();
-  return {};
+  return detail::no_error();
 }
 
 std::error_code connection::drain_output() {
