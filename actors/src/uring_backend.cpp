@@ -425,15 +425,18 @@ uring_backend::fd_table::~fd_table() {
 
 bool uring_backend::fd_table::grow(std::size_t at_least) noexcept {
   static_assert(std::is_trivially_copyable_v<source> && std::is_trivially_destructible_v<source>,
-                "a source moves with mremap and starts as zero pages");
+                "a source moves by memcpy and starts as zero pages");
   constexpr std::size_t page = 4096;
   const std::size_t want = std::max({at_least, size_ * 2, page / sizeof(source)});
   const std::size_t bytes = (want * sizeof(source) + page - 1) / page * page;
-  void* mem = at_ == nullptr ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                             : mremap(at_, size_ * sizeof(source), bytes, MREMAP_MAYMOVE);
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
     return false;
+  }
+  if (at_ != nullptr) {
+    std::memcpy(mem, at_, used_ * sizeof(source));  // (what was never written stays untouched)
+    munmap(at_, size_ * sizeof(source));
   }
   at_ = static_cast<source*>(mem);
   size_ = bytes / sizeof(source);
@@ -447,6 +450,7 @@ void uring_backend::fd_table::release_after(std::size_t used) noexcept {
   if (from < bytes) {
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): a page address
     (void)madvise(reinterpret_cast<std::byte*>(at_) + from, bytes - from, MADV_DONTNEED);
+    used_ = std::min(used_, from / sizeof(source) + 1);
   }
 }
 
@@ -455,6 +459,7 @@ uring_backend::source* uring_backend::entry(int fd) {
   if (i >= sources_.size() && !sources_.grow(i + 1)) {
     return nullptr;
   }
+  sources_.written(i);
   return &sources_[i];
 }
 

@@ -226,9 +226,11 @@ class uring_backend {
   source* find(int fd) noexcept {  // fd's entry, or null past the table
     return fd >= 0 && static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
   }
-  // The sources by fd: mapped memory, grown by mremap without touching what it adds, so a
-  // table sized for the highest fd costs only the pages of the fds in use (an entry that was
-  // never written reads as the kernel's zero page). A source is all zero bits when unused.
+  // The sources by fd: mapped memory that costs only the pages of the fds in use (an entry
+  // never written reads as the kernel's zero page). Grown by a new mapping that takes the
+  // entries written so far: mremap would be cheaper, but ThreadSanitizer does not see it and
+  // takes a later mapping at the freed address, another loop's, for the same memory. A source
+  // is all zero bits when unused.
   class fd_table {
    public:
     fd_table() = default;
@@ -242,10 +244,12 @@ class uring_backend {
     source* end() noexcept { return at_ + size_; }
     bool grow(std::size_t at_least) noexcept;       // false: out of address space
     void release_after(std::size_t used) noexcept;  // pages of entries [used, size) zeroed
+    void written(std::size_t i) noexcept { used_ = std::max(used_, i + 1); }
 
    private:
     source* at_ = nullptr;
     std::size_t size_ = 0;  // entries mapped
+    std::size_t used_ = 0;  // entries that may have been written: [0, used_)
   };
   source* current(std::uint64_t user_data) noexcept {
     const auto fd = static_cast<std::uint32_t>(user_data);
