@@ -186,6 +186,11 @@ std::error_code connection::send_datagram(std::span<const std::span<const std::b
   msg.msg_namelen = to_length;
   msg.msg_iov = iov.data();
   msg.msg_iovlen = parts.size();
+  if (loop_->backend_.is_uring() &&
+      loop_->backend_.uring().send_datagram(fd_, std::span<const iovec>(iov.data(), parts.size()),
+                                            to, to_length)) {
+    return detail::no_error();  // out with the ring's next submission
+  }
   for (;;) {
     if (detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL) >= 0) {
       return {};

@@ -283,6 +283,15 @@ void datagram_sockets::on_datagram_failed(io_key key, int res) {
   }
 }
 
+void datagram_sockets::on_datagram_send_failed(io_key key, int res) {
+  connection* c = reader(key);
+  if (c != nullptr && c->dgram()->connected && res == -ECONNREFUSED) {
+    loop_.schedule_close(*c, {-res, std::system_category()});  // the peer's port is closed
+    return;
+  }
+  note_dropped("a send through the ring failed");
+}
+
 void datagram_sockets::on_resumed(connection& c) {
   datagram_endpoint& ep = *c.dgram();
   std::vector<datagram_endpoint::held_datagram> held;

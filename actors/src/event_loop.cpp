@@ -359,6 +359,12 @@ void detail::loop_core::completions::datagram_failed(io_key key, int res) const 
   }
   core.reap();
 }
+void detail::loop_core::completions::datagram_send_failed(io_key key, int res) const {
+  if (io_job* job = core.handlers_[static_cast<std::size_t>(key.kind())]; job != nullptr) {
+    job->on_datagram_send_failed(key, res);
+  }
+  core.reap();
+}
 void detail::loop_core::completions::connected(io_key key, int res) const {
   if (streams_only) {
     return;  // the loop is stopping: its dials end with it

@@ -104,7 +104,7 @@ std::string missing_ops(io_uring& r) {
         std::pair{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, std::pair{IORING_OP_READ, "READ"},
         std::pair{IORING_OP_SEND, "SEND"}, std::pair{IORING_OP_ACCEPT, "ACCEPT"},
         std::pair{IORING_OP_CONNECT, "CONNECT"}, std::pair{IORING_OP_SHUTDOWN, "SHUTDOWN"},
-        std::pair{IORING_OP_RECVMSG, "RECVMSG"}}) {
+        std::pair{IORING_OP_RECVMSG, "RECVMSG"}, std::pair{IORING_OP_SENDMSG, "SENDMSG"}}) {
     if (io_uring_opcode_supported(p, opcode) == 0) {
       missing += std::string(missing.empty() ? "" : ", ") + name;
     }
@@ -299,6 +299,11 @@ void uring_backend::finish() noexcept {
     block_pool::deallocate(o.block);  // the ring is gone: nothing reads them any more
   }
   orphans_.clear();
+  for (std::uint32_t slot = 0; slot < dgram_slots_.size(); ++slot) {
+    if (dgram_slots_[slot] != nullptr) {
+      free_datagram(slot);  // the ring is gone: nothing sends them any more
+    }
+  }
   for (const std::span<std::byte> block : spare_) {
     block_pool::deallocate(block);
   }
@@ -404,6 +409,73 @@ void uring_backend::submit_send(int fd, source& s) noexcept {
   io_uring_prep_send(sqe, fd, s.send_block.data() + s.send_off, s.send_len - s.send_off,
                      MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, data_of(send_op, s.seq, fd));
+}
+
+bool uring_backend::send_datagram(int fd, std::span<const iovec> parts, const sockaddr* to,
+                                  socklen_t length) noexcept {
+  constexpr std::size_t ipv4_most = 65507;  // longer: a call, which says EMSGSIZE at once
+  source* s = find(fd);
+  std::size_t total = 0;
+  for (const iovec& v : parts) {
+    total += v.iov_len;
+  }
+  if (s == nullptr || s->kind != source_kind::datagram || !live_ || total > ipv4_most ||
+      dgram_bytes_ + total > dgram_flight_cap || length > sizeof(sockaddr_storage)) {
+    return false;
+  }
+  std::span<std::byte> block;
+  std::uint32_t slot = 0;
+  try {
+    block = block_pool::allocate(sizeof(datagram_out) + total);
+    if (dgram_free_.empty()) {
+      dgram_slots_.push_back(nullptr);
+      dgram_free_.push_back(static_cast<std::uint32_t>(dgram_slots_.size() - 1));
+    }
+  } catch (const std::bad_alloc&) {
+    if (!block.empty()) {
+      block_pool::deallocate(block);
+    }
+    return false;
+  }
+  io_uring_sqe* sqe = next_sqe(ring_->r);
+  if (sqe == nullptr) {
+    block_pool::deallocate(block);
+    return false;
+  }
+  slot = dgram_free_.back();
+  dgram_free_.pop_back();
+  auto* d = new (block.data()) datagram_out{};
+  std::byte* bytes = block.data() + sizeof(datagram_out);
+  std::byte* at = bytes;
+  for (const iovec& v : parts) {
+    std::memcpy(at, v.iov_base, v.iov_len);
+    at += v.iov_len;
+  }
+  d->block = block;
+  d->source = data_of(recvmsg_op, s->seq, fd);
+  d->iov = {bytes, total};
+  d->msg.msg_iov = &d->iov;
+  d->msg.msg_iovlen = 1;
+  if (to != nullptr) {
+    std::memcpy(&d->to, to, length);
+    d->msg.msg_name = &d->to;
+    d->msg.msg_namelen = length;
+  }
+  io_uring_prep_sendmsg(sqe, fd, &d->msg, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, (std::uint64_t{sendmsg_op} << 56) | slot);
+  dgram_slots_[slot] = d;
+  dgram_bytes_ += block.size();
+  return true;
+}
+
+void uring_backend::free_datagram(std::uint32_t slot) noexcept {
+  datagram_out* d = dgram_slots_[slot];
+  const std::span<std::byte> block = d->block;
+  d->~datagram_out();
+  dgram_bytes_ -= block.size();
+  block_pool::deallocate(block);
+  dgram_slots_[slot] = nullptr;
+  dgram_free_.push_back(slot);  // (reserved when the slot was made: no allocation here)
 }
 
 void uring_backend::drop_orphan(std::uint64_t user_data) noexcept {

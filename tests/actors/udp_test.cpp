@@ -282,6 +282,43 @@ TEST(udp, datagrams_that_come_while_a_socket_actor_is_paused_wait_for_the_resume
   EXPECT_EQ(e->loop(0).datagrams_dropped(), 0U);
 }
 
+// Answers one datagram with `burst` of its own (on io_uring, all queued on the ring before the
+// loop's next wait).
+class answers_with_a_burst : public connection {
+ public:
+  static constexpr int burst = 100;
+
+ private:
+  void on_data() override {
+    (void)next_all();
+    for (int i = 0; i < burst; ++i) {
+      EXPECT_FALSE(write("reply " + std::to_string(i)));
+    }
+  }
+};
+
+TEST(udp, many_replies_from_one_on_data_all_arrive) {
+  running_engine e(test::small_options());
+  const address bound = e->listen<answers_with_a_burst>("udp://127.0.0.1:0");
+  e.start();
+  const udp_client client(bound);
+  for (int round = 0; round < 3; ++round) {  // (the ring's send slots are reused)
+    ASSERT_TRUE(client.send("go"));
+    std::vector<std::string> got;
+    for (int i = 0; i < answers_with_a_burst::burst; ++i) {
+      got.push_back(client.receive());
+    }
+    std::vector<std::string> want;
+    for (int i = 0; i < answers_with_a_burst::burst; ++i) {
+      want.push_back("reply " + std::to_string(i));
+    }
+    std::sort(got.begin(), got.end());  // (UDP promises no order)
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want) << "round " << round;
+  }
+  EXPECT_EQ(e->loop(0).datagrams_dropped(), 0U);
+}
+
 TEST(udp, a_second_server_on_the_same_udp_port_is_refused) {
   engine first(test::small_options());
   const address bound = first.listen<udp_echo>("udp://127.0.0.1:0");

@@ -106,7 +106,8 @@ class event_loop : private detail::loop_core, private detail::loop_jobs {
   /// last idle release; 0 after one, unless a UDP socket actor holds a slot).
   [[nodiscard]] std::size_t slot_table_size() const noexcept { return slots_.size(); }
   /// Thread-safe: datagrams dropped: from a new peer when the socket had max_sessions sessions
-  /// already, or longer than read_buffer_size (never delivered cut).
+  /// already, or longer than read_buffer_size (never delivered cut); on io_uring also longer
+  /// than a ring buffer less 144 bytes, and replies whose send through the ring failed.
   [[nodiscard]] std::uint64_t datagrams_dropped() const noexcept {
     return datagrams_dropped_.load(std::memory_order_relaxed);
   }

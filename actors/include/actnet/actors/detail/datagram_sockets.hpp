@@ -41,6 +41,9 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   void on_datagram(io_key key, std::span<const std::byte> bytes, const sockaddr* from,
                    socklen_t from_length, bool truncated) override;
   void on_datagram_failed(io_key key, int res) override;
+  // A reply that failed after write() returned: counted and logged as dropped, as write()'s
+  // error would have been on epoll; a dialed socket refused by its peer closes.
+  void on_datagram_send_failed(io_key key, int res) override;
   void on_resumed(connection& c) override;
   /// A close is due. false for a router with sessions: they write through its socket, so they
   /// are scheduled to close first, and it after them.

@@ -69,6 +69,8 @@ class io_job {
                            bool /*truncated*/) {}
   /// The source's receive failed: -errno.
   virtual void on_datagram_failed(io_key /*key*/, int /*res*/) {}
+  /// A datagram the source sent through a completion back end failed: -errno.
+  virtual void on_datagram_send_failed(io_key /*key*/, int /*res*/) {}
   /// c's reading resumed (on a completion back end): what was held for it.
   virtual void on_resumed(connection& /*c*/) {}
 
@@ -183,6 +185,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     void datagram(io_key key, std::span<const std::byte> bytes, const sockaddr* from,
                   socklen_t from_length, bool truncated) const;
     void datagram_failed(io_key key, int res) const;
+    void datagram_send_failed(io_key key, int res) const;
   };
   // io_uring: c's output goes out through the ring before the next wait (flush_ring_sends).
   void queue_ring_send(connection& c);

@@ -44,6 +44,7 @@ concept completion_handler = io_handler<H> &&
   h.connected(key, res);
   h.datagram(key, bytes, static_cast<const sockaddr*>(nullptr), socklen_t{0}, bool{});
   h.datagram_failed(key, res);
+  h.datagram_send_failed(key, res);
 };
 
 /// io_uring's settings, from engine_options.
@@ -144,6 +145,14 @@ class uring_backend {
     return static_cast<std::size_t>(fd) < sources_.size() && sources_[fd].send_submitted;
   }
 
+  /// A datagram out through the ring: `parts` and the address `to` copied into a buffer of the
+  /// loop's, sent with the next enter, the buffer freed at the completion. A send that fails
+  /// then is handed on as handle.datagram_send_failed(key, -errno). false: not taken
+  /// (dgram_flight_cap bytes already in flight, a datagram longer than IPv4's most, no
+  /// memory): send it by a call.
+  [[nodiscard]] bool send_datagram(int fd, std::span<const iovec> parts, const sockaddr* to,
+                                   socklen_t length) noexcept;
+
   /// Counted for the perf harness and tests: receives re-armed after the ring ran dry.
   [[nodiscard]] std::uint64_t buffer_shortages() const noexcept { return shortages_; }
 
@@ -163,7 +172,8 @@ class uring_backend {
     accept_op = 8,     // a listener's connections (multishot): each completion's res is an fd
     connect_op = 9,    // a dial's connect: res 0 or -errno
     shutdown_op = 10,  // a stream's FIN: res 0 or -errno
-    recvmsg_op = 11    // a datagram socket's datagrams (multishot, into the buffer ring)
+    recvmsg_op = 11,   // a datagram socket's datagrams (multishot, into the buffer ring)
+    sendmsg_op = 12    // a datagram out; user_data's low bits: its slot in dgram_slots_
   };
   enum class source_kind : std::uint8_t { none, listener, stream, connect, datagram };
   struct source {
@@ -190,6 +200,14 @@ class uring_backend {
   struct orphan {
     std::uint64_t user_data;
     std::span<std::byte> block;
+  };
+  // A datagram in flight: at the head of its buffer, then its bytes.
+  struct datagram_out {
+    msghdr msg;
+    iovec iov;
+    sockaddr_storage to;
+    std::span<std::byte> block;
+    std::uint64_t source;  // data_of(recvmsg_op, seq, fd): whose it is
   };
   struct completion {
     std::uint64_t user_data;
@@ -270,6 +288,9 @@ class uring_backend {
   void accepted(Handler& handle, const completion& c);
   template <class Handler>
   void datagram(Handler& handle, const completion& c);
+  template <class Handler>
+  void datagram_sent(Handler& handle, const completion& c);
+  void free_datagram(std::uint32_t slot) noexcept;
   void settle() noexcept;
   bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
   bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
@@ -330,6 +351,11 @@ class uring_backend {
   unique_fd wake_fd_;
   std::uint64_t wake_value_ = 0;  // the wake-up's read lands here
   msghdr recv_msg_{};             // the datagram receives' layout: room for any sender's address
+  // Datagrams in flight by slot (null: free), the free slots, and their bytes, bounded.
+  std::vector<datagram_out*> dgram_slots_;
+  std::vector<std::uint32_t> dgram_free_;
+  std::size_t dgram_bytes_ = 0;
+  static constexpr std::size_t dgram_flight_cap = std::size_t{4} << 20;
   std::uint64_t shortages_ = 0;
   unsigned entries_;
   bool live_ = false;  // the ring exists: between start() and finish()
@@ -405,6 +431,20 @@ void uring_backend::datagram(Handler& handle, const completion& c) {
   }
 }
 
+template <class Handler>
+void uring_backend::datagram_sent(Handler& handle, const completion& c) {
+  const auto slot = static_cast<std::uint32_t>(c.user_data);
+  if (slot >= dgram_slots_.size() || dgram_slots_[slot] == nullptr) {
+    return;
+  }
+  const std::uint64_t whose = dgram_slots_[slot]->source;
+  free_datagram(slot);
+  if (source* s = current(whose); s != nullptr && c.res < 0) {
+    const io_key key = s->key;
+    handle.datagram_send_failed(key, c.res);  // (epoll's sendmsg returns it to write())
+  }
+}
+
 template <completion_handler Handler>
 void uring_backend::dispatch(Handler&& handle) {
   for (const completion& c : ready_) {
@@ -472,6 +512,10 @@ void uring_backend::dispatch(Handler&& handle) {
     }
     if (o == recvmsg_op) {
       datagram(handle, c);
+      continue;
+    }
+    if (o == sendmsg_op) {
+      datagram_sent(handle, c);
       continue;
     }
     if (o == connect_op) {
