@@ -13,8 +13,10 @@
 #include <array>
 #include <bit>
 #include <csignal>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "actnet/error.hpp"
@@ -398,8 +400,27 @@ void engine::run() {
     });
   }
   try {
-    pin_thread(0);
-    loops_[0]->run();
+    if (loops_[0]->backend_.is_uring()) {
+      // Tearing a ring down leaves the kernel's clean-up work for the thread that made it,
+      // which interrupts that thread's next blocking call with EINTR (a recv after run(), say):
+      // loop 0 gets a thread of its own, so that thread is never the caller's.
+      std::exception_ptr failed;
+      std::thread own([this, &failed] {
+        try {
+          pin_thread(0);
+          loops_[0]->run();
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      });
+      own.join();
+      if (failed) {
+        std::rethrow_exception(failed);
+      }
+    } else {
+      pin_thread(0);
+      loops_[0]->run();
+    }
   } catch (...) {
     stop();
     for (std::thread& t : threads) {

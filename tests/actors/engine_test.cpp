@@ -825,6 +825,40 @@ TEST(engine, cpu_affinity_pins_every_loop_thread) {
   expect_rejected(bad, "cpu_affinity = 100000");
 }
 
+// A loop's back end is torn down on the thread that ran it. An io_uring ring's teardown leaves
+// kernel work for the thread that made it, which interrupted that thread's next blocking call
+// with EINTR (20 runs of 20 when loop 0 ran on the caller's thread): run() must hand the
+// caller back a thread whose blocking calls wait.
+TEST(engine, the_thread_that_called_run_blocks_normally_afterwards) {
+  for (int round = 0; round < 3; ++round) {
+    {
+      engine e(test::small_options());
+      (void)e.listen<echo_connection>("tcp://127.0.0.1:0");
+      int ticks = 0;
+      e.on_tick([&ticks](engine& self) {
+        if (++ticks == 5) {
+          self.stop();
+          return std::chrono::nanoseconds(-1);
+        }
+        return std::chrono::nanoseconds(std::chrono::milliseconds(2));
+      });
+      e.run();
+    }
+    std::array<int, 2> pair{};
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.data()), 0);
+    const timeval wait{0, 200'000};
+    ::setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    char byte = 0;
+    const ssize_t got = ::recv(pair[0], &byte, 1, 0);
+    const int error = errno;
+    ::close(pair[0]);
+    ::close(pair[1]);
+    EXPECT_EQ(got, -1);
+    EXPECT_TRUE(error == EAGAIN || error == EWOULDBLOCK)
+        << "round " << round << ": " << std::strerror(error);
+  }
+}
+
 TEST(engine, listening_on_a_port_in_use_names_the_address) {
   engine first(test::small_options());
   const address bound = first.listen<echo_connection>("tcp://127.0.0.1:0");

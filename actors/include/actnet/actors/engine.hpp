@@ -120,8 +120,9 @@ struct engine_options {
   /// never refused. 0: unbounded.
   std::size_t mailbox_cap = defaults::mailbox_cap;
   /// CPUs to pin the loop threads to: loop i runs on cpu_affinity[i % size()] (so {0, 1} with 4
-  /// loops gives 0, 1, 0, 1). Empty (the default): no pinning. Loop 0 runs on the thread that
-  /// calls run(), which keeps the pinning afterwards. A CPU this process may not use is rejected.
+  /// loops gives 0, 1, 0, 1). Empty (the default): no pinning. On epoll loop 0 runs on the
+  /// thread that calls run(), which keeps the pinning afterwards. A CPU this process may not use
+  /// is rejected.
   std::vector<int> cpu_affinity;
   /// Listener and connection socket options (TCP_NODELAY on by default).
   socket_options socket{};
@@ -202,7 +203,10 @@ struct listen_options {
 
 /// A server: listen() on one or more addresses, then run() until stop().
 ///
-/// Threads: run() uses the calling thread for loop 0 and starts one thread per other loop.
+/// Threads: run() uses the calling thread for loop 0 and starts one thread per other loop. On
+/// io_uring loop 0 has a thread of its own too, which run() waits for: tearing a ring down
+/// leaves kernel work for the thread that made it, which would interrupt the caller's next
+/// blocking call after run() with EINTR.
 /// stop(), count_connections() and the loops' thread-safe members may be called from any
 /// thread, including handlers. SIGPIPE is ignored process-wide from construction on, so a
 /// write to a closed peer is an error code, not a signal.
