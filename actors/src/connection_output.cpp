@@ -129,7 +129,7 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
     return errc::connection_closed;
   }
   if ((path_ & (ring_sends | not_plain)) == ring_sends && out_.empty() && !bytes.empty()) {
-    if (sends_now(bytes.size())) [[unlikely]] {
+    if (bytes.size() >= defaults::ring_direct_send && sends_now(bytes.size())) [[unlikely]] {
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       return write_partial(bytes, n);
     }
@@ -152,14 +152,18 @@ bool connection::sends_now(std::size_t bytes) const noexcept {
 }
 
 bool connection::stage(std::span<const std::byte> bytes) {
-  const bool was_waiting = writing_;
-  if (!loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk)) {
-    return false;
+  using staged = detail::uring_backend::staged;
+  const staged how = loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk);
+  if (how == staged::first && timing_ != nullptr) [[unlikely]] {
+    // The output's first bytes: the write timeout counts from here. The ring sends them with
+    // the loop's next wait, so the connection is not queued for a flush (want_write). The
+    // watermarks count the buffered output, empty while bytes are staged.
+    timing_->last_write = timer_clock::now();
+    if (timing_->limits.write.count() > 0) {
+      arm_timeouts(timing_->last_write + timing_->limits.write);
+    }
   }
-  if (!was_waiting) {
-    after_buffering(true);
-  }
-  return true;
+  return how != staged::refused;
 }
 
 std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,

@@ -42,6 +42,8 @@ static_assert(sizeof(io_uring_buf) == 16 && offsetof(io_uring_buf, addr) == 0 &&
 // The completion flags uring_backend.hpp spells out, as the kernel defines them.
 static_assert(IORING_CQE_F_MORE == 2U && IORING_CQE_BUFFER_SHIFT == 16);
 static_assert(IORING_CQE_F_BUFFER == 1U);  // NOLINT(misc-redundant-expression): (1U << 0)
+static_assert(sizeof(io_uring_cqe) == 16 && offsetof(io_uring_cqe, user_data) == 0 &&
+              offsetof(io_uring_cqe, res) == 8 && offsetof(io_uring_cqe, flags) == 12);
 static_assert(sizeof(io_uring_recvmsg_out) == 16 &&
                   offsetof(io_uring_recvmsg_out, payloadlen) == 8 &&
                   offsetof(io_uring_recvmsg_out, flags) == 12,
@@ -195,7 +197,7 @@ uring_backend::uring_backend(const uring_settings& settings)
     refuse(e, "cannot map the provided-buffer ring or make the wake-up eventfd");
   }
   wake_fd_.reset(wfd);
-  ready_.reserve(std::size_t{settings.entries} * 8);
+  staged_.reserve(staged_kept);
 }
 
 void uring_backend::unmap() noexcept {
@@ -233,6 +235,10 @@ std::error_code uring_backend::start() noexcept {
   }
   ring_mapped(ring_->r);
   live_ = true;
+  cqes_ = reinterpret_cast<const completion*>(ring_->r.cq.cqes);  // NOLINT: the same layout
+  cq_head_ = ring_->r.cq.khead;
+  cq_tail_ = ring_->r.cq.ktail;
+  cq_mask_ = ring_->r.cq.ring_mask;
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
   reg.ring_entries = buf_mask_ + 1;
@@ -286,7 +292,10 @@ void uring_backend::finish() noexcept {
     ring_unmapping(ring_->r);
     io_uring_queue_exit(&ring_->r);  // ends what is still in flight
     live_ = false;
+    cqes_ = nullptr;
+    cq_head_ = cq_tail_ = nullptr;
   }
+  staged_.clear();
   for (source& src : sources_) {
     src.in_armed = src.out_armed = src.hup_armed = false;
     src.send_len = src.send_off = 0;
@@ -362,19 +371,27 @@ bool uring_backend::grow(source& s, std::size_t need) noexcept {
   return true;
 }
 
-bool uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
-                               std::size_t limit) noexcept {
+uring_backend::staged uring_backend::stage_slow(int fd, std::span<const std::byte> bytes,
+                                                std::size_t limit) noexcept {
   source* s = find(fd);
   if (s == nullptr || s->kind != source_kind::stream || !live_ || s->send_submitted ||
       s->send_len + bytes.size() > limit || bytes.size() > UINT32_MAX / 2) {
-    return false;
+    return staged::refused;
   }
   if (s->send_len + bytes.size() > s->send_block.size() && !grow(*s, s->send_len + bytes.size())) {
-    return false;
+    return staged::refused;
+  }
+  const bool first = s->send_len == 0;
+  if (first) {
+    try {
+      staged_.push_back(static_cast<std::uint32_t>(fd));
+    } catch (const std::bad_alloc&) {
+      return staged::refused;
+    }
   }
   std::memcpy(s->send_block.data() + s->send_len, bytes.data(), bytes.size());
   s->send_len += static_cast<std::uint32_t>(bytes.size());
-  return true;
+  return first ? staged::first : staged::appended;
 }
 
 void uring_backend::submit(int fd) noexcept {
@@ -553,7 +570,14 @@ void uring_backend::shrink() noexcept {
   if (buffers_ != nullptr && live_) {
     (void)madvise(buffers_, buffers_bytes_, MADV_DONTNEED);
   }
-  std::vector<completion>().swap(ready_);
+  if (staged_.capacity() > staged_kept) {
+    std::vector<std::uint32_t>().swap(staged_);
+    try {
+      staged_.reserve(staged_kept);
+    } catch (const std::bad_alloc&) {
+      // (stage() grows it again when it can)
+    }
+  }
 }
 
 std::error_code uring_backend::watch(int fd, io_key key, source_kind kind, bool in,
@@ -797,6 +821,7 @@ std::error_code uring_backend::unwatch(int fd) noexcept {
 }
 
 result<std::size_t> uring_backend::wait(int timeout_ms) {
+  submit_staged();
   io_uring_cqe* cqe = nullptr;
   int rc = 0;
   if (timeout_ms == 0) {
@@ -811,19 +836,19 @@ result<std::size_t> uring_backend::wait(int timeout_ms) {
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
     return std::error_code(-rc, std::system_category());
   }
-  harvest();
-  return ready_.size();
+  return std::size_t{io_uring_cq_ready(&ring_->r)};
 }
 
-void uring_backend::harvest() {
-  io_uring_cqe* cqe = nullptr;
-  unsigned head = 0;
-  unsigned seen = 0;
-  io_uring_for_each_cqe(&ring_->r, head, cqe) {
-    ready_.push_back({cqe->user_data, cqe->res, cqe->flags});
-    ++seen;
+void uring_backend::submit_staged() noexcept {
+  for (const std::uint32_t fd : staged_) {
+    source& s = sources_[fd];  // (listed by stage(): inside the table)
+    if (s.kind == source_kind::stream && s.send_len != 0 && !s.send_submitted) {
+      s.send_off = 0;
+      s.send_submitted = true;
+      submit_send(static_cast<int>(fd), s);
+    }
   }
-  io_uring_cq_advance(&ring_->r, seen);
+  staged_.clear();
 }
 
 void uring_backend::wake() noexcept {

@@ -110,12 +110,20 @@ class uring_backend {
   /// send's progress and the end (all the bytes, or -errno). One send at a time per stream, so
   /// bytes keep their order: in_flight(fd) until then.
   [[nodiscard]] std::error_code send(int fd, std::span<const iovec> parts) noexcept;
+  /// What stage() did with a write.
+  enum class staged : std::uint8_t {
+    refused,   // buffer it elsewhere, behind what the ring holds
+    appended,  // behind bytes staged before
+    first,     // the stream's first staged bytes: they go with the next wait's enter
+  };
   /// Appends `bytes` to the stream's send buffer while none of it is in flight and the buffer
-  /// stays within `limit`: the per-message path (a write copied once, sent by submit() before
-  /// the wait, however many writes came). False: buffer them elsewhere, behind this.
-  [[nodiscard]] bool stage(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept {
+  /// stays within `limit`: the per-message path (a write copied once; every stream's staged
+  /// bytes leave as one send each, submitted by wait() with its enter, however many writes
+  /// came).
+  [[nodiscard]] staged stage(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept {
     source* s = static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
-    if (s == nullptr || s->send_submitted) [[unlikely]] {
+    if (s == nullptr || s->send_submitted ||
+        (s->send_len == 0 && staged_.size() == staged_.capacity())) [[unlikely]] {
       return stage_slow(fd, bytes, limit);
     }
     if (s->send_block.empty() && !spare_.empty()) [[likely]] {
@@ -126,11 +134,16 @@ class uring_backend {
         [[unlikely]] {
       return stage_slow(fd, bytes, limit);
     }
+    const bool first = s->send_len == 0;
+    if (first) {
+      staged_.push_back(static_cast<std::uint32_t>(fd));  // (within its capacity: no allocation)
+    }
     std::memcpy(s->send_block.data() + s->send_len, bytes.data(), bytes.size());
     s->send_len += static_cast<std::uint32_t>(bytes.size());
-    return true;
+    return first ? staged::first : staged::appended;
   }
-  /// Sends what stage() gathered (nothing when a send is in flight or nothing is staged).
+  /// Sends what stage() gathered now rather than at the wait (nothing when a send is in
+  /// flight or nothing is staged).
   void submit(int fd) noexcept;
   /// Shuts the stream's sending (a FIN) through the ring, submitted with the next wait or
   /// unwatch, after the send in flight (none may be). A failure ends the stream as its
@@ -269,7 +282,7 @@ class uring_backend {
     std::size_t size_ = 0;  // entries mapped
     std::size_t used_ = 0;  // entries that may have been written: [0, used_)
   };
-  source* current(std::uint64_t user_data) noexcept {
+  [[gnu::always_inline]] source* current(std::uint64_t user_data) noexcept {
     const auto fd = static_cast<std::uint32_t>(user_data);
     if (fd >= sources_.size()) {
       return nullptr;
@@ -292,7 +305,8 @@ class uring_backend {
   void datagram_sent(Handler& handle, const completion& c);
   void free_datagram(std::uint32_t slot) noexcept;
   void settle() noexcept;
-  bool stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
+  staged stage_slow(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept;
+  void submit_staged() noexcept;  // every stream's staged bytes that have not gone yet
   bool grow(source& s, std::size_t need) noexcept;  // the send buffer, keeping its bytes
   void drop_orphan(std::uint64_t user_data) noexcept;
   // A send buffer no stream needs any more: kept for the next send if it is of the common size
@@ -312,7 +326,6 @@ class uring_backend {
   }
   void cancel_op(int fd, const source& s, op o) noexcept;
   void arm_wake() noexcept;
-  void harvest();  // the ready completions into ready_, the queue advanced past them
   void give_back(std::uint32_t bid) noexcept {
     ring_buf& b = buf_ring_[(buf_tail_ + returned_) & buf_mask_];
     b.addr = reinterpret_cast<std::uintptr_t>(buffers_ + std::size_t{bid} * buffer_size_);
@@ -339,7 +352,16 @@ class uring_backend {
   static constexpr std::size_t spare_block = block_pool::block_size(4096);
   static constexpr std::size_t spares_kept = 64;
   std::vector<std::span<std::byte>> spare_;
-  std::vector<completion> ready_;
+  // Streams whose first bytes were staged since the last wait (an fd may be listed twice, once
+  // for a source unwatched since): wait() submits their sends. Grown off the per-message path.
+  std::vector<std::uint32_t> staged_;
+  static constexpr std::size_t staged_kept = 1024;
+  // The completion queue, read in place (the kernel's io_uring_cqe is `completion`): dispatch
+  // hands on [*cq_head_, *cq_tail_) and moves the head past them.
+  const completion* cqes_ = nullptr;
+  unsigned* cq_head_ = nullptr;
+  unsigned* cq_tail_ = nullptr;
+  unsigned cq_mask_ = 0;
   ring_buf* buf_ring_ = nullptr;  // shared with the kernel (mmap)
   std::size_t buf_ring_bytes_ = 0;
   std::byte* buffers_ = nullptr;  // buffer_count buffers of buffer_size (mmap: touched as used)
@@ -447,7 +469,22 @@ void uring_backend::datagram_sent(Handler& handle, const completion& c) {
 
 template <completion_handler Handler>
 void uring_backend::dispatch(Handler&& handle) {
-  for (const completion& c : ready_) {
+  if (!live_) {
+    return;
+  }
+  // The kernel adds completions at the tail and never writes past the head, which moves only
+  // at the end: a handler that submits (unwatch does) may bring more, handled next time.
+  const unsigned head = *cq_head_;
+  const unsigned tail = std::atomic_ref<unsigned>(*cq_tail_).load(std::memory_order_acquire);
+  struct advance {
+    unsigned* head;
+    unsigned to;
+    ~advance() { std::atomic_ref<unsigned>(*head).store(to, std::memory_order_release); }
+  } const done{cq_head_, tail};
+  const completion* const cqes = cqes_;
+  const unsigned mask = cq_mask_;
+  for (unsigned i = head; i != tail; ++i) {
+    const completion c = cqes[i & mask];  // (a copy: its fields stay in registers over calls)
     const auto o = static_cast<op>(c.user_data >> 56);
     if (o == recv) [[likely]] {
       source* s = current(c.user_data);
@@ -579,7 +616,6 @@ void uring_backend::dispatch(Handler&& handle) {
       arm(static_cast<int>(static_cast<std::uint32_t>(c.user_data)), *again);
     }
   }
-  ready_.clear();
   publish_buffers();
 }
 
