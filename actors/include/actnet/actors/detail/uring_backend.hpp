@@ -201,13 +201,15 @@ class uring_backend {
     // A listener whose accept failed (out of fds): watched by a poll until a connection waits,
     // since an accept armed again would fail at once (the kernel takes an fd first), and spin.
     bool accept_by_poll = false;
+    bool send_submitted = false;  // [send_off, send_len) is the kernel's now
     // The send: [send_off, send_len) of send_block still to go; send_len 0: none. The block is
     // the block pool's (its thread cache reuses it for the next send).
     std::span<std::byte> send_block;
     std::uint32_t send_len = 0;
     std::uint32_t send_off = 0;
-    bool send_submitted = false;  // [send_off, send_len) is the kernel's now
   };
+  // An entry per fd in use: its bytes are part of an idle connection's cost.
+  static_assert(sizeof(source) == 48);
   // A send buffer whose stream was unwatched while the send was in flight: the kernel may still
   // read it, so it is freed at that send's (stale) completion or at finish().
   struct orphan {
