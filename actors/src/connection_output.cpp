@@ -151,7 +151,7 @@ bool connection::sends_now(std::size_t bytes) const noexcept {
          !loop_->backend_.uring().sending(fd_);
 }
 
-bool connection::stage(std::span<const std::byte> bytes) {
+[[gnu::always_inline]] inline bool connection::stage(std::span<const std::byte> bytes) {
   using staged = detail::uring_backend::staged;
   const staged how = loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk);
   if (how == staged::first && timing_ != nullptr) [[unlikely]] {

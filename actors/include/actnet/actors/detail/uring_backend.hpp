@@ -120,7 +120,8 @@ class uring_backend {
   /// stays within `limit`: the per-message path (a write copied once; every stream's staged
   /// bytes leave as one send each, submitted by wait() with its enter, however many writes
   /// came).
-  [[nodiscard]] staged stage(int fd, std::span<const std::byte> bytes, std::size_t limit) noexcept {
+  [[nodiscard, gnu::always_inline]] staged stage(int fd, std::span<const std::byte> bytes,
+                                                 std::size_t limit) noexcept {
     source* s = static_cast<std::size_t>(fd) < sources_.size() ? &sources_[fd] : nullptr;
     if (s == nullptr || s->send_submitted ||
         (s->send_len == 0 && staged_.size() == staged_.capacity())) [[unlikely]] {
