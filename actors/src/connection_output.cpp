@@ -124,6 +124,21 @@ std::error_code connection::write_partial(std::span<const std::byte> bytes, ssiz
   return buffer_rest(bytes.subspan(static_cast<std::size_t>(sent)));
 }
 
+[[gnu::always_inline]] bool connection::stage(std::span<const std::byte> bytes) {
+  using staged = detail::uring_backend::staged;
+  const staged how = loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk);
+  if (how == staged::first && timing_ != nullptr) [[unlikely]] {
+    // The output's first bytes: the write timeout counts from here. The ring sends them with
+    // the loop's next wait, so the connection is not queued for a flush (want_write). The
+    // watermarks count the buffered output, empty while bytes are staged.
+    timing_->last_write = timer_clock::now();
+    if (timing_->limits.write.count() > 0) {
+      arm_timeouts(timing_->last_write + timing_->limits.write);
+    }
+  }
+  return how != staged::refused;
+}
+
 std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
@@ -149,21 +164,6 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
 bool connection::sends_now(std::size_t bytes) const noexcept {
   return bytes >= defaults::ring_direct_send && out_.empty() &&
          !loop_->backend_.uring().sending(fd_);
-}
-
-[[gnu::always_inline]] inline bool connection::stage(std::span<const std::byte> bytes) {
-  using staged = detail::uring_backend::staged;
-  const staged how = loop_->backend_.uring().stage(fd_, bytes, defaults::ring_send_chunk);
-  if (how == staged::first && timing_ != nullptr) [[unlikely]] {
-    // The output's first bytes: the write timeout counts from here. The ring sends them with
-    // the loop's next wait, so the connection is not queued for a flush (want_write). The
-    // watermarks count the buffered output, empty while bytes are staged.
-    timing_->last_write = timer_clock::now();
-    if (timing_->limits.write.count() > 0) {
-      arm_timeouts(timing_->last_write + timing_->limits.write);
-    }
-  }
-  return how != staged::refused;
 }
 
 std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,

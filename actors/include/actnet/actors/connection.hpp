@@ -431,8 +431,9 @@ class connection {
   // io_uring: whether a write of `bytes` goes out now by a send call (large, nothing ahead).
   [[nodiscard]] bool sends_now(std::size_t bytes) const noexcept;
   // io_uring: `bytes` copied into the ring's send buffer, behind what is staged. False: they
-  // do not fit (or a send is in flight), and nothing was taken.
-  bool stage(std::span<const std::byte> bytes);
+  // do not fit (or a send is in flight), and nothing was taken. (In line, the per-message path:
+  // defined in connection_output.cpp, its only user.)
+  inline bool stage(std::span<const std::byte> bytes);
   // One datagram of `parts` to `to` (the endpoint's peer when null).
   std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
