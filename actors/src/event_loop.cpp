@@ -405,24 +405,22 @@ void detail::loop_core::sent(io_key key, int res) {
   if (c == nullptr || c->state_ == connection::state::closed) {
     return;
   }
-  if (res >= 0 && c->out_.empty() && !c->writing_ && c->state_ == connection::state::open &&
+  if (res < 0) [[unlikely]] {
+    // As a send call's failure: after shutdown_write's FIN the peer's reset is the news.
+    schedule_close(*c, {-res, std::system_category()});
+    reap();
+    return;
+  }
+  if (c->timing_ != nullptr) {
+    c->note_sent();
+  }
+  if (c->out_.empty() && !c->writing_ && c->state_ == connection::state::open &&
       c->write_end_ == connection::write_end::open) [[likely]] {
     // The per-message path: the staged bytes went (or some did, the rest still in flight),
     // nothing else waits and nobody waits for the end of the output.
-    if (c->timing_ != nullptr) {
-      c->note_sent();
-    }
     return;
   }
-  if (res < 0) {
-    // As a send call's failure: after shutdown_write's FIN the peer's reset is the news.
-    schedule_close(*c, {-res, std::system_category()});
-  } else {
-    if (c->timing_ != nullptr) {
-      c->note_sent();
-    }
-    (void)c->drain_output();  // the next part, or the end of the output
-  }
+  (void)c->drain_output();  // the next part, or the end of the output
   reap();
 }
 

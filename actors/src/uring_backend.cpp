@@ -407,14 +407,19 @@ uring_backend::staged uring_backend::stage_slow(int fd, std::span<const std::byt
   return first ? staged::first : staged::appended;
 }
 
+// The stream's staged bytes handed to the kernel: one send from the start of its buffer.
+[[gnu::always_inline]] inline void uring_backend::start_send(int fd, source& s) noexcept {
+  s.send_off = 0;
+  s.send_submitted = true;
+  prep_send(ring_->r, fd, s.send_block.data(), s.send_len, data_of(send_op, s.seq, fd));
+}
+
 void uring_backend::submit(int fd) noexcept {
   source* s = find(fd);
   if (s == nullptr || s->send_submitted || s->send_len == 0 || !live_) {
     return;
   }
-  s->send_off = 0;
-  s->send_submitted = true;
-  submit_send(fd, *s);
+  start_send(fd, *s);
 }
 
 std::error_code uring_backend::shutdown_write(int fd) noexcept {
@@ -851,10 +856,7 @@ void uring_backend::submit_staged() noexcept {
   for (const std::uint32_t fd : staged_) {
     source& s = sources_[fd];  // (listed by stage(): inside the table)
     if (s.kind == source_kind::stream && s.send_len != 0 && !s.send_submitted) {
-      s.send_off = 0;
-      s.send_submitted = true;
-      prep_send(ring_->r, static_cast<int>(fd), s.send_block.data(), s.send_len,
-                data_of(send_op, s.seq, static_cast<int>(fd)));
+      start_send(static_cast<int>(fd), s);
     }
   }
   staged_.clear();

@@ -300,6 +300,7 @@ class uring_backend {
   void arm_out(int fd, source& s) noexcept;
   void arm_hup(int fd, source& s) noexcept;
   void submit_send(int fd, source& s) noexcept;
+  inline void start_send(int fd, source& s) noexcept;  // (in line, in the .cpp: its only user)
   template <class Handler>
   void accepted(Handler& handle, const completion& c);
   template <class Handler>
