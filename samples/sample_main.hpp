@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -65,7 +66,17 @@ inline io_backend backend_flag(std::string_view value) {
 struct common_flags {
   std::vector<std::string> listen;
   engine_options options;
+  // --tls-cert and --tls-key (with --tls-ca, --tls-client-auth): the tls:// listeners' settings.
+  std::optional<tls_options> tls;
 };
+
+/// The TLS flags every server sample takes, as the usage text says them.
+inline constexpr std::string_view tls_usage =
+    R"(  --tls-cert FILE  certificate chain (PEM) for tls:// tls4:// tls6:// tls+unix:// listeners
+  --tls-key FILE   its private key (PEM); SIGHUP reads both again (engine::reload_tls)
+  --tls-ca FILE    CA certificates for client certificates (with --tls-client-auth)
+  --tls-client-auth MODE  none (default), optional or required
+)";
 
 /// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
 /// returns how many arguments it consumed (0: unknown). Exits on --help or a bad flag.
@@ -77,7 +88,8 @@ inline common_flags parse_flags(
     const std::string_view arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     if (arg == "--help" || arg == "-h") {
-      std::printf("%.*s", static_cast<int>(usage.size()), usage.data());
+      std::printf("%.*sTLS:\n%.*s", static_cast<int>(usage.size()), usage.data(),
+                  static_cast<int>(tls_usage.size()), tls_usage.data());
       std::exit(0);
     }
     if (arg == "--listen" && value != nullptr) {
@@ -121,6 +133,27 @@ inline common_flags parse_flags(
         std::exit(2);
       }
       ++i;
+    } else if ((arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-ca" ||
+                arg == "--tls-client-auth") &&
+               value != nullptr) {
+      tls_options& t = f.tls ? *f.tls : f.tls.emplace();
+      const std::string_view v = value;
+      if (arg == "--tls-cert") {
+        t.cert_file = value;
+      } else if (arg == "--tls-key") {
+        t.key_file = value;
+      } else if (arg == "--tls-ca") {
+        t.ca_file = value;
+      } else if (v == "none" || v == "optional" || v == "required") {
+        t.client_certificates = v == "none"       ? client_auth::none
+                                : v == "optional" ? client_auth::optional
+                                                  : client_auth::required;
+      } else {
+        std::fprintf(stderr, "--tls-client-auth: expected none, optional or required, got %s\n",
+                     value);
+        std::exit(2);
+      }
+      ++i;
     } else if (const int used = extra ? extra(arg, value) : 0; used > 0) {
       i += used - 1;
     } else {
@@ -145,20 +178,46 @@ int serve(const common_flags& flags, const std::function<void(engine&)>& setup =
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGUSR1);  // run() returned: the waiter may go
+  sigaddset(&stop_signals, SIGHUP);   // TLS: read the certificate and key again
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   try {
     engine e(flags.options);
     if (setup) {
       setup(e);
     }
-    for (const std::string& url : flags.listen) {
-      const address bound = e.listen<Conn>(url, args...);
-      std::printf("listening on %s\n", bound.to_string().c_str());
+    std::vector<std::size_t> secure;  // the TLS listeners' indexes
+    for (std::size_t i = 0; i < flags.listen.size(); ++i) {
+      const std::string& url = flags.listen[i];
+      listen_options lo;
+      if (url.starts_with("tls")) {
+        if (!flags.tls || flags.tls->cert_file.empty()) {
+          std::fprintf(stderr, "%s needs --tls-cert and --tls-key\n", url.c_str());
+          return 2;
+        }
+        lo.tls = flags.tls;
+        secure.push_back(i);
+      }
+      const address bound = e.listen<Conn>(lo, url, args...);
+      std::printf("listening on %s%s\n", bound.to_string().c_str(), lo.tls ? " (TLS)" : "");
     }
     std::fflush(stdout);
-    std::thread waiter([&e, stop_signals] {
-      int sig = 0;
-      sigwait(&stop_signals, &sig);
+    std::thread waiter([&e, &flags, &secure, stop_signals] {
+      for (;;) {
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        if (sig != SIGHUP) {
+          break;
+        }
+        for (const std::size_t i : secure) {
+          try {
+            e.reload_tls(i, *flags.tls);
+            std::printf("TLS settings reloaded for %s\n", flags.listen[i].c_str());
+          } catch (const std::exception& ex) {
+            std::fprintf(stderr, "TLS reload refused (the old settings stay): %s\n", ex.what());
+          }
+          std::fflush(stdout);
+        }
+      }
       e.stop();
     });
     e.run();

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "actnet/actors/detail/connection_state.hpp"
+#include "actnet/actors/detail/tls_layer.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -354,11 +355,28 @@ std::error_code connection::offload_submit(std::uint64_t seq, unique_function<vo
   return ec;
 }
 
-void connection::dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+void connection::dial_here(std::string_view url, std::function<std::unique_ptr<connection>()> make,
                            const dial_options& options,
                            std::function<void(result<conn_ref>)> done) {
   assert_in_loop_thread();
+  const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
+  const address to = address::parse(secure ? std::string_view(secure->plain) : url);
+  if (secure || options.tls) {
+    tls_options tls = options.tls.value_or(tls_options{});
+    if (secure && tls.server_name.empty()) {
+      tls.server_name = secure->host;
+    }
+    if (to.transport() == transport::udp) {
+      throw std::invalid_argument("actnet: dial('" + std::string(url) + "'): TLS over udp");
+    }
+    make = detail::tls_client_factory(std::move(make), tls, to, owner().logger_);
+  }
   loop_->dialer_.start_here(to, std::move(make), options, std::move(done));
+}
+
+tls_info connection::tls() const {
+  const detail::byte_layer* l = layer();
+  return l == nullptr ? tls_info{} : l->info();
 }
 
 }  // namespace actnet

@@ -151,6 +151,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) 
     failure = pending_error(d.fd.get());
   }
   conn_ref opened;
+  connection* made = nullptr;
   if (!failure) {
     // The factory or the back end can still fail (logged): the dial then reports this.
     failure = std::make_error_code(std::errc::state_not_recoverable);
@@ -171,6 +172,7 @@ void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) 
         (void)d.fd.release();
         opened = conn->ref();
         failure = {};
+        made = conn;
         loop_.open(*conn);
       }
     }
@@ -182,7 +184,10 @@ void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) 
     redials_.emplace(io_key(io_kind::stream, opened.slot_, opened.generation_).bits(), d.again);
     tracking_ = true;
   }
-  report(d.done, failure ? result<conn_ref>(failure) : result<conn_ref>(opened));
+  // A TLS connection's dial is done at the end of its handshake (or of the connection).
+  if (failure || !loop_core::defer_opened(*made, d.done)) {
+    report(d.done, failure ? result<conn_ref>(failure) : result<conn_ref>(opened));
+  }
   if (d.again && failure && failure != errc::engine_stopped) {
     schedule_redial(std::move(d.again), true);
   }

@@ -19,6 +19,8 @@
 #include <thread>
 #include <utility>
 
+#include "actnet/actors/detail/byte_layer.hpp"
+#include "actnet/actors/detail/tls_layer.hpp"
 #include "actnet/error.hpp"
 #include "engine_options.hpp"
 #include "log.hpp"
@@ -84,10 +86,28 @@ address engine::listen(std::string_view url, factory make, const listen_options&
   if (running_.load()) {
     throw std::logic_error("actnet: listen('" + std::string(url) + "') after run()");
   }
-  const address wanted = address::parse(url);
+  const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
+  const address wanted = address::parse(secure ? std::string_view(secure->plain) : url);
   const auto bad = [&](const std::string& what) {
     throw std::invalid_argument("actnet: listen('" + std::string(url) + "'): " + what);
   };
+  if (secure.has_value() != options.tls.has_value()) {
+    bad(secure ? "a tls address needs listen_options::tls"
+               : "listen_options::tls needs a tls://, tls4://, tls6:// or tls+unix:// address");
+  }
+  std::shared_ptr<detail::tls_listener_context> tls;
+  std::shared_ptr<detail::tls_counters> tls_counts;
+  if (options.tls) {
+    tls_counts = std::make_shared<detail::tls_counters>();
+    try {
+      tls = std::make_shared<detail::tls_listener_context>(
+          detail::make_tls_server(*options.tls, logger_, tls_counts));
+    } catch (const std::invalid_argument& e) {
+      bad(e.what());
+    }
+    make =
+        detail::layered(std::move(make), [tls] { return detail::make_tls_layer(tls->current()); });
+  }
   if (options.udp_sessions && wanted.transport() != transport::udp) {
     bad("udp_sessions is for udp addresses");
   }
@@ -124,8 +144,8 @@ address engine::listen(std::string_view url, factory make, const listen_options&
       siblings.push_back(std::move(*sibling));
     }
   }
-  listeners_.push_back(
-      {bound, std::move(*fd), std::move(make), wanted, options, std::move(siblings)});
+  listeners_.push_back({bound, std::move(*fd), std::move(make), wanted, options,
+                        std::move(siblings), std::move(tls), std::move(tls_counts)});
   return listeners_.back().bound;
 }
 
@@ -215,7 +235,49 @@ void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
   }
 }
 
+void engine::dial(std::string_view url, factory make, const dial_options& options, dial_done done) {
+  const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
+  if (!secure) {
+    dial(address::parse(url), std::move(make), options, std::move(done));
+    return;
+  }
+  dial_options with = options;
+  if (!with.tls) {
+    with.tls.emplace();
+  }
+  if (with.tls->server_name.empty()) {
+    with.tls->server_name = secure->host;
+  }
+  dial(address::parse(secure->plain), std::move(make), with, std::move(done));
+}
+
+void engine::reload_tls(std::size_t index, const tls_options& options) {
+  if (index >= listeners_.size() || listeners_[index].tls == nullptr) {
+    throw std::out_of_range("actnet: reload_tls(" + std::to_string(index) +
+                            "): not a TLS listener");
+  }
+  listener& l = listeners_[index];
+  // Made whole first: a bad file throws here, and the listener keeps what it has.
+  l.tls->replace(detail::make_tls_server(options, logger_, l.tls_counts));
+  logger_->info("listener {}: TLS settings reloaded", l.bound.to_string());
+}
+
+tls_stats engine::tls_stats_of(std::size_t index) const {
+  if (index >= listeners_.size() || listeners_[index].tls_counts == nullptr) {
+    throw std::out_of_range("actnet: tls_stats_of(" + std::to_string(index) +
+                            "): not a TLS listener");
+  }
+  const detail::tls_counters& c = *listeners_[index].tls_counts;
+  return {c.handshakes.load(std::memory_order_relaxed), c.failures.load(std::memory_order_relaxed)};
+}
+
 void engine::dial(const address& to, factory make, const dial_options& options, dial_done done) {
+  if (options.tls) {
+    if (to.transport() == transport::udp) {
+      throw std::invalid_argument("actnet: dial('" + to.to_string() + "'): TLS over udp");
+    }
+    make = detail::tls_client_factory(std::move(make), *options.tls, to, logger_);
+  }
   std::shared_ptr<detail::redial> again = prepare_dial(to, make, options, done);
   post_dial(to, std::move(make), options, std::move(done), std::move(again));
 }
@@ -266,7 +328,7 @@ void engine::post_dial(const address& to, factory make, const dial_options& opti
             std::shared_ptr<detail::redial> r)
         : to(a),
           make(std::move(m)),
-          options(o),
+          options(std::move(o)),
           done(std::move(d)),
           lease(std::move(l)),
           again(std::move(r)) {}

@@ -1,6 +1,8 @@
 // layered_stream: a stream connection whose bytes pass through a byte layer (TLS, KCP): wire
 // bytes from the socket decoded for on_data, plain writes encoded into the outbound buffer.
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
 #include <system_error>
@@ -11,6 +13,7 @@
 #include "actnet/actors/detail/connection_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/error.hpp"
 #include "guarded.hpp"
 
 namespace actnet {
@@ -104,6 +107,64 @@ std::error_code connection::end_layer() noexcept {
   return ec ? fail(ec) : std::error_code{};
 }
 
+void detail::loop_core::begin_handshake(connection& c, detail::byte_layer& layer) {
+  c.xport_->handshaking = true;
+  if (const std::chrono::milliseconds limit = layer.handshake_timeout(); limit.count() > 0) {
+    try {
+      c.xport_->handshake_deadline =
+          timers_.add(timer_clock::now() + limit, [this, slot = c.slot_, gen = c.generation_] {
+            connection* late = slots_.find(slot, gen);
+            if (late != nullptr && late->xport_->handshaking) {
+              late->xport_->handshake_deadline = 0;
+              schedule_close(*late, make_error_code(errc::tls_handshake_timeout));
+              reap();
+            }
+          });
+    } catch (const std::bad_alloc&) {
+      schedule_close(c, std::make_error_code(std::errc::not_enough_memory));
+      return;
+    }
+  }
+  std::error_code ec;
+  if (!detail::guarded(*this, "a byte layer's start", [&] { ec = layer.start(c.out_); })) {
+    ec = std::make_error_code(std::errc::state_not_recoverable);
+  }
+  if (ec) {
+    schedule_close(c, ec);
+    return;
+  }
+  (void)c.send_buffered(true);  // a client's hello
+}
+
+void detail::loop_core::handshake_done(connection& c) {
+  c.xport_->handshaking = false;
+  if (c.xport_->handshake_deadline != 0) {
+    (void)timers_.cancel(std::exchange(c.xport_->handshake_deadline, 0));
+  }
+  open(c);
+  if (auto told = std::exchange(c.xport_->opened, nullptr)) {
+    const conn_ref self = c.ref();
+    (void)detail::guarded(*this, "a dial's completion", [&] { told(self); });
+  }
+}
+
+void detail::loop_core::handshake_ended(connection& c, std::error_code reason) noexcept {
+  if (c.xport_->handshake_deadline != 0) {
+    (void)timers_.cancel(std::exchange(c.xport_->handshake_deadline, 0));
+  }
+  if (auto told = std::exchange(c.xport_->opened, nullptr)) {
+    (void)detail::guarded(*this, "a dial's completion", [&] { told(reason); });
+  }
+}
+
+bool detail::loop_core::defer_opened(connection& c, std::function<void(result<conn_ref>)>& done) {
+  if (c.xport_ == nullptr || !c.xport_->handshaking) {  // (closed in it: told at the reap)
+    return false;
+  }
+  c.xport_->opened = std::move(done);
+  return true;
+}
+
 bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::byte> wire) {
   detail::byte_layer& layer = *c.xport_->layer;
   bool first = true;
@@ -119,21 +180,32 @@ bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::b
       plain = std::make_error_code(std::errc::state_not_recoverable);
     }
     wire = {};
+    if (c.out_.size() != output_before) {
+      // The layer's own wire bytes (a handshake's, or an alert that says why it failed).
+      (void)c.send_buffered(output_before == 0);
+    }
     if (!plain) {
       schedule_close(c, plain.error());
       return false;
     }
-    if (c.out_.size() != output_before) {
-      (void)c.send_buffered(output_before == 0);  // the layer's own wire bytes (a handshake's)
-    }
     if (c.state_ != connection::state::open) {
       return false;
+    }
+    if (c.xport_->handshaking && layer.ready()) {
+      handshake_done(c);  // on_open, before the first plain byte
+      if (c.state_ != connection::state::open) {
+        return false;
+      }
     }
     if (*plain > 0) {
       c.fresh_ = std::span<const std::byte>(plain_buffer_.data(), *plain);
       deliver_now(c);
     }
     if (c.state_ != connection::state::open || c.read_paused()) {
+      return false;
+    }
+    if (layer.peer_ended() && !layer.holds_plain()) {
+      peer_shut_down(c);  // close_notify: as a FIN
       return false;
     }
   }

@@ -69,6 +69,10 @@ connection* detail::loop_core::install(std::unique_ptr<connection> c, int fd, wa
 }
 
 void detail::loop_core::open(connection& c) {
+  if (detail::byte_layer* layer = c.layer(); layer != nullptr && !layer->ready()) {
+    begin_handshake(c, *layer);  // on_open when it is done
+    return;
+  }
   const bool opened = detail::guarded(*this, "on_open", [&] {
     if (options_.connection_timeouts.any() && c.dgram() == nullptr) {
       c.set_timeouts(options_.connection_timeouts);
@@ -123,7 +127,11 @@ void detail::loop_core::reap_scheduled() noexcept {
       }
       (void)backend_.unwatch(c.fd_);
     }
-    (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
+    if (c.xport_ == nullptr || !c.xport_->handshaking) [[likely]] {
+      (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
+    } else {
+      handshake_ended(c, next.reason);  // never opened: no on_close
+    }
     if (own_socket) {
       (void)detail::sys_close(c.fd_);  // (EINTR: Linux has closed the fd all the same)
     }

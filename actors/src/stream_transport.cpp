@@ -41,6 +41,12 @@ void detail::loop_core::peer_shut_down(connection& c) {
   // The peer sends no more but may still read: reading stops for good (in level-triggered
   // mode its interest goes; edge-triggered reads are skipped), and the handler decides when to
   // close; the default closes after the buffered output, with end_of_stream.
+  if (const detail::byte_layer* layer = c.layer(); layer != nullptr && !c.peer_closed_) {
+    if (const std::error_code unclean = layer->end_of_wire()) {
+      schedule_close(c, unclean);  // TLS: a FIN without close_notify (truncation)
+      return;
+    }
+  }
   c.peer_closed_ = true;
   const bool was_reading = !c.read_paused();
   c.set_read_paused(true);

@@ -34,6 +34,16 @@ class category final : public std::error_category {
         return "write timeout: buffered output made no progress in time";
       case errc::drain_timeout:
         return "drain timeout: buffered output not sent in time";
+      case errc::tls_handshake_failed:
+        return "TLS handshake failed";
+      case errc::tls_certificate_rejected:
+        return "TLS: the peer's certificate was rejected";
+      case errc::tls_handshake_timeout:
+        return "TLS handshake timeout: not done in time";
+      case errc::tls_truncated:
+        return "TLS: the peer closed without close_notify (truncated)";
+      case errc::tls_protocol_error:
+        return "TLS protocol error";
     }
     return "unknown actnet error " + std::to_string(value);
   }

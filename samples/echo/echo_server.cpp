@@ -20,7 +20,8 @@ constexpr std::string_view usage =
     R"(usage: echo_server [--listen URL]... [--loops N] [--backend B] [--lb STRATEGY] [--cpus LIST] [--et]
                    [--reuseport]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://HOST:PORT (each
-                 datagram echoed to its sender), unix://PATH or unix://@NAME (repeatable,
+                 datagram echoed to its sender), unix://PATH or unix://@NAME, tls://HOST:PORT
+                 (with --tls-cert and --tls-key) or tls+unix://PATH (repeatable,
                  mixed kinds welcome; default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --backend B    epoll (default), io_uring or automatic

@@ -11,9 +11,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../sample_main.hpp"
@@ -31,6 +33,8 @@ struct settings {
   std::size_t loops = 1;
   actnet::io_backend backend = actnet::io_backend::epoll;
   std::chrono::milliseconds timeout = 60s;
+  // --tls, or a tls:// url: the dials' TLS settings (the server's certificate checked).
+  std::optional<actnet::tls_options> tls;
 };
 
 /// What every connection reports to; the run ends when each has finished or failed.
@@ -187,8 +191,9 @@ class echo_probe final : public actnet::connection {
 constexpr std::string_view usage =
     R"(usage: echo_client [--connect URL] [--conns N] [--messages M] [--size BYTES]
                    [--pipeline P] [--loops L] [--backend B] [--timeout-s T]
-  --connect URL    the echo server: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH
-                   (default tcp://127.0.0.1:7000)
+                   [--tls] [--tls-ca FILE] [--tls-server-name NAME]
+  --connect URL    the echo server: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH,
+                   or tls:// tls4:// tls6:// tls+unix:// for TLS (default tcp://127.0.0.1:7000)
   --conns N        connections (default 10)
   --messages M     messages per connection (default 1000)
   --size BYTES     bytes per message (default 64)
@@ -196,6 +201,10 @@ constexpr std::string_view usage =
   --loops L        client loop threads (default 1)
   --backend B      epoll (default), io_uring or automatic
   --timeout-s T    give up after T seconds (default 60)
+  --tls            TLS to the server, even with a tcp:// or unix:// url
+  --tls-ca FILE    the CA certificates that sign the server's (default: the system's store)
+  --tls-server-name NAME  the name to check the server's certificate against and send as SNI
+                   (default: the url's host)
 Each connection sends its messages, checks every byte of every echo, and closes. Prints a
 summary (messages/s, errors); exits 1 on any wrong byte, early close or failed connection.
 )";
@@ -206,6 +215,10 @@ bool parse(int argc, char** argv, settings& s) {
     if (flag == "--help" || flag == "-h") {
       std::printf("%.*s", static_cast<int>(usage.size()), usage.data());
       std::exit(0);
+    }
+    if (flag == "--tls") {
+      s.tls.emplace();
+      continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "%s needs a value (try --help)\n", argv[i]);
@@ -231,6 +244,10 @@ bool parse(int argc, char** argv, settings& s) {
       s.loops = n;
     } else if (flag == "--timeout-s" && number && n > 0) {
       s.timeout = std::chrono::seconds(n);
+    } else if (flag == "--tls-ca") {
+      (s.tls ? *s.tls : s.tls.emplace()).ca_file = value;
+    } else if (flag == "--tls-server-name") {
+      (s.tls ? *s.tls : s.tls.emplace()).server_name = value;
     } else {
       std::fprintf(stderr, "bad or unknown flag: %s %s (try --help)\n", argv[i - 1], value);
       return false;
@@ -252,13 +269,25 @@ int main(int argc, char** argv) {
     options.backend = s.backend;
     actnet::engine e(options);
     run_state run(s, e);
-    const actnet::address target = actnet::address::parse(s.connect);  // throws when bad
+    // A bad url is refused here, before the run (tls schemes are checked as their plain ones).
+    std::string plain = s.connect;
+    for (const auto& [secure, clear] :
+         {std::pair{"tls+unix://", "unix://"}, std::pair{"tls4://", "tcp4://"},
+          std::pair{"tls6://", "tcp6://"}, std::pair{"tls://", "tcp://"}}) {
+      if (plain.starts_with(secure)) {
+        plain = clear + plain.substr(std::string_view(secure).size());
+        break;
+      }
+    }
+    (void)actnet::address::parse(plain);  // throws when bad
+    actnet::dial_options dial;
+    dial.tls = s.tls;
     std::chrono::steady_clock::time_point start;
     e.on_boot([&](actnet::engine& eng) {
       start = std::chrono::steady_clock::now();
       for (std::size_t i = 0; i < s.conns; ++i) {
         eng.dial<echo_probe>(
-            s.connect, {},
+            s.connect, dial,
             [&run](actnet::result<actnet::conn_ref> r) {
               if (!r) {
                 run.finished("connect failed: " + r.error().message());
@@ -278,7 +307,7 @@ int main(int argc, char** argv) {
     const std::size_t failed = run.failed();
     std::printf(
         "echo_client: %zu connections x %zu messages of %zu B to %s, pipeline %zu, %zu loop%s\n",
-        s.conns, s.messages, s.size, target.to_string().c_str(), s.pipeline, s.loops,
+        s.conns, s.messages, s.size, s.connect.c_str(), s.pipeline, s.loops,
         s.loops == 1 ? "" : "s");
     std::printf(
         "%s in %.3f s: %llu messages echoed, %.0f msgs/s, %.1f MB/s each way; %zu failed "

@@ -147,5 +147,8 @@ int main(int argc, char** argv) {
   // An idle kept-alive connection (or one whose client went quiet mid-request) is closed, so
   // clients that vanish without a FIN do not hold connections for ever.
   flags.options.connection_timeouts.idle = std::chrono::milliseconds(keepalive_ms);
+  if (flags.tls) {
+    flags.tls->alpn = {"http/1.1"};  // HTTPS: the one protocol this server speaks
+  }
   return actnet::samples::serve<http_connection>(flags);
 }

@@ -80,6 +80,8 @@ inline constexpr std::size_t shutdown_timeout_ms = 5000;
 inline constexpr std::size_t worker_queue_cap = std::size_t{64} << 10;
 /// engine::dial: a connect not completed by then fails with timed_out, in ms.
 inline constexpr std::size_t dial_timeout_ms = 10000;
+/// A TLS handshake not done by then closes its connection (tls_options::handshake_timeout).
+inline constexpr std::size_t tls_handshake_timeout_ms = 10000;
 /// reconnect_policy: the first delay before dialing again, and the longest, in ms.
 inline constexpr std::size_t reconnect_initial_ms = 100;
 inline constexpr std::size_t reconnect_max_ms = 30000;

@@ -7,17 +7,22 @@ namespace actnet {
 
 /// Errors raised by actnet itself (system call failures keep their errno).
 enum class errc : int {
-  short_buffer = 1,   ///< fewer bytes are buffered than were asked for; nothing was consumed
-  capacity_exceeded,  ///< the operation would grow a buffer past its cap; nothing was written
-  end_of_stream,      ///< the peer closed its side of the connection
-  connection_closed,  ///< the connection is gone (closed, or never existed on that loop)
-  engine_stopped,     ///< the engine stopped before the request could be carried out
-  queue_full,         ///< a bounded queue is full: nothing was queued; try again later
-  handler_failed,     ///< the handler asked to answer threw (the exception was logged)
-  idle_timeout,       ///< nothing was read or written for the connection's idle timeout
-  read_timeout,       ///< nothing was read for the connection's read timeout
-  write_timeout,      ///< buffered output made no progress for the connection's write timeout
-  drain_timeout,      ///< close() or stop could not send the buffered output in time
+  short_buffer = 1,      ///< fewer bytes are buffered than were asked for; nothing was consumed
+  capacity_exceeded,     ///< the operation would grow a buffer past its cap; nothing was written
+  end_of_stream,         ///< the peer closed its side of the connection
+  connection_closed,     ///< the connection is gone (closed, or never existed on that loop)
+  engine_stopped,        ///< the engine stopped before the request could be carried out
+  queue_full,            ///< a bounded queue is full: nothing was queued; try again later
+  handler_failed,        ///< the handler asked to answer threw (the exception was logged)
+  idle_timeout,          ///< nothing was read or written for the connection's idle timeout
+  read_timeout,          ///< nothing was read for the connection's read timeout
+  write_timeout,         ///< buffered output made no progress for the connection's write timeout
+  drain_timeout,         ///< close() or stop could not send the buffered output in time
+  tls_handshake_failed,  ///< the TLS handshake failed (not TLS, no common protocol, an alert)
+  tls_certificate_rejected,  ///< the peer's certificate did not verify (or none was shown)
+  tls_handshake_timeout,     ///< the TLS handshake was not done in time
+  tls_truncated,             ///< the peer's FIN came without TLS's close_notify before it
+  tls_protocol_error,        ///< a TLS record after the handshake was bad (or an alert came)
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/tls.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/byte_views.hpp"
 #include "actnet/buffers/elastic_buffer.hpp"
@@ -287,9 +288,8 @@ class connection {
             const std::function<void(result<conn_ref>)>& done, Args... args) {
     static_assert(std::is_base_of_v<connection, Conn>, "dial<Conn>: Conn must be a connection");
     dial_here(
-        address::parse(url),
-        [args...] { return std::unique_ptr<connection>(std::make_unique<Conn>(args...)); }, options,
-        done);
+        url, [args...] { return std::unique_ptr<connection>(std::make_unique<Conn>(args...)); },
+        options, done);
   }
 
   // -- control --
@@ -355,6 +355,9 @@ class connection {
   }
   /// A UDP socket actor or session.
   [[nodiscard]] bool is_datagram() const noexcept;
+  /// A TLS connection's protocol version, cipher, ALPN protocol, SNI name and peer certificate
+  /// subject; empty() on a plain one.
+  [[nodiscard]] tls_info tls() const;
   [[nodiscard]] result<address> local_address() const;
   /// The peer. A UDP socket actor has one only during on_data (the datagram's sender);
   /// elsewhere not_connected.
@@ -437,7 +440,7 @@ class connection {
   // One datagram of `parts` to `to` (the endpoint's peer when null).
   std::error_code send_datagram(std::span<const std::span<const std::byte>> parts,
                                 const sockaddr* to = nullptr, socklen_t to_length = 0);
-  void dial_here(const address& to, std::function<std::unique_ptr<connection>()> make,
+  void dial_here(std::string_view url, std::function<std::unique_ptr<connection>()> make,
                  const dial_options& options, std::function<void(result<conn_ref>)> done);
   [[nodiscard]] transport kind() const noexcept;  // of the socket: tcp, udp or unix_stream
   // offload(): the next sequence number for a result (or an error), and the submission.

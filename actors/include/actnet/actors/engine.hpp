@@ -19,6 +19,7 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/actors/tls.hpp"
 #include "actnet/actors/worker_pool.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/defaults.hpp"
@@ -35,6 +36,8 @@ namespace actnet {
 namespace detail {
 class dialer;
 class loop_core;
+class tls_listener_context;
+struct tls_counters;
 class accepting;
 class datagram_sockets;
 }  // namespace detail
@@ -166,6 +169,11 @@ struct dial_options {
   /// every attempt: each connection that opened and each failure, until max_attempts
   /// consecutive failures, a local close() or the engine's stop (engine_stopped, once).
   std::optional<reconnect_policy> reconnect;
+  /// TLS over the connection (a tls:// url without it takes tls_options' defaults: the
+  /// server's certificate checked against the system's CA store and the url's host). `done`
+  /// then hears of the connection at the end of its handshake, and of a failed handshake as a
+  /// failed dial (errc::tls_*).
+  std::optional<tls_options> tls;
 };
 
 /// What a dial ends with: the new connection's address (on_open has run), or why it failed.
@@ -199,6 +207,9 @@ struct listen_options {
   /// Sessions per socket (so per loop); datagrams from further new peers are dropped, counted in
   /// event_loop::datagrams_dropped() and logged once a second at most.
   std::size_t max_sessions = defaults::udp_max_sessions;
+  /// TLS: required by (and only for) tls:// tls4:// tls6:// tls+unix:// addresses. One
+  /// context per listener, shared by its loops; engine::reload_tls replaces it.
+  std::optional<tls_options> tls;
 };
 
 /// A server: listen() on one or more addresses, then run() until stop().
@@ -233,6 +244,12 @@ class engine {
   /// listen_options::udp_sessions, hands each peer its own actor (counted). A multicast group
   /// address is joined (on socket.multicast_interface) and served by loop 0 alone, which gets
   /// each datagram once.
+  ///
+  /// TLS (tls://, tls4://, tls6://, tls+unix://, with listen_options::tls): TCP or a unix
+  /// socket whose connections speak TLS. A connection opens (on_open) when its handshake is
+  /// done; one whose handshake fails or times out never opens, and closes without on_close
+  /// (counted in tls_stats_of, logged once a second at most). The returned address is the
+  /// socket's (tcp:// or unix://).
   template <class Conn, class... Args>
   address listen(std::string_view url, Args... args) {
     return listen<Conn>(listen_options{}, url, args...);
@@ -270,13 +287,24 @@ class engine {
   /// it, remote_address() is the peer. A datagram the peer's host refuses (its port closed, an
   /// ICMP reply) closes the connection with std::errc::connection_refused; other send and
   /// receive errors drop that datagram, as for UDP listeners.
+  ///
+  /// tls:// tls4:// tls6:// tls+unix://: a TLS client (dial_options::tls).
   template <class Conn, class... Args>
   void dial(std::string_view url, const dial_options& options, dial_done done, Args... args) {
     static_assert(std::is_base_of_v<connection, Conn>, "Conn must derive from actnet::connection");
-    dial(address::parse(url), factory([args...] { return std::make_unique<Conn>(args...); }),
-         options, std::move(done));
+    dial(url, factory([args...] { return std::make_unique<Conn>(args...); }), options,
+         std::move(done));
   }
+  void dial(std::string_view url, factory make, const dial_options& options, dial_done done);
   void dial(const address& to, factory make, const dial_options& options, dial_done done);
+
+  /// Thread-safe: the TLS listener `index` (listen() order) makes its new connections with
+  /// `options` from now on; the open ones keep theirs. A bad file or option throws
+  /// std::invalid_argument naming it, and the listener keeps its current settings;
+  /// std::out_of_range for an index that is not a TLS listener.
+  void reload_tls(std::size_t index, const tls_options& options);
+  /// Handshakes done and failed on TLS listener `index` (std::out_of_range otherwise).
+  [[nodiscard]] tls_stats tls_stats_of(std::size_t index) const;
 
   /// A duplicate of listener `index`'s socket (listen() order), close-on-exec, for
   /// handing the port over to another process or engine (gnet's Dup). It keeps listening after
@@ -345,6 +373,7 @@ class engine {
   void on_tick(std::function<std::chrono::nanoseconds(engine&)> fn) { on_tick_ = std::move(fn); }
 
  private:
+  friend class connection;  // (dial_here: the engine's logger for a TLS dial)
   friend class event_loop;
   friend class detail::loop_core;
   friend class detail::accepting;
@@ -359,6 +388,8 @@ class engine {
     // UDP: the other loops' sockets, opened with the first so that the SO_REUSEPORT group is
     // whole before any datagram arrives (a group that grows moves peers between sockets).
     std::vector<unique_fd> siblings;
+    std::shared_ptr<detail::tls_listener_context> tls;  // a TLS listener's context
+    std::shared_ptr<detail::tls_counters> tls_counts;
   };
   void tick();
   // dial()'s checks (throws invalid_argument); the reconnect state when options ask for it.

@@ -2,12 +2,14 @@
 // connection's buffers: the socket carries wire bytes, the connection actor sees plain ones.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <span>
 #include <system_error>
 
+#include "actnet/actors/tls.hpp"
 #include "actnet/buffers/elastic_buffer.hpp"
 #include "actnet/result.hpp"
 
@@ -43,6 +45,28 @@ class byte_layer {
   /// This side writes no more (shutdown_write, close): the wire bytes that say so (TLS's
   /// close_notify), sent before the socket's FIN. Called at most once.
   virtual std::error_code encode_end(elastic_buffer& /*wire*/) { return {}; }
+
+  // -- a layer with a handshake (TLS): the connection opens when it is done --
+
+  /// The connection is installed: wire bytes this side sends first (a client's hello) are
+  /// appended to `wire`. Called once, before any decode.
+  virtual std::error_code start(elastic_buffer& /*wire*/) { return {}; }
+  /// Whether the handshake is done: until then on_open waits, and so does every plain byte
+  /// both ways (writes are held by the layer and encoded at the end of the handshake).
+  [[nodiscard]] virtual bool ready() const noexcept { return true; }
+  /// The peer said, in the layer's own terms, that it sends no more (TLS's close_notify): the
+  /// connection goes on as after a FIN (on_peer_shutdown).
+  [[nodiscard]] virtual bool peer_ended() const noexcept { return false; }
+  /// The socket's FIN came: {} when that is a clean end (peer_ended() came first, or the layer
+  /// has no such word), else the error to close with (TLS: truncation).
+  [[nodiscard]] virtual std::error_code end_of_wire() const noexcept { return {}; }
+  /// How long the handshake may take (0: no limit): past it the connection closes with
+  /// errc::tls_handshake_timeout.
+  [[nodiscard]] virtual std::chrono::milliseconds handshake_timeout() const noexcept {
+    return std::chrono::milliseconds{0};
+  }
+  /// What connection::tls() reports (a TLS layer only).
+  [[nodiscard]] virtual tls_info info() const { return {}; }
 };
 
 /// Makes the layer of one connection.

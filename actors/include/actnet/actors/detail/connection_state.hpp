@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -47,6 +48,11 @@ struct transport_state {
   std::unique_ptr<datagram_endpoint> datagram;
   std::unique_ptr<byte_layer> layer;
   bool layer_ended = false;  // encode_end has run
+  // A layer with a handshake (TLS): on_open waits for it, and on_close runs only after on_open.
+  bool handshaking = false;
+  timer_id handshake_deadline = 0;
+  // A dial's completion, told at the end of the handshake (or of the connection, if first).
+  std::function<void(result<conn_ref>)> opened;
   // io_uring: wire bytes that completed while reading was paused, decoded at the resume.
   std::vector<std::byte> held_wire;
 };

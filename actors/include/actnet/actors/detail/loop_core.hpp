@@ -151,7 +151,14 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Gives `c` a slot and registers fd with the back end as `how`. Null (logged, fd left open)
   // on failure.
   connection* install(std::unique_ptr<connection> c, int fd, watch how, bool counted);
-  void open(connection& c);  // on_open
+  void open(connection& c);  // on_open (a layer with a handshake: once it is done)
+  // A layered stream's handshake (TLS): begun at open, with its deadline; done, on_open and
+  // the dial's completion; ended by a close first, the completion told why (no on_close).
+  void begin_handshake(connection& c, detail::byte_layer& layer);
+  void handshake_done(connection& c);
+  void handshake_ended(connection& c, std::error_code reason) noexcept;
+  // A dial's completion that waits for the connection's handshake (false: none to wait for).
+  static bool defer_opened(connection& c, std::function<void(result<conn_ref>)>& done);
   // The job that watches sources of `kind` (not stream): it gets their events.
   void handle_kind(io_kind kind, io_job& handler) noexcept {
     handlers_.at(static_cast<std::size_t>(kind)) = &handler;
