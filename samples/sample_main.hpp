@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace actnet::samples {
@@ -63,6 +64,19 @@ inline io_backend backend_flag(std::string_view value) {
   return io_backend::automatic;
 }
 
+/// `url` with a TLS scheme (tls, tls4, tls6, tls+unix) written as its plain one, for checking
+/// it with address::parse before a run; other urls as they are.
+inline std::string plain_url(std::string url) {
+  for (const auto& [secure, clear] :
+       {std::pair{"tls+unix://", "unix://"}, std::pair{"tls4://", "tcp4://"},
+        std::pair{"tls6://", "tcp6://"}, std::pair{"tls://", "tcp://"}}) {
+    if (url.starts_with(secure)) {
+      return clear + url.substr(std::string_view(secure).size());
+    }
+  }
+  return url;
+}
+
 struct common_flags {
   std::vector<std::string> listen;
   engine_options options;
@@ -76,6 +90,8 @@ inline constexpr std::string_view tls_usage =
   --tls-key FILE   its private key (PEM); SIGHUP reads both again (engine::reload_tls)
   --tls-ca FILE    CA certificates for client certificates (with --tls-client-auth)
   --tls-client-auth MODE  none (default), optional or required
+  --tls-sni NAME,CERT,KEY  a further certificate for clients asking for NAME (*.example.com
+                   matches one label; repeatable)
 )";
 
 /// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
@@ -132,6 +148,19 @@ inline common_flags parse_flags(
                      value);
         std::exit(2);
       }
+      ++i;
+    } else if (arg == "--tls-sni" && value != nullptr) {
+      // NAME,CERT,KEY: a further certificate for clients that ask for NAME.
+      const std::string_view v = value;
+      const std::size_t a = v.find(',');
+      const std::size_t b = a == std::string_view::npos ? a : v.find(',', a + 1);
+      if (b == std::string_view::npos) {
+        std::fprintf(stderr, "--tls-sni: expected NAME,CERT,KEY, got %s\n", value);
+        std::exit(2);
+      }
+      (f.tls ? *f.tls : f.tls.emplace())
+          .sni.push_back({std::string(v.substr(0, a)), std::string(v.substr(a + 1, b - a - 1)),
+                          std::string(v.substr(b + 1))});
       ++i;
     } else if ((arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-ca" ||
                 arg == "--tls-client-auth") &&
@@ -213,7 +242,7 @@ int serve(const common_flags& flags, const std::function<void(engine&)>& setup =
             e.reload_tls(i, *flags.tls);
             std::printf("TLS settings reloaded for %s\n", flags.listen[i].c_str());
           } catch (const std::exception& ex) {
-            std::fprintf(stderr, "TLS reload refused (the old settings stay): %s\n", ex.what());
+            std::printf("TLS reload refused (the old settings stay): %s\n", ex.what());
           }
           std::fflush(stdout);
         }

@@ -270,16 +270,7 @@ int main(int argc, char** argv) {
     actnet::engine e(options);
     run_state run(s, e);
     // A bad url is refused here, before the run (tls schemes are checked as their plain ones).
-    std::string plain = s.connect;
-    for (const auto& [secure, clear] :
-         {std::pair{"tls+unix://", "unix://"}, std::pair{"tls4://", "tcp4://"},
-          std::pair{"tls6://", "tcp6://"}, std::pair{"tls://", "tcp://"}}) {
-      if (plain.starts_with(secure)) {
-        plain = clear + plain.substr(std::string_view(secure).size());
-        break;
-      }
-    }
-    (void)actnet::address::parse(plain);  // throws when bad
+    (void)actnet::address::parse(actnet::samples::plain_url(s.connect));  // throws when bad
     actnet::dial_options dial;
     dial.tls = s.tls;
     std::chrono::steady_clock::time_point start;

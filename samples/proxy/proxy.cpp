@@ -86,8 +86,9 @@ void throttle(actnet::connection* partner, bool writable) {
 /// An accepted client connection.
 class downstream final : public actnet::connection {
  public:
-  downstream(const std::string* upstream_url, std::chrono::milliseconds fin_timeout)
-      : url_(upstream_url), fin_timeout_(fin_timeout) {}
+  downstream(const std::string* upstream_url, const actnet::dial_options* dial,
+             std::chrono::milliseconds fin_timeout)
+      : url_(upstream_url), dial_(dial), fin_timeout_(fin_timeout) {}
 
   void on_open() override {
     pipe_ = std::make_shared<pipe>();
@@ -96,7 +97,7 @@ class downstream final : public actnet::connection {
     // The upstream connection lives on this loop. Bytes the client sends meanwhile wait in
     // this side's inbound buffer (bounded by the inbound cap).
     dial<upstream>(
-        *url_, {},
+        *url_, *dial_,
         [p = pipe_](actnet::result<actnet::conn_ref> r) {
           if (!r && p->front != nullptr) {
             p->front->close();  // no upstream: the client is told by the close
@@ -133,6 +134,7 @@ class downstream final : public actnet::connection {
 
  private:
   const std::string* url_;
+  const actnet::dial_options* dial_;
   std::chrono::milliseconds fin_timeout_;
   std::shared_ptr<pipe> pipe_;
 };
@@ -175,7 +177,9 @@ constexpr std::string_view usage =
     R"(usage: proxy --upstream URL [--listen URL]... [--loops N] [--backend B] [--lb STRATEGY] [--cpus LIST]
              [--outbound-cap BYTES] [--fin-timeout MS]
   --upstream URL       where to connect each client: tcp://HOST:PORT, tcp4://, tcp6:// or
-                       unix://PATH
+                       unix://PATH; tls://HOST:PORT (tls4, tls6, tls+unix) for TLS to it
+  --upstream-tls-ca FILE  the CA certificates that sign the upstream's (default: the
+                       system's store); --upstream-tls-server-name NAME the name to check
   --listen URL         tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH (repeatable;
                        default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N            loop threads (0 = one per hardware thread; default 0)
@@ -189,6 +193,7 @@ constexpr std::string_view usage =
   --fin-timeout MS     once one way of a pipe is shut (a half-close passed on), both sides
                        close after this long without traffic (default 60000; 0: never)
 Each client connection gets its own upstream connection, on the same loop; bytes flow both ways.
+A tls:// listener (with --tls-cert and --tls-key) terminates TLS: the upstream gets plain bytes.
 When either side closes, the other closes after its pending output. A half-close (FIN) is passed
 on after the pending output, and the other way carries on until its FIN too. Prints
 "listening on URL" per listener; SIGINT or SIGTERM stops it.
@@ -198,12 +203,21 @@ on after the pending output, and the other way carries on until its FIN too. Pri
 
 int main(int argc, char** argv) {
   std::string upstream_url;
+  actnet::tls_options upstream_tls;
   std::size_t outbound_cap = 0;
   long long fin_timeout_ms = 60000;
   auto flags =
       actnet::samples::parse_flags(argc, argv, usage, [&](std::string_view f, const char* value) {
         if (f == "--upstream" && value != nullptr) {
           upstream_url = value;
+          return 2;
+        }
+        if (f == "--upstream-tls-ca" && value != nullptr) {
+          upstream_tls.ca_file = value;
+          return 2;
+        }
+        if (f == "--upstream-tls-server-name" && value != nullptr) {
+          upstream_tls.server_name = value;
           return 2;
         }
         if (f == "--outbound-cap" && value != nullptr) {
@@ -221,7 +235,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    (void)actnet::address::parse(upstream_url);  // a bad one is refused now, not per client
+    // A bad one is refused now, not per client.
+    (void)actnet::address::parse(actnet::samples::plain_url(upstream_url));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "--upstream: %s\n", e.what());
     return 2;
@@ -229,6 +244,10 @@ int main(int argc, char** argv) {
   if (outbound_cap != 0) {
     flags.options.outbound_cap = outbound_cap;
   }
-  return actnet::samples::serve<downstream>(flags, {}, &upstream_url,
+  actnet::dial_options dial;
+  if (upstream_url.starts_with("tls")) {
+    dial.tls = upstream_tls;  // originates TLS: plain from the client, encrypted upstream
+  }
+  return actnet::samples::serve<downstream>(flags, {}, &upstream_url, &dial,
                                             std::chrono::milliseconds(fin_timeout_ms));
 }

@@ -83,7 +83,9 @@ struct sample_process {
       if (text.rfind("listening on ", 0) != 0) {
         break;
       }
-      addresses.push_back(address::parse(text.substr(13, text.size() - 14)));
+      // "listening on URL", maybe followed by " (TLS)".
+      const std::string url = text.substr(13, text.find_first_of(" \n", 13) - 13);
+      addresses.push_back(address::parse(url));
     }
     if (!addresses.empty()) {
       bound = addresses.front();
