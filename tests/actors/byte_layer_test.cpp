@@ -1,12 +1,14 @@
 // The byte-layer seam (the place of TLS and KCP): a connection actor reads and writes through a
 // layer exactly as on a plain stream. Each behaviour runs over no layer, a pass-through layer,
-// and a framing layer that changes the bytes, holds decoded bytes back and answers on its own;
-// each in both epoll modes.
+// a framing layer that changes the bytes, holds decoded bytes back and answers on its own, and
+// TLS (against a blocking OpenSSL client); each in both epoll modes.
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <actnet/actors/detail/byte_layer.hpp>
+#include <actnet/actors/detail/tls_layer.hpp>
 #include <actnet/actors/engine.hpp>
 #include <algorithm>
 #include <atomic>
@@ -20,6 +22,7 @@
 #include <utility>
 
 #include "actors/test_util.hpp"
+#include "actors/tls_certs.hpp"
 
 namespace actnet {
 namespace {
@@ -162,23 +165,57 @@ class pass_through_layer final : public detail::byte_layer {
   std::string held_;
 };
 
-enum class layer_kind : std::uint8_t { none, pass_through, framing };
+enum class layer_kind : std::uint8_t { none, pass_through, framing, tls };
 
-// A blocking client that speaks the layer's wire format.
+// The TLS cases' certificates, made once for the process.
+test::test_pki& suite_pki() {
+  static test::test_pki pki;
+  return pki;
+}
+const test::test_pki::files& server_certificate() {
+  static const test::test_pki::files files = suite_pki().issue("server", "localhost", {});
+  return files;
+}
+
+// A blocking client that speaks the layer's wire format (TLS: an OpenSSL client on the socket).
 class peer {
  public:
-  peer(const address& server, layer_kind kind) : fd_(connect_to(server)), kind_(kind) {}
+  peer(const address& server, layer_kind kind) : fd_(connect_to(server)), kind_(kind) {
+    if (kind_ == layer_kind::tls && fd_ >= 0) {
+      ctx_ = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_load_verify_locations(ctx_, suite_pki().ca_file().c_str(), nullptr);
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      ssl_ = SSL_new(ctx_);
+      SSL_set_fd(ssl_, fd_);
+      if (SSL_connect(ssl_) != 1) {
+        ::close(std::exchange(fd_, -1));
+      }
+    }
+  }
   peer(const peer&) = delete;
   peer& operator=(const peer&) = delete;
   ~peer() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
     if (fd_ >= 0) {
       ::close(fd_);
     }
   }
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
   [[nodiscard]] int fd() const { return fd_; }
+  // Ends this side's sending: the FIN (TLS: close_notify first, as a clean end needs).
+  bool shut_write() {
+    if (ssl_ != nullptr) {
+      (void)SSL_shutdown(ssl_);
+    }
+    return ::shutdown(fd_, SHUT_WR) == 0;
+  }
 
   bool send(std::string_view plain) {
+    if (ssl_ != nullptr) {
+      return plain.empty() || SSL_write(ssl_, plain.data(), static_cast<int>(plain.size())) ==
+                                  static_cast<int>(plain.size());
+    }
     return test::send_all(fd_, kind_ == layer_kind::framing ? frame_data(plain) : plain);
   }
   bool send_wire(std::string_view wire) { return test::send_all(fd_, wire); }
@@ -197,13 +234,27 @@ class peer {
     }
     return std::exchange(plain_, {});
   }
-  [[nodiscard]] bool ended() const { return kind_ == layer_kind::framing ? end_record_ : eof_; }
+  [[nodiscard]] bool ended() const {
+    return kind_ == layer_kind::framing || kind_ == layer_kind::tls ? end_record_ : eof_;
+  }
   [[nodiscard]] bool eof() const { return eof_; }
   [[nodiscard]] const std::string& pongs() const { return pongs_; }
 
   // One receive: false at the end, on an error or at the receive timeout.
   bool fill() {
     char chunk[65536];  // NOLINT(cppcoreguidelines-avoid-c-arrays)
+    if (ssl_ != nullptr) {
+      const int got = SSL_read(ssl_, chunk, sizeof chunk);
+      if (got <= 0) {
+        // close_notify, then (at the next read) the socket's end.
+        end_record_ = end_record_ || SSL_get_error(ssl_, got) == SSL_ERROR_ZERO_RETURN;
+        char c = 0;
+        eof_ = ::recv(fd_, &c, 1, 0) == 0;
+        return false;
+      }
+      plain_.append(chunk, static_cast<std::size_t>(got));
+      return true;
+    }
     const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n <= 0) {
       eof_ = n == 0;
@@ -233,6 +284,8 @@ class peer {
 
   int fd_;
   layer_kind kind_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
   deframer in_;
   std::string plain_;
   std::string pongs_;
@@ -382,6 +435,16 @@ class byte_layers : public ::testing::TestWithParam<std::tuple<layer_kind, bool>
           return std::unique_ptr<detail::byte_layer>(std::make_unique<framing_layer>(max_out));
         });
         break;
+      case layer_kind::tls: {
+        tls_options o;
+        o.cert_file = server_certificate().cert;
+        o.key_file = server_certificate().key;
+        std::shared_ptr<detail::tls_context> context =
+            detail::make_tls_server(o, nullptr, std::make_shared<detail::tls_counters>());
+        make =
+            detail::layered(std::move(make), [context] { return detail::make_tls_layer(context); });
+        break;
+      }
     }
     return e.listen("tcp://127.0.0.1:0", std::move(make));
   }
@@ -472,7 +535,7 @@ TEST_P(byte_layers, shutdown_write_ends_the_output_and_reading_goes_on) {
   EXPECT_TRUE(p.eof());
   ASSERT_TRUE(p.send("after the fin"));
   EXPECT_TRUE(eventually([&] { return log.all() == "after the fin"; }));
-  ASSERT_EQ(::shutdown(p.fd(), SHUT_WR), 0);
+  ASSERT_TRUE(p.shut_write());
   ASSERT_TRUE(eventually([&] { return log.closes == 1; }));
   const std::scoped_lock hold(log.lock);
   EXPECT_EQ(log.closed_with, errc::end_of_stream);
@@ -486,7 +549,7 @@ TEST_P(byte_layers, the_peers_fin_closes_after_the_reply) {
   peer p(bound, kind());
   ASSERT_TRUE(p.connected());
   ASSERT_TRUE(p.send("last words\n"));
-  ASSERT_EQ(::shutdown(p.fd(), SHUT_WR), 0);
+  ASSERT_TRUE(p.shut_write());
   EXPECT_EQ(p.receive_to_end(), "last words\n");
   EXPECT_TRUE(p.ended());
   ASSERT_TRUE(eventually([&] { return log.closes == 1; }));
@@ -495,7 +558,7 @@ TEST_P(byte_layers, the_peers_fin_closes_after_the_reply) {
 }
 
 std::string name(const ::testing::TestParamInfo<std::tuple<layer_kind, bool>>& info) {
-  static constexpr std::array<const char*, 3> kinds{"plain", "pass_through", "framing"};
+  static constexpr std::array<const char*, 4> kinds{"plain", "pass_through", "framing", "tls"};
   return std::string(kinds.at(static_cast<std::size_t>(std::get<0>(info.param)))) +
          (std::get<1>(info.param) ? "_edge" : "_level");
 }
@@ -503,7 +566,7 @@ std::string name(const ::testing::TestParamInfo<std::tuple<layer_kind, bool>>& i
 INSTANTIATE_TEST_SUITE_P(transports, byte_layers,
                          ::testing::Combine(::testing::Values(layer_kind::none,
                                                               layer_kind::pass_through,
-                                                              layer_kind::framing),
+                                                              layer_kind::framing, layer_kind::tls),
                                             ::testing::Bool()),
                          name);
 
