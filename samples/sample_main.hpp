@@ -92,6 +92,7 @@ inline constexpr std::string_view tls_usage =
   --tls-client-auth MODE  none (default), optional or required
   --tls-sni NAME,CERT,KEY  a further certificate for clients asking for NAME (*.example.com
                    matches one label; repeatable)
+  --tls-ciphersuites LIST  the TLS 1.3 suites, OpenSSL's syntax (TLS_AES_128_GCM_SHA256:...)
 )";
 
 /// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
@@ -161,6 +162,9 @@ inline common_flags parse_flags(
       (f.tls ? *f.tls : f.tls.emplace())
           .sni.push_back({std::string(v.substr(0, a)), std::string(v.substr(a + 1, b - a - 1)),
                           std::string(v.substr(b + 1))});
+      ++i;
+    } else if (arg == "--tls-ciphersuites" && value != nullptr) {
+      (f.tls ? *f.tls : f.tls.emplace()).ciphersuites = value;
       ++i;
     } else if ((arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-ca" ||
                 arg == "--tls-client-auth") &&

@@ -52,8 +52,11 @@ void dialer::closed(connection& c, std::error_code reason, bool stopping) noexce
   if (redials_.empty()) {
     return;
   }
+  // A connection closed in its handshake (TLS) never opened: a failed dial, for the backoff and
+  // max_attempts.
+  const bool never_opened = loop_core::handshaking(c);
   (void)guarded(loop_, "scheduling a reconnect",
-                [&] { redial_after_close(loop_core::id_of(c), reason, stopping); });
+                [&] { redial_after_close(loop_core::id_of(c), reason, stopping, never_opened); });
 }
 
 void dialer::stopping() noexcept {
@@ -177,15 +180,30 @@ void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) 
       }
     }
   }
+  // A TLS connection's dial is done at the end of its handshake (or of the connection): only
+  // then does a reconnecting dial count as a success.
+  const bool handshake = !failure && loop_core::handshaking(*made);
   if (d.again && !failure) {
     // Dialed again when it closes (closed() decides by the reason). It is in the slot table
     // until then, even if on_open closed it already.
-    d.again->failures = 0;
+    if (!handshake) {
+      d.again->failures = 0;
+    }
     redials_.emplace(io_key(io_kind::stream, opened.slot_, opened.generation_).bits(), d.again);
     tracking_ = true;
   }
-  // A TLS connection's dial is done at the end of its handshake (or of the connection).
-  if (failure || !loop_core::defer_opened(*made, d.done)) {
+  if (handshake) {
+    completion told = std::move(d.done);
+    if (d.again) {
+      told = [again = d.again, done = std::move(told)](result<conn_ref> r) {
+        if (r) {
+          again->failures = 0;
+        }
+        done(r);
+      };
+    }
+    (void)loop_core::defer_opened(*made, told);
+  } else {
     report(d.done, failure ? result<conn_ref>(failure) : result<conn_ref>(opened));
   }
   if (d.again && failure && failure != errc::engine_stopped) {
@@ -199,7 +217,8 @@ void dialer::fail_all(std::error_code reason) noexcept {
   }
 }
 
-void dialer::redial_after_close(std::uint64_t id, std::error_code reason, bool stopping) {
+void dialer::redial_after_close(std::uint64_t id, std::error_code reason, bool stopping,
+                                bool never_opened) {
   if (redials_.empty()) {
     return;
   }
@@ -212,7 +231,7 @@ void dialer::redial_after_close(std::uint64_t id, std::error_code reason, bool s
   tracking_ = !redials_.empty();
   // Not after its own close() or abort() ({}) nor at stop: the peer or the network ended it.
   if (reason && reason != errc::engine_stopped && !stopping) {
-    schedule_redial(std::move(again), false);
+    schedule_redial(std::move(again), never_opened);
   }
 }
 

@@ -157,6 +157,10 @@ void detail::loop_core::handshake_ended(connection& c, std::error_code reason) n
   }
 }
 
+bool detail::loop_core::handshaking(const connection& c) noexcept {
+  return c.xport_ != nullptr && c.xport_->handshaking;
+}
+
 bool detail::loop_core::defer_opened(connection& c, std::function<void(result<conn_ref>)>& done) {
   if (c.xport_ == nullptr || !c.xport_->handshaking) {  // (closed in it: told at the reap)
     return false;

@@ -48,9 +48,10 @@ class test_pki {
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
   /// A leaf certificate with subject CN `name` and SANs `dns` names (plus IP 127.0.0.1 when
-  /// `with_ip`), signed by this CA (or self-signed, `self_signed`), as `stem`.pem / -key.pem.
+  /// `with_ip`), signed by this CA (or self-signed, `self_signed`; expired a day ago,
+  /// `expired`), as `stem`.pem / -key.pem.
   files issue(const std::string& stem, const std::string& name, std::vector<std::string> dns,
-              bool with_ip = true, bool self_signed = false) {
+              bool with_ip = true, bool self_signed = false, bool expired = false) {
     EVP_PKEY* key = new_key();
     std::string san;
     for (const std::string& d : dns) {
@@ -60,7 +61,7 @@ class test_pki {
       san += (san.empty() ? "" : ",") + std::string("IP:127.0.0.1");
     }
     X509* cert = self_signed ? make_cert(name, san, key, nullptr, nullptr, false)
-                             : make_cert(name, san, key, ca_, ca_key_, false);
+                             : make_cert(name, san, key, ca_, ca_key_, false, expired);
     files f{dir_ + "/" + stem + ".pem", dir_ + "/" + stem + "-key.pem"};
     write_cert(f.cert, cert);
     FILE* out = std::fopen(f.key.c_str(), "w");
@@ -75,13 +76,13 @@ class test_pki {
   static EVP_PKEY* new_key() { return EVP_EC_gen("P-256"); }
 
   static X509* make_cert(const std::string& cn, const std::string& san, EVP_PKEY* key, X509* issuer,
-                         EVP_PKEY* issuer_key, bool ca) {
+                         EVP_PKEY* issuer_key, bool ca, bool expired = false) {
     static long serial = 1;
     X509* x = X509_new();
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 30);
+    X509_gmtime_adj(X509_getm_notBefore(x), expired ? -3600L * 24 * 30 : -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), expired ? -3600L * 24 : 3600L * 24 * 30);
     X509_set_pubkey(x, key);
     X509_NAME* name = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,

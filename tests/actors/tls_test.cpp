@@ -1,13 +1,19 @@
 // TLS: listeners and dials over OpenSSL, on every back end the suite runs on. Certificates are
 // made at run time (tls_certs.hpp); a blocking OpenSSL client stands in for peers that
 // misbehave in ways actnet's own client does not.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <actnet/actors/engine.hpp>
+#include <array>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -15,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -407,6 +414,37 @@ TEST_F(tls_fixture, a_reconnecting_dial_resumes_its_session) {
   EXPECT_TRUE(client.opened[2].resumed);
 }
 
+TEST_F(tls_fixture, a_reconnecting_dial_counts_failed_handshakes_and_gives_up) {
+  seen server;
+  seen client;
+  running_engine e;
+  const std::uint16_t port = listen_echo(e, server_options(), &server);
+  e.start();
+  dial_options d;
+  d.tls = tls_options{};  // the system's store: every handshake fails
+  d.reconnect = reconnect_policy{.initial_delay = std::chrono::milliseconds(5),
+                                 .max_delay = std::chrono::milliseconds(5),
+                                 .max_attempts = 3};
+  std::mutex m;
+  std::vector<std::error_code> told;
+  e->dial<sender_conn>(
+      url("localhost", port), d,
+      [&](const result<conn_ref>& r) {
+        const std::lock_guard lock(m);
+        told.push_back(r ? std::error_code{} : r.error());
+      },
+      &client, std::string("x"), false);
+  ASSERT_TRUE(eventually([&] { return e->tls_stats_of(0).failures >= 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no fourth attempt comes
+  EXPECT_EQ(e->tls_stats_of(0).failures, 3U);
+  const std::lock_guard lock(m);
+  ASSERT_EQ(told.size(), 3U);
+  for (const std::error_code& ec : told) {
+    EXPECT_EQ(ec, make_error_code(errc::tls_certificate_rejected));
+  }
+  EXPECT_EQ(client.opens.load(), 0);
+}
+
 TEST_F(tls_fixture, a_fin_without_close_notify_is_truncation_not_a_clean_end) {
   seen server;
   running_engine e;
@@ -485,6 +523,167 @@ TEST_F(tls_fixture, reload_swaps_the_certificate_for_new_connections_and_refuses
   e->reload_tls(0, good);
   EXPECT_EQ(subject(), "CN=next one");
   EXPECT_THROW(e->reload_tls(1, good), std::out_of_range);
+}
+
+// openssl s_server on a free loopback port with `cert` and `key`, reversing each line it gets
+// (-rev); stopped (SIGTERM) and reaped with the object.
+class s_server {
+ public:
+  s_server(const std::string& cert, const std::string& key) {
+    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof any;
+    ::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof any);      // NOLINT
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&any), &length);  // NOLINT
+    port_ = ntohs(any.sin_port);
+    ::close(probe);
+    const std::string accept = "127.0.0.1:" + std::to_string(port_);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      ::execlp("openssl", "openssl", "s_server", "-accept", accept.c_str(), "-cert", cert.c_str(),
+               "-key", key.c_str(), "-rev", "-quiet", static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    const address at = address::parse("tcp://" + accept);
+    (void)eventually([&] {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const bool up = ::connect(fd, at.data(), at.size()) == 0;
+      ::close(fd);
+      return up;
+    });
+  }
+  s_server(const s_server&) = delete;
+  s_server& operator=(const s_server&) = delete;
+  ~s_server() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(tls_fixture, against_openssl_s_server_a_bad_certificate_is_an_error_not_a_connection) {
+  running_engine e;
+  e.start();
+  const auto dial_to = [&](const s_server& server, const std::string& name) {
+    seen& c = another();
+    dial_options d;
+    d.tls = client_options();
+    d.tls->server_name = name;
+    return std::pair{dial_and_wait(e, url("127.0.0.1", server.port()), d, &c, "hello\n", true), &c};
+  };
+  {
+    s_server good(server_files_.cert, server_files_.key);
+    const auto [r, c] = dial_to(good, "localhost");
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_TRUE(eventually([&, c = c] {
+      const std::lock_guard lock(c->m);
+      return c->received.find("olleh") != std::string::npos;
+    }));
+    EXPECT_EQ(c->first_open()->peer_subject, "CN=localhost");
+    // (s_server serves one connection at a time: the next once this one has closed.)
+    ASSERT_TRUE(eventually([&, c = c] { return c->closes.load() == 1; }));
+    const auto [wrong_name, ignored] = dial_to(good, "elsewhere.test");
+    EXPECT_EQ(wrong_name.error(), make_error_code(errc::tls_certificate_rejected));
+  }
+  {
+    const test::test_pki::files old = pki_.issue("old", "localhost", {"localhost"}, true, false,
+                                                 /*expired=*/true);
+    s_server expired(old.cert, old.key);
+    const auto [r, c] = dial_to(expired, "localhost");
+    EXPECT_EQ(r.error(), make_error_code(errc::tls_certificate_rejected));
+    EXPECT_EQ(c->opens.load(), 0);
+  }
+  {
+    const test::test_pki::files own =
+        pki_.issue("own", "localhost", {"localhost"}, true, /*self_signed=*/true);
+    s_server unknown(own.cert, own.key);
+    const auto [r, c] = dial_to(unknown, "localhost");
+    EXPECT_EQ(r.error(), make_error_code(errc::tls_certificate_rejected));
+    EXPECT_EQ(c->opens.load(), 0);
+  }
+}
+
+TEST_F(tls_fixture, a_reload_under_load_drops_no_connection_and_new_ones_get_the_new_certificate) {
+  constexpr int threads = 4;
+  constexpr int per_thread = 40;
+  // Per thread: each dial's outcome, its subject, and whether the reload had returned before
+  // the dial began.
+  struct outcome {
+    bool ok = false;
+    bool after_reload = false;
+    std::string subject;
+  };
+  std::array<std::deque<seen>, threads> records;
+  std::array<std::vector<outcome>, threads> outcomes;
+  seen server;
+  running_engine e(test::small_options(2));
+  const std::uint16_t port = listen_echo(e, server_options(), &server);
+  e.start();
+  const test::test_pki::files next = pki_.issue("next", "next one", {"localhost"});
+  std::atomic<int> done{0};
+  std::atomic<bool> reloaded{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        seen& c = records[t].emplace_back();
+        outcome o;
+        o.after_reload = reloaded.load();
+        dial_options d;
+        d.tls = client_options();
+        d.tls->session_resumption = false;  // a full handshake each: the certificate is shown
+        const result<conn_ref> r = dial_and_wait(e, url("localhost", port), d, &c, "x");
+        o.ok = static_cast<bool>(r) && eventually([&] { return c.closes.load() == 1; }) &&
+               c.closes_seen().front() == std::error_code{};
+        o.subject = r ? c.first_open()->peer_subject : r.error().message();
+        outcomes[t].push_back(o);
+        done.fetch_add(1);
+      }
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return done.load() >= threads * per_thread / 3; }));
+  tls_options changed = server_options();
+  changed.cert_file = next.cert;
+  changed.key_file = next.key;
+  e->reload_tls(0, changed);
+  reloaded = true;
+  for (std::thread& c : clients) {
+    c.join();
+  }
+  int old_seen = 0;
+  int new_seen = 0;
+  for (const std::vector<outcome>& list : outcomes) {
+    ASSERT_EQ(list.size(), static_cast<std::size_t>(per_thread));
+    bool switched = false;
+    for (const outcome& o : list) {
+      EXPECT_TRUE(o.ok) << o.subject;
+      if (o.after_reload) {
+        EXPECT_EQ(o.subject, "CN=next one");
+      }
+      if (o.subject == "CN=next one") {
+        switched = true;
+        ++new_seen;
+      } else {
+        EXPECT_FALSE(switched) << "the old certificate after the new one";
+        EXPECT_EQ(o.subject, "CN=localhost");
+        ++old_seen;
+      }
+    }
+  }
+  EXPECT_GT(old_seen, 0);
+  EXPECT_GT(new_seen, 0);
+  EXPECT_EQ(e->tls_stats_of(0).failures, 0U);
 }
 
 TEST(tls_options_check, bad_settings_are_refused_at_listen_naming_them) {

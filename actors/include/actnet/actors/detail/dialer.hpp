@@ -86,7 +86,8 @@ class dialer final : public io_job, public lifecycle_observer {
   // reconnect_delay, unless max_attempts dials in a row have failed.
   void schedule_redial(std::shared_ptr<redial> again, bool after_failure);
   void report(const completion& done, result<conn_ref> outcome) noexcept;  // done, guarded
-  void redial_after_close(std::uint64_t id, std::error_code reason, bool stopping);
+  void redial_after_close(std::uint64_t id, std::error_code reason, bool stopping,
+                          bool never_opened);
 
   event_loop& loop_;
   std::unordered_map<std::uint32_t, pending> dials_;

@@ -159,6 +159,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void handshake_ended(connection& c, std::error_code reason) noexcept;
   // A dial's completion that waits for the connection's handshake (false: none to wait for).
   static bool defer_opened(connection& c, std::function<void(result<conn_ref>)>& done);
+  // Whether c is in its layer's handshake (not open yet; closed in it: never opened).
+  static bool handshaking(const connection& c) noexcept;
   // The job that watches sources of `kind` (not stream): it gets their events.
   void handle_kind(io_kind kind, io_job& handler) noexcept {
     handlers_.at(static_cast<std::size_t>(kind)) = &handler;
