@@ -472,7 +472,6 @@ class tls_layer final : public byte_layer {
     std::size_t n = 0;
     while (n < plain.size()) {
       std::size_t got = 0;
-      ERR_clear_error();
       const int r = SSL_read_ex(ssl_, plain.data() + n, plain.size() - n, &got);
       if (r == 1) {
         n += got;
@@ -521,7 +520,6 @@ class tls_layer final : public byte_layer {
       return {};  // no session to end: the FIN alone
     }
     const io_scope scope(*this, {}, wire);
-    ERR_clear_error();
     (void)SSL_shutdown(ssl_);  // close_notify (the peer's is not awaited)
     return bio_.out_error;
   }
@@ -576,6 +574,12 @@ class tls_layer final : public byte_layer {
   class io_scope {
    public:
     io_scope(tls_layer& layer, std::span<const std::byte> in, elastic_buffer& out) : l_(layer) {
+      // SSL_get_error needs an empty error queue: emptied here once, if another user of OpenSSL
+      // on this thread left something (fail() empties it after each failure of ours). Clearing
+      // it before every call cost 5% of an HTTPS request's instructions (callgrind).
+      if (ERR_peek_error() != 0) [[unlikely]] {
+        ERR_clear_error();
+      }
       l_.bio_.in = in;
       l_.bio_.out = &out;
       l_.bio_.out_error = {};
@@ -592,7 +596,6 @@ class tls_layer final : public byte_layer {
   };
 
   std::error_code handshake() {
-    ERR_clear_error();
     const int r = SSL_do_handshake(ssl_);
     if (bio_.out_error) {
       return bio_.out_error;
@@ -622,7 +625,6 @@ class tls_layer final : public byte_layer {
   std::error_code write_plain(std::span<const std::byte> plain) {
     while (!plain.empty()) {
       std::size_t written = 0;
-      ERR_clear_error();
       if (SSL_write_ex(ssl_, plain.data(), plain.size(), &written) != 1) {
         return bio_.out_error ? bio_.out_error : fail(errc::tls_protocol_error);
       }

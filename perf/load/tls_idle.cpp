@@ -71,8 +71,7 @@ SSL* open_one(SSL_CTX* ctx, const settings& s, const sockaddr_in& to) {
       continue;
     }
     const std::size_t at = got.find("Content-Length: ");
-    const std::size_t length =
-        at < head ? std::strtoul(got.c_str() + at + 16, nullptr, 10) : 0;
+    const std::size_t length = at < head ? std::strtoul(got.c_str() + at + 16, nullptr, 10) : 0;
     if (got.size() >= head + 4 + length) {
       break;
     }
