@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <actnet/actors/engine.hpp>
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -684,6 +685,101 @@ TEST_F(tls_fixture, a_reload_under_load_drops_no_connection_and_new_ones_get_the
   EXPECT_GT(old_seen, 0);
   EXPECT_GT(new_seen, 0);
   EXPECT_EQ(e->tls_stats_of(0).failures, 0U);
+}
+
+// Writes `size` pattern bytes at on_open, in 64 KiB writes (past the outbound cap: closed).
+class flooder : public connection {
+ public:
+  flooder(seen* s, std::size_t size) : s_(s), size_(size) {}
+  void on_open() override {
+    s_->opens.fetch_add(1);
+    constexpr std::size_t chunk = 64 * 1024;
+    for (std::size_t at = 0; at < size_ && is_open(); at += chunk) {
+      (void)write(std::string_view(test::pattern_bytes(at, std::min(chunk, size_ - at))));
+    }
+  }
+  void on_close(std::error_code reason) override {
+    {
+      const std::lock_guard lock(s_->m);
+      s_->closed.push_back(reason);
+    }
+    s_->closes.fetch_add(1);
+  }
+
+ private:
+  seen* s_;
+  std::size_t size_;
+};
+
+// A blocking OpenSSL client of 127.0.0.1:port that trusts the test CA; null on failure.
+struct raw_tls_client {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = nullptr;
+  int fd = -1;
+  raw_tls_client(std::uint16_t port, const std::string& ca) {
+    SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
+    fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+      SSL_free(std::exchange(ssl, nullptr));
+    }
+  }
+  raw_tls_client(const raw_tls_client&) = delete;
+  raw_tls_client& operator=(const raw_tls_client&) = delete;
+  ~raw_tls_client() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+TEST_F(tls_fixture, a_reset_in_the_middle_of_a_large_reply_closes_only_that_connection) {
+  seen flood;
+  seen echo;
+  running_engine e;
+  listen_options lo;
+  lo.tls = server_options();
+  const std::uint16_t flood_port =
+      e->listen<flooder>(lo, "tls://127.0.0.1:0", &flood, std::size_t{8} << 20).port();
+  const std::uint16_t echo_port = listen_echo(e, server_options(), &echo);
+  e.start();
+  raw_tls_client victim(flood_port, pki_.ca_file());
+  ASSERT_NE(victim.ssl, nullptr);
+  std::array<char, 4096> some{};
+  ASSERT_GT(SSL_read(victim.ssl, some.data(), static_cast<int>(some.size())), 0);
+  const linger reset{1, 0};
+  ASSERT_EQ(::setsockopt(victim.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  ::close(std::exchange(victim.fd, -1));  // an RST, with megabytes still to come
+  ASSERT_TRUE(eventually([&] { return flood.closes.load() == 1; }));
+  EXPECT_TRUE(static_cast<bool>(flood.closes_seen().front()));  // an error, not a clean end
+  // Another connection on the same loop is served all the while.
+  seen client;
+  dial_options d;
+  d.tls = client_options();
+  const std::string payload = test::pattern_bytes(0, 300'000);
+  ASSERT_TRUE(dial_and_wait(e, url("localhost", echo_port), d, &client, payload));
+  ASSERT_TRUE(eventually([&] { return client.closes.load() == 1; }));
+  const std::lock_guard lock(client.m);
+  EXPECT_TRUE(client.received == payload);
+}
+
+TEST_F(tls_fixture, a_peer_that_never_reads_meets_the_outbound_cap) {
+  seen flood;
+  engine_options o = test::small_options();
+  o.outbound_cap = 1 << 20;
+  running_engine e(o);
+  listen_options lo;
+  lo.tls = server_options();
+  const std::uint16_t port =
+      e->listen<flooder>(lo, "tls://127.0.0.1:0", &flood, std::size_t{16} << 20).port();
+  e.start();
+  raw_tls_client idle(port, pki_.ca_file());  // shakes hands, then reads nothing
+  ASSERT_NE(idle.ssl, nullptr);
+  ASSERT_TRUE(eventually([&] { return flood.closes.load() == 1; }));
+  EXPECT_EQ(flood.closes_seen().front(), make_error_code(errc::capacity_exceeded));
 }
 
 TEST(tls_options_check, bad_settings_are_refused_at_listen_naming_them) {
