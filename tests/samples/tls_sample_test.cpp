@@ -163,6 +163,13 @@ TEST_F(tls_sample, http_server_answers_alpn_http_1_1_and_refuses_a_protocol_it_d
                                             "GET /plaintext HTTP/1.1\\r\\nHost: x\\r\\n\\r");
   EXPECT_NE(h1.output.find("ALPN protocol: http/1.1"), std::string::npos) << h1.output;
   EXPECT_NE(h1.output.find("Hello, World!"), std::string::npos) << h1.output;
+  // Two requests in one record, pipelined: both answered, in order.
+  const test::command_outcome piped = s_client(server.bound, ca,
+                                               "GET /plaintext HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
+                                               "GET /json HTTP/1.1\\r\\nHost: x\\r\\n\\r");
+  const std::size_t first = piped.output.find("Hello, World!");
+  EXPECT_NE(first, std::string::npos) << piped.output;
+  EXPECT_NE(piped.output.find("\"message\"", first), std::string::npos) << piped.output;
   const test::command_outcome h2 = s_client(server.bound, ca + " -alpn h2");
   EXPECT_NE(h2.output.find("no application protocol"), std::string::npos) << h2.output;
 }
