@@ -88,7 +88,7 @@ class tls_sample : public ::testing::Test {
   static test::command_outcome s_client(const address& server, const std::string& flags,
                                         const std::string& input = "hello") {
     return test::run_command("(printf '" + input +
-                             "\\n'; sleep 0.5) | timeout 10 openssl s_client "
+                             "\\n'; sleep 1) | timeout 10 openssl s_client "
                              "-connect 127.0.0.1:" +
                              port_of(server) + " " + flags);
   }
