@@ -351,7 +351,7 @@ TEST_F(tls_fixture, a_required_client_certificate_is_checked) {
   so.ca_file = pki_.ca_file();
   const std::uint16_t port = listen_echo(e, so, &server);
   e.start();
-  seen without;
+  seen& without = another();  // (outlives the engine)
   dial_options d;
   d.tls = client_options();
   // TLS 1.3: the client's handshake ends before the server has checked it; the server's
@@ -362,7 +362,7 @@ TEST_F(tls_fixture, a_required_client_certificate_is_checked) {
   ASSERT_TRUE(eventually([&] { return without.opens.load() == 0 || without.closes.load() == 1; }));
 
   const test::test_pki::files mine = pki_.issue("client", "client one", {}, false);
-  seen with;
+  seen& with = another();  // (outlives the engine)
   d.tls->cert_file = mine.cert;
   d.tls->key_file = mine.key;
   const result<conn_ref> r = dial_and_wait(e, url("localhost", port), d, &with);
@@ -401,7 +401,7 @@ TEST_F(tls_fixture, a_reconnecting_dial_resumes_its_session) {
   };
   const std::uint16_t port = e->listen<echo_once>(lo, "tls://127.0.0.1:0").port();
   e.start();
-  seen client;
+  seen& client = another();  // (outlives the engine)
   dial_options d;
   d.tls = client_options();
   d.reconnect = reconnect_policy{.initial_delay = std::chrono::milliseconds(10),
@@ -483,7 +483,7 @@ TEST_F(tls_fixture, the_servers_close_sends_close_notify_which_the_client_sees_a
   };
   const std::uint16_t port = e->listen<closer>(lo, "tls://127.0.0.1:0").port();
   e.start();
-  seen client;
+  seen& client = another();  // (outlives the engine)
   dial_options d;
   d.tls = client_options();
   const result<conn_ref> r = dial_and_wait(e, url("localhost", port), d, &client, "", false);
@@ -757,7 +757,7 @@ TEST_F(tls_fixture, a_reset_in_the_middle_of_a_large_reply_closes_only_that_conn
   ASSERT_TRUE(eventually([&] { return flood.closes.load() == 1; }));
   EXPECT_TRUE(static_cast<bool>(flood.closes_seen().front()));  // an error, not a clean end
   // Another connection on the same loop is served all the while.
-  seen client;
+  seen& client = another();  // (outlives the engine)
   dial_options d;
   d.tls = client_options();
   const std::string payload = test::pattern_bytes(0, 300'000);
