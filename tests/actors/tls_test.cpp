@@ -55,10 +55,10 @@ struct seen {
   }
 };
 
-// Echoes; or, with `close_after`, closes once it has echoed that many bytes.
-class echo_conn : public connection {
+// A connection that records its opening (with its tls()), the peer's end and its close.
+class recorded : public connection {
  public:
-  explicit echo_conn(seen* s) : s_(s) {}
+  explicit recorded(seen* s) : s_(s) {}
   void on_open() override {
     {
       const std::lock_guard lock(s_->m);
@@ -66,7 +66,6 @@ class echo_conn : public connection {
     }
     s_->opens.fetch_add(1);
   }
-  void on_data() override { (void)write(next_all()); }
   void on_peer_shutdown() override {
     s_->peer_shutdowns.fetch_add(1);
     close();
@@ -79,21 +78,25 @@ class echo_conn : public connection {
     s_->closes.fetch_add(1);
   }
 
- private:
+ protected:
   seen* s_;
 };
 
-// Sends `payload` at on_open and keeps what comes back; closes when all of it has.
-class sender_conn : public connection {
+// Echoes.
+class echo_conn : public recorded {
+ public:
+  using recorded::recorded;
+  void on_data() override { (void)write(next_all()); }
+};
+
+// Sends `payload` at on_open and keeps what comes back; closes when all of it has (with
+// `close_when_done`).
+class sender_conn : public recorded {
  public:
   sender_conn(seen* s, std::string payload, bool close_when_done)
-      : s_(s), payload_(std::move(payload)), close_when_done_(close_when_done) {}
+      : recorded(s), payload_(std::move(payload)), close_when_done_(close_when_done) {}
   void on_open() override {
-    {
-      const std::lock_guard lock(s_->m);
-      s_->opened.push_back(tls());
-    }
-    s_->opens.fetch_add(1);
+    recorded::on_open();
     // In pieces, some larger than a TLS record.
     for (std::size_t at = 0; at < payload_.size(); at += 40'000) {
       (void)write(std::string_view(payload_).substr(at, 40'000));
@@ -109,20 +112,8 @@ class sender_conn : public connection {
       close();
     }
   }
-  void on_peer_shutdown() override {
-    s_->peer_shutdowns.fetch_add(1);
-    close();
-  }
-  void on_close(std::error_code reason) override {
-    {
-      const std::lock_guard lock(s_->m);
-      s_->closed.push_back(reason);
-    }
-    s_->closes.fetch_add(1);
-  }
 
  private:
-  seen* s_;
   std::string payload_;
   bool close_when_done_;
 };
@@ -689,26 +680,18 @@ TEST_F(tls_fixture, a_reload_under_load_drops_no_connection_and_new_ones_get_the
 }
 
 // Writes `size` pattern bytes at on_open, in 64 KiB writes (past the outbound cap: closed).
-class flooder : public connection {
+class flooder : public recorded {
  public:
-  flooder(seen* s, std::size_t size) : s_(s), size_(size) {}
+  flooder(seen* s, std::size_t size) : recorded(s), size_(size) {}
   void on_open() override {
-    s_->opens.fetch_add(1);
+    recorded::on_open();
     constexpr std::size_t chunk = 64 * 1024;
     for (std::size_t at = 0; at < size_ && is_open(); at += chunk) {
       (void)write(std::string_view(test::pattern_bytes(at, std::min(chunk, size_ - at))));
     }
   }
-  void on_close(std::error_code reason) override {
-    {
-      const std::lock_guard lock(s_->m);
-      s_->closed.push_back(reason);
-    }
-    s_->closes.fetch_add(1);
-  }
 
  private:
-  seen* s_;
   std::size_t size_;
 };
 
