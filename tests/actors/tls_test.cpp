@@ -118,6 +118,46 @@ class sender_conn : public recorded {
   bool close_when_done_;
 };
 
+// A blocking OpenSSL client of 127.0.0.1:port that trusts the test CA (ssl null when the
+// handshake failed); `max_version` caps the protocol (0: none).
+struct raw_tls_client {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = nullptr;
+  int fd = -1;
+  raw_tls_client(std::uint16_t port, const std::string& ca, int max_version = 0) {
+    SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
+    if (max_version != 0) {
+      SSL_CTX_set_max_proto_version(ctx, max_version);
+    }
+    fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+      SSL_free(std::exchange(ssl, nullptr));
+    }
+  }
+  raw_tls_client(const raw_tls_client&) = delete;
+  raw_tls_client& operator=(const raw_tls_client&) = delete;
+  ~raw_tls_client() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  // Sends `text` and reads as many bytes back; what came.
+  std::string round_trip(std::string_view text) {
+    if (SSL_write(ssl, text.data(), static_cast<int>(text.size())) !=
+        static_cast<int>(text.size())) {
+      return {};
+    }
+    std::string back(text.size(), '\0');
+    const int n = SSL_read(ssl, back.data(), static_cast<int>(back.size()));
+    back.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return back;
+  }
+};
+
 class tls_fixture : public ::testing::Test {
  protected:
   tls_fixture() : server_files_(pki_.issue("server", "localhost", {"localhost"})) {}
@@ -219,23 +259,12 @@ TEST_F(tls_fixture, tls_1_2_is_the_floor_and_works_when_the_client_asks_for_it_a
   running_engine e;
   const std::uint16_t port = listen_echo(e, server_options(), &server);
   e.start();
-  // A blocking OpenSSL client capped at TLS 1.2.
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-  const int fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
-  SSL* ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd);
-  ASSERT_EQ(SSL_connect(ssl), 1);
-  EXPECT_STREQ(SSL_get_version(ssl), "TLSv1.2");
-  ASSERT_EQ(SSL_write(ssl, "ping", 4), 4);
-  std::array<char, 4> back{};
-  ASSERT_EQ(SSL_read(ssl, back.data(), 4), 4);
-  EXPECT_EQ(std::string_view(back.data(), 4), "ping");
+  raw_tls_client old(port, pki_.ca_file(), TLS1_2_VERSION);
+  ASSERT_NE(old.ssl, nullptr);
+  EXPECT_STREQ(SSL_get_version(old.ssl), "TLSv1.2");
+  EXPECT_EQ(old.round_trip("ping"), "ping");
   EXPECT_EQ(server.first_open()->version, "TLSv1.2");
-  SSL_shutdown(ssl);
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ::close(fd);
+  SSL_shutdown(old.ssl);
 }
 
 TEST_F(tls_fixture, a_client_refuses_a_certificate_it_cannot_verify) {
@@ -443,21 +472,13 @@ TEST_F(tls_fixture, a_fin_without_close_notify_is_truncation_not_a_clean_end) {
   running_engine e;
   const std::uint16_t port = listen_echo(e, server_options(), &server);
   e.start();
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  const int fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
-  SSL* ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd);
-  ASSERT_EQ(SSL_connect(ssl), 1);
-  ASSERT_EQ(SSL_write(ssl, "ping", 4), 4);
-  std::array<char, 4> back{};
-  ASSERT_EQ(SSL_read(ssl, back.data(), 4), 4);
-  ::shutdown(fd, SHUT_WR);  // the FIN, without close_notify
+  raw_tls_client peer(port, pki_.ca_file());
+  ASSERT_NE(peer.ssl, nullptr);
+  ASSERT_EQ(peer.round_trip("ping"), "ping");
+  ::shutdown(peer.fd, SHUT_WR);  // the FIN, without close_notify
   ASSERT_TRUE(eventually([&] { return server.closes.load() == 1; }));
   EXPECT_EQ(server.closes_seen().front(), make_error_code(errc::tls_truncated));
   EXPECT_EQ(server.peer_shutdowns.load(), 0);
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ::close(fd);
 }
 
 TEST_F(tls_fixture, the_servers_close_sends_close_notify_which_the_client_sees_as_a_clean_end) {
@@ -693,31 +714,6 @@ class flooder : public recorded {
 
  private:
   std::size_t size_;
-};
-
-// A blocking OpenSSL client of 127.0.0.1:port that trusts the test CA; null on failure.
-struct raw_tls_client {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = nullptr;
-  int fd = -1;
-  raw_tls_client(std::uint16_t port, const std::string& ca) {
-    SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
-    fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (SSL_connect(ssl) != 1) {
-      SSL_free(std::exchange(ssl, nullptr));
-    }
-  }
-  raw_tls_client(const raw_tls_client&) = delete;
-  raw_tls_client& operator=(const raw_tls_client&) = delete;
-  ~raw_tls_client() {
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
 };
 
 TEST_F(tls_fixture, a_reset_in_the_middle_of_a_large_reply_closes_only_that_connection) {
