@@ -184,7 +184,13 @@ bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::b
       plain = std::make_error_code(std::errc::state_not_recoverable);
     }
     wire = {};
-    if (c.out_.size() != output_before) {
+    const bool layer_wrote = c.out_.size() != output_before;
+    if (plain && c.xport_->handshaking && layer.ready() && c.state_ == connection::state::open) {
+      // on_open, before the first plain byte and before the layer's last handshake bytes go:
+      // a peer gone by then closes a connection that opened, as a reset after accept does.
+      handshake_done(c);
+    }
+    if (layer_wrote && c.state_ != connection::state::closed) {
       // The layer's own wire bytes (a handshake's, or an alert that says why it failed).
       (void)c.send_buffered(output_before == 0);
     }
@@ -194,12 +200,6 @@ bool detail::loop_core::decode_and_deliver(connection& c, std::span<const std::b
     }
     if (c.state_ != connection::state::open) {
       return false;
-    }
-    if (c.xport_->handshaking && layer.ready()) {
-      handshake_done(c);  // on_open, before the first plain byte
-      if (c.state_ != connection::state::open) {
-        return false;
-      }
     }
     if (*plain > 0) {
       c.fresh_ = std::span<const std::byte>(plain_buffer_.data(), *plain);
