@@ -21,6 +21,7 @@
 #include <tuple>
 #include <utility>
 
+#include "actors/stream_end.hpp"
 #include "actors/test_util.hpp"
 #include "actors/tls_certs.hpp"
 
@@ -176,49 +177,27 @@ const test::test_pki::files& server_certificate() {
   static const test::test_pki::files files = suite_pki().issue("server", "localhost", {});
   return files;
 }
+SSL_CTX* client_context() {
+  static const test::tls_client_context context(suite_pki().ca_file());
+  return context.get();
+}
 
 // A blocking client that speaks the layer's wire format (TLS: an OpenSSL client on the socket).
 class peer {
  public:
-  peer(const address& server, layer_kind kind) : fd_(connect_to(server)), kind_(kind) {
-    if (kind_ == layer_kind::tls && fd_ >= 0) {
-      ctx_ = SSL_CTX_new(TLS_client_method());
-      SSL_CTX_load_verify_locations(ctx_, suite_pki().ca_file().c_str(), nullptr);
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-      ssl_ = SSL_new(ctx_);
-      SSL_set_fd(ssl_, fd_);
-      if (SSL_connect(ssl_) != 1) {
-        ::close(std::exchange(fd_, -1));
-      }
-    }
-  }
-  peer(const peer&) = delete;
-  peer& operator=(const peer&) = delete;
-  ~peer() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  [[nodiscard]] bool connected() const { return fd_ >= 0; }
-  [[nodiscard]] int fd() const { return fd_; }
+  peer(const address& server, layer_kind kind)
+      : conn_(connect_to(server), kind == layer_kind::tls ? client_context() : nullptr),
+        kind_(kind) {}
+
+  [[nodiscard]] bool connected() const { return conn_.ok(); }
+  [[nodiscard]] int fd() const { return conn_.fd(); }
   // Ends this side's sending: the FIN (TLS: close_notify first, as a clean end needs).
-  bool shut_write() {
-    if (ssl_ != nullptr) {
-      (void)SSL_shutdown(ssl_);
-    }
-    return ::shutdown(fd_, SHUT_WR) == 0;
-  }
+  bool shut_write() { return conn_.shut_write(); }
 
   bool send(std::string_view plain) {
-    if (ssl_ != nullptr) {
-      return plain.empty() || SSL_write(ssl_, plain.data(), static_cast<int>(plain.size())) ==
-                                  static_cast<int>(plain.size());
-    }
-    return test::send_all(fd_, kind_ == layer_kind::framing ? frame_data(plain) : plain);
+    return conn_.send_all(kind_ == layer_kind::framing ? frame_data(plain) : plain);
   }
-  bool send_wire(std::string_view wire) { return test::send_all(fd_, wire); }
+  bool send_wire(std::string_view wire) { return test::send_all(conn_.fd(), wire); }
   // Reads until `n` plain bytes came (fewer on end, error or the receive timeout).
   std::string receive(std::size_t n) {
     while (plain_.size() < n && fill()) {
@@ -243,19 +222,14 @@ class peer {
   // One receive: false at the end, on an error or at the receive timeout.
   bool fill() {
     char chunk[65536];  // NOLINT(cppcoreguidelines-avoid-c-arrays)
-    if (ssl_ != nullptr) {
-      const int got = SSL_read(ssl_, chunk, sizeof chunk);
-      if (got <= 0) {
-        // close_notify, then (at the next read) the socket's end.
-        end_record_ = end_record_ || SSL_get_error(ssl_, got) == SSL_ERROR_ZERO_RETURN;
-        char c = 0;
-        eof_ = ::recv(fd_, &c, 1, 0) == 0;
-        return false;
-      }
-      plain_.append(chunk, static_cast<std::size_t>(got));
-      return true;
+    const ssize_t n = conn_.recv_some(chunk, sizeof chunk);
+    if (kind_ == layer_kind::tls && n <= 0) {
+      // close_notify, then (at the next read) the socket's end.
+      end_record_ = end_record_ || n == 0;
+      char c = 0;
+      eof_ = ::recv(conn_.fd(), &c, 1, 0) == 0;
+      return false;
     }
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n <= 0) {
       eof_ = n == 0;
       return false;
@@ -282,10 +256,8 @@ class peer {
     }
   }
 
-  int fd_;
+  test::stream_end conn_;
   layer_kind kind_;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
   deframer in_;
   std::string plain_;
   std::string pongs_;

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -26,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "actors/stream_end.hpp"
 #include "actors/test_util.hpp"
 #include "actors/tls_certs.hpp"
 
@@ -118,43 +118,18 @@ class sender_conn : public recorded {
   bool close_when_done_;
 };
 
-// A blocking OpenSSL client of 127.0.0.1:port that trusts the test CA (ssl null when the
-// handshake failed); `max_version` caps the protocol (0: none).
+// A blocking OpenSSL client of 127.0.0.1:port that trusts `ca` (!ok() when its handshake
+// failed); `max_version` caps the protocol (0: none).
 struct raw_tls_client {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = nullptr;
-  int fd = -1;
-  raw_tls_client(std::uint16_t port, const std::string& ca, int max_version = 0) {
-    SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
-    if (max_version != 0) {
-      SSL_CTX_set_max_proto_version(ctx, max_version);
-    }
-    fd = test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port)));
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (SSL_connect(ssl) != 1) {
-      SSL_free(std::exchange(ssl, nullptr));
-    }
-  }
-  raw_tls_client(const raw_tls_client&) = delete;
-  raw_tls_client& operator=(const raw_tls_client&) = delete;
-  ~raw_tls_client() {
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
+  test::tls_client_context context;
+  test::stream_end conn;
+  raw_tls_client(std::uint16_t port, const std::string& ca, int max_version = 0)
+      : context(ca, max_version),
+        conn(test::connect_to(address::parse("tcp://127.0.0.1:" + std::to_string(port))),
+             context.get()) {}
   // Sends `text` and reads as many bytes back; what came.
   std::string round_trip(std::string_view text) {
-    if (SSL_write(ssl, text.data(), static_cast<int>(text.size())) !=
-        static_cast<int>(text.size())) {
-      return {};
-    }
-    std::string back(text.size(), '\0');
-    const int n = SSL_read(ssl, back.data(), static_cast<int>(back.size()));
-    back.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return back;
+    return conn.send_all(text) ? conn.recv_exact(text.size()) : std::string();
   }
 };
 
@@ -260,11 +235,11 @@ TEST_F(tls_fixture, tls_1_2_is_the_floor_and_works_when_the_client_asks_for_it_a
   const std::uint16_t port = listen_echo(e, server_options(), &server);
   e.start();
   raw_tls_client old(port, pki_.ca_file(), TLS1_2_VERSION);
-  ASSERT_NE(old.ssl, nullptr);
-  EXPECT_STREQ(SSL_get_version(old.ssl), "TLSv1.2");
+  ASSERT_TRUE(old.conn.ok());
+  EXPECT_STREQ(SSL_get_version(old.conn.ssl()), "TLSv1.2");
   EXPECT_EQ(old.round_trip("ping"), "ping");
   EXPECT_EQ(server.first_open()->version, "TLSv1.2");
-  SSL_shutdown(old.ssl);
+  (void)old.conn.shut_write();
 }
 
 TEST_F(tls_fixture, a_client_refuses_a_certificate_it_cannot_verify) {
@@ -473,9 +448,9 @@ TEST_F(tls_fixture, a_fin_without_close_notify_is_truncation_not_a_clean_end) {
   const std::uint16_t port = listen_echo(e, server_options(), &server);
   e.start();
   raw_tls_client peer(port, pki_.ca_file());
-  ASSERT_NE(peer.ssl, nullptr);
+  ASSERT_TRUE(peer.conn.ok());
   ASSERT_EQ(peer.round_trip("ping"), "ping");
-  ::shutdown(peer.fd, SHUT_WR);  // the FIN, without close_notify
+  ::shutdown(peer.conn.fd(), SHUT_WR);  // the FIN, without close_notify
   ASSERT_TRUE(eventually([&] { return server.closes.load() == 1; }));
   EXPECT_EQ(server.closes_seen().front(), make_error_code(errc::tls_truncated));
   EXPECT_EQ(server.peer_shutdowns.load(), 0);
@@ -727,12 +702,11 @@ TEST_F(tls_fixture, a_reset_in_the_middle_of_a_large_reply_closes_only_that_conn
   const std::uint16_t echo_port = listen_echo(e, server_options(), &echo);
   e.start();
   raw_tls_client victim(flood_port, pki_.ca_file());
-  ASSERT_NE(victim.ssl, nullptr);
+  ASSERT_TRUE(victim.conn.ok());
   std::array<char, 4096> some{};
-  ASSERT_GT(SSL_read(victim.ssl, some.data(), static_cast<int>(some.size())), 0);
-  const linger reset{1, 0};
-  ASSERT_EQ(::setsockopt(victim.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
-  ::close(std::exchange(victim.fd, -1));  // an RST, with megabytes still to come
+  ASSERT_GT(victim.conn.recv_some(some.data(), some.size()), 0);
+  victim.conn.reset_on_close();
+  victim.conn.close();  // an RST, with megabytes still to come
   ASSERT_TRUE(eventually([&] { return flood.closes.load() == 1; }));
   EXPECT_TRUE(static_cast<bool>(flood.closes_seen().front()));  // an error, not a clean end
   // Another connection on the same loop is served all the while.
@@ -757,7 +731,7 @@ TEST_F(tls_fixture, a_peer_that_never_reads_meets_the_outbound_cap) {
       e->listen<flooder>(lo, "tls://127.0.0.1:0", &flood, std::size_t{16} << 20).port();
   e.start();
   raw_tls_client idle(port, pki_.ca_file());  // shakes hands, then reads nothing
-  ASSERT_NE(idle.ssl, nullptr);
+  ASSERT_TRUE(idle.conn.ok());
   ASSERT_TRUE(eventually([&] { return flood.closes.load() == 1; }));
   EXPECT_EQ(flood.closes_seen().front(), make_error_code(errc::capacity_exceeded));
 }
