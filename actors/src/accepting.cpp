@@ -99,6 +99,7 @@ void accepting::place_accepted(std::size_t listener_index, unique_fd fd,
     note_dropped_accept("max_connections reached");  // counted before the peer can see it
     return;  // fd closes at once: the peer sees its connection end
   }
+  loop_.meter_.accepted.add();
   // SO_REUSEPORT: the kernel chose this loop. Otherwise the balancer chooses, and the lease it
   // gives travels with the connection, counting it there until the connection is gone.
   balancer_assignment to{0, {}};
@@ -119,6 +120,7 @@ void accepting::place_accepted(std::size_t listener_index, unique_fd fd,
 
 void accepting::note_dropped_accept(std::string_view why) {
   loop_.owner_.refused_.fetch_add(1, std::memory_order_relaxed);
+  loop_.meter_.refused.add();
   if (const std::uint64_t n = dropped_.note(timer_clock::now())) {
     loop_.owner_.logger().warn("loop {}: accept: {}; dropped {} connection(s)", loop_.index_, why,
                                n);

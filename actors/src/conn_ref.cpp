@@ -16,6 +16,7 @@ namespace actnet {
 
 void detail::offload_result(const conn_ref& target, std::uint64_t seq,
                             unique_function<void()> deliver) {
+  target.loop_->meter_.offloads_in_flight.fetch_sub(1, std::memory_order_relaxed);
   target.send_tell(
       [seq, d = std::move(deliver)](event_loop& loop, connection* c, std::error_code) mutable {
         loop.offloads_.arrived(*c, seq, std::move(d));

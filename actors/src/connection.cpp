@@ -142,6 +142,7 @@ void connection::pause_reading() noexcept {
     return;
   }
   pause_asked_ = true;
+  loop_->meter_.paused.add();  // (and down at the resume, or the close)
   if (read_paused()) {
     return;  // the peer's FIN stopped reading already
   }
@@ -157,6 +158,7 @@ void connection::resume_reading() noexcept {
     return;
   }
   pause_asked_ = false;
+  loop_->meter_.paused.sub();
   if (peer_closed_) {
     return;  // nothing more to read
   }
@@ -298,6 +300,7 @@ timer_id connection::after(std::chrono::nanoseconds delay, unique_function<void(
   return loop_->after(
       delay, [loop, slot = slot_, generation = generation_, f = std::move(fn)]() mutable {
         if (connection* c = loop->find(slot, generation); c != nullptr && c->is_open()) {
+          loop->note_running(*c);
           f(*c);
         }
       });
@@ -348,8 +351,12 @@ result<std::uint64_t> connection::offload_begin() noexcept {
 }
 
 std::error_code connection::offload_submit(std::uint64_t seq, unique_function<void()> job) {
+  // In flight until the worker has run it (detail::offload_result, on the worker's thread).
+  std::atomic<std::uint64_t>& in_flight = loop_->meter_.offloads_in_flight;
+  in_flight.fetch_add(1, std::memory_order_relaxed);
   const std::error_code ec = owner().workers().submit(std::move(job));
   if (ec) {
+    in_flight.fetch_sub(1, std::memory_order_relaxed);
     loop_->offloads_.unused(*this, seq);
   }
   return ec;

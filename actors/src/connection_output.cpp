@@ -33,6 +33,14 @@ bool send_later(int e) noexcept {
 
 // -- outbound --
 
+void connection::count_send(ssize_t sent) noexcept {
+  if ((path_ & metered) != 0) {
+    detail::io_tally& t = loop_->tally_;
+    ++t.writes;
+    t.bytes_out += sent > 0 ? static_cast<std::size_t>(sent) : 0;
+  }
+}
+
 std::error_code connection::fail(std::error_code ec) noexcept {
   if (ec == errc::capacity_exceeded) {
     // Once per connection: it closes now, with a reset, so the peer cannot take the cut-off
@@ -143,9 +151,22 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
+  if ((path_ & (metered | ring_sends | not_plain)) == metered && out_.empty() && !bytes.empty()) {
+    // write()'s inline send, counted (count_io).
+    const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    count_send(n);
+    if (static_cast<std::size_t>(n) == bytes.size()) {
+      if (timing_ != nullptr) {
+        note_sent();
+      }
+      return detail::no_error();
+    }
+    return write_partial(bytes, n);
+  }
   if ((path_ & (ring_sends | not_plain)) == ring_sends && out_.empty() && !bytes.empty()) {
     if (bytes.size() >= defaults::ring_direct_send && sends_now(bytes.size())) [[unlikely]] {
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      count_send(n);
       return write_partial(bytes, n);
     }
     // io_uring's per-message path: copied once into the ring's send buffer, which goes out
@@ -255,6 +276,7 @@ std::error_code connection::writev(std::span<const std::span<const std::byte>> p
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
     const ssize_t n = detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    count_send(n);
     if (n < 0 && !send_later(errno)) {
       return fail({errno, std::system_category()});
     }
@@ -300,6 +322,9 @@ std::error_code connection::write(block payload) {
   const std::span<const std::byte> bytes = payload.data();
   const ssize_t n =
       bytes.empty() ? 0 : detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (!bytes.empty()) {
+    count_send(n);
+  }
   if (n < 0 && !send_later(errno)) {
     return fail({errno, std::system_category()});
   }
@@ -368,6 +393,7 @@ std::error_code connection::drain_output() {
   bool progressed = false;
   while (!out_.empty()) {
     const result<std::size_t> sent = out_.drain_to(fd_);
+    count_send(sent ? static_cast<ssize_t>(*sent) : -1);
     if (!sent) {
       const std::error_code ec = sent.error();
       if (ec == std::errc::interrupted) {

@@ -14,6 +14,7 @@
 #include <bit>
 #include <csignal>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "actnet/error.hpp"
 #include "engine_options.hpp"
 #include "log.hpp"
+#include "watchdog.hpp"
 
 namespace actnet {
 namespace {
@@ -385,6 +387,17 @@ std::size_t engine::count_connections() const noexcept {
   return n;
 }
 
+engine_metrics engine::metrics() const {
+  engine_metrics m;
+  m.loops.reserve(loops_.size());
+  for (const auto& l : loops_) {
+    m.loops.push_back(l->read_metrics());
+    m.total += m.loops.back();
+  }
+  m.worker_queue = workers_ != nullptr ? workers_->queued() : 0;
+  return m;
+}
+
 void engine::stop() noexcept {
   if (stop_requested_.exchange(true)) {
     return;
@@ -453,6 +466,10 @@ void engine::run() {
   }
   if (on_tick_) {
     loops_[0]->after(std::chrono::nanoseconds::zero(), [this] { tick(); });
+  }
+  std::optional<detail::watchdog> watching;  // the stall detector's thread, while run() runs
+  if (options_.stall_threshold.count() > 0) {
+    watching.emplace(*this);
   }
   std::vector<std::thread> threads;
   for (std::size_t k = 1; k < loops_.size(); ++k) {

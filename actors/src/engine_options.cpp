@@ -79,6 +79,10 @@ engine_options checked_options(engine_options o) {
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1)) {
     bad_option("busy_poll (us)", o.busy_poll.count(), "must be between 0 (none) and a second");
   }
+  if (o.stall_threshold.count() < 0 || o.stall_threshold > std::chrono::hours(1)) {
+    bad_option("stall_threshold (ms)", o.stall_threshold.count(),
+               "must be between 0 (no detection) and an hour");
+  }
   if (o.idle_release.count() < 0) {
     bad_option("idle_release (ms)", o.idle_release.count(), "must not be negative (0: never)");
   }

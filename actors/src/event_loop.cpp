@@ -44,7 +44,9 @@ detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
                    options.read_buffer_size},
       default_buffers_(options.inbound_cap == defaults::inbound_cap &&
                        options.outbound_ring_threshold == defaults::elastic_ring_threshold &&
-                       options.outbound_cap == defaults::elastic_max_size) {}
+                       options.outbound_cap == defaults::elastic_max_size),
+      stall_threshold_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(options.stall_threshold).count()) {}
 
 void detail::loop_core::observe(lifecycle_observer& observer, std::uint8_t what) {
   if ((what & close_gate) != 0) {
@@ -107,7 +109,7 @@ std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
 [[gnu::always_inline]] inline void detail::loop_core::on_io(connection& c, std::uint32_t events) {
   // The common event first: bytes for an open connection that is reading.
   if (events == io_event::readable && c.path_ == 0) [[likely]] {  // open, reading, plain
-    read_plain(c);
+    read_plain<false>(c);
     return;
   }
   if (c.state_ == connection::state::closed) {
@@ -133,19 +135,25 @@ void detail::loop_core::read_from(connection& c) {
   }
   if (c.xport_ != nullptr) {
     read_layered(c);
+  } else if ((c.path_ & connection::metered) != 0) {
+    read_plain<true>(c);
   } else {
-    read_plain(c);
+    read_plain<false>(c);
   }
 }
 
 // The one read loop of every stream: `take(n)` hands on the n bytes read into the read buffer.
 // Level-triggered, one read an event; edge-triggered, until the socket is empty, c closed or
 // paused, or edge_triggered_chunk bytes were read.
-template <class Take>
+template <bool Metered, class Take>
 [[gnu::always_inline]] inline void detail::loop_core::read_stream(connection& c, Take&& take) {
   std::size_t total = 0;
   for (;;) {
     const ssize_t n = detail::sys_read(c.fd_, read_buffer_.data(), read_buffer_.size());
+    if constexpr (Metered) {
+      ++tally_.reads;
+      tally_.bytes_in += n > 0 ? static_cast<std::size_t>(n) : 0;
+    }
     if (n > 0) {
       if (c.timing_ != nullptr) [[unlikely]] {
         c.note_read();
@@ -178,8 +186,9 @@ template <class Take>
   }
 }
 
+template <bool Metered>
 [[gnu::always_inline]] inline void detail::loop_core::read_plain(connection& c) {
-  read_stream(
+  read_stream<Metered>(
       c, [&](std::size_t n) __attribute__((always_inline)) {
         c.fresh_ = std::span<const std::byte>(read_buffer_.data(), n);
         deliver(c);
@@ -195,7 +204,12 @@ void detail::loop_core::read_layered(connection& c) {
   if (c.xport_->layer->holds_plain() && !decode_and_deliver(c, {})) {
     return;
   }
-  read_stream(c, [&](std::size_t n) { (void)decode_and_deliver(c, {read_buffer_.data(), n}); });
+  const auto take = [&](std::size_t n) { (void)decode_and_deliver(c, {read_buffer_.data(), n}); };
+  if ((c.path_ & connection::metered) != 0) {
+    read_stream<true>(c, take);
+  } else {
+    read_stream<false>(c, take);
+  }
 }
 
 bool detail::loop_core::make_plain_buffer(connection& c) {
@@ -234,6 +248,10 @@ bool detail::loop_core::make_plain_buffer(connection& c) {
 }
 
 void detail::loop_core::received_slow(connection& c, std::span<const std::byte> bytes) {
+  if ((c.path_ & connection::metered) != 0) {
+    ++tally_.reads;
+    tally_.bytes_in += bytes.size();
+  }
   if (c.state_ != connection::state::open) {
     return;  // closing: not read any more, as on epoll
   }
@@ -243,6 +261,11 @@ void detail::loop_core::received_slow(connection& c, std::span<const std::byte> 
   }
   if (c.timing_ != nullptr) {
     c.note_read();
+  }
+  if (c.xport_ == nullptr) {  // a plain stream off the per-message path (count_io)
+    c.fresh_ = bytes;
+    deliver(c);
+    return;
   }
   if (!make_plain_buffer(c)) {
     return;
@@ -405,6 +428,10 @@ void detail::loop_core::sent(io_key key, int res) {
   if (c == nullptr || c->state_ == connection::state::closed) {
     return;
   }
+  if ((c->path_ & connection::metered) != 0) [[unlikely]] {
+    ++tally_.writes;
+    tally_.bytes_out += res > 0 ? static_cast<std::size_t>(res) : 0;
+  }
   if (res < 0) [[unlikely]] {
     // As a send call's failure: after shutdown_write's FIN the peer's reset is the news.
     schedule_close(*c, {-res, std::system_category()});
@@ -425,6 +452,7 @@ void detail::loop_core::sent(io_key key, int res) {
 }
 
 [[gnu::always_inline]] inline void detail::loop_core::deliver(connection& c) {
+  note_running(c);
   if (!detail::guarded(*this, "on_data", [&] { c.on_data(); })) [[unlikely]] {
     c.fresh_ = {};
     schedule_close(c, std::make_error_code(std::errc::state_not_recoverable));
@@ -507,6 +535,36 @@ void detail::loop_core::run() {
   backend_.finish();  // io_uring: the ring goes with the loop's thread
 }
 
+// The end of an iteration's busy part, `now` (steady clock, ns): its time and the stall check,
+// the iteration's per-message tallies added to the meter, and the start of the wait.
+[[gnu::always_inline]] inline void detail::loop_core::end_busy(std::int64_t now) noexcept {
+  if (busy_began_ != 0) [[likely]] {
+    const auto busy = static_cast<std::uint64_t>(now - busy_began_);
+    meter_.busy_ns.add(busy);
+    meter_.iterations.add();
+    meter_.iteration_time[iteration_bucket(busy)].add();
+    if (stall_threshold_ns_ != 0 && now - busy_began_ > stall_threshold_ns_) [[unlikely]] {
+      report_stall(now - busy_began_);
+    }
+  }
+  if ((tally_.reads | tally_.writes) != 0) [[unlikely]] {  // count_io
+    meter_.reads.add(std::exchange(tally_.reads, 0));
+    meter_.writes.add(std::exchange(tally_.writes, 0));
+    meter_.bytes_in.add(std::exchange(tally_.bytes_in, 0));
+    meter_.bytes_out.add(std::exchange(tally_.bytes_out, 0));
+  }
+  meter_.timers.set(timers_.size());
+  meter_.phase.store(loop_phase::waiting, std::memory_order_relaxed);
+  meter_.busy_since_ns.store(0, std::memory_order_relaxed);
+  wait_began_ = now;
+}
+
+[[gnu::always_inline]] inline void detail::loop_core::begin_busy(std::int64_t now) noexcept {
+  meter_.wait_ns.add(static_cast<std::uint64_t>(now - wait_began_));
+  busy_began_ = now;
+  meter_.busy_since_ns.store(now, std::memory_order_relaxed);
+}
+
 [[gnu::always_inline]] inline bool detail::loop_core::wait_phase() {
   // The timer phase's clock reading is this one's too (one read an iteration): only its own
   // timers ran since, and they read the clock themselves to re-arm.
@@ -519,7 +577,9 @@ void detail::loop_core::run() {
   if (!continue_reading_.empty()) {
     timeout = 0;
   }
+  end_busy(steady_ns());
   const result<std::size_t> ready = wait_for_events(timeout);
+  begin_busy(steady_ns());
   if (!ready) [[unlikely]] {
     owner_.logger().error("loop {}: the back end's wait failed: {}; stopping the engine", index_,
                           ready.error().message());
@@ -531,6 +591,7 @@ void detail::loop_core::run() {
 
 [[gnu::always_inline]] inline void detail::loop_core::io_phase() {
   // In line: the per-message path (a call per event cost more than the rest of the dispatch).
+  meter_.phase.store(loop_phase::io, std::memory_order_relaxed);
   if (backend_.is_uring()) {
     backend_.uring().dispatch(completions{*this});
   } else {
@@ -557,17 +618,24 @@ void detail::loop_core::run() {
 }
 
 [[gnu::always_inline]] inline void detail::loop_core::mail_phase() {
-  mailbox_.drain(
+  meter_.phase.store(loop_phase::mail, std::memory_order_relaxed);
+  const std::size_t handled = mailbox_.drain(
       [this](detail::message&& m) {
         handle(std::move(m));
         reap();
       },
       options_.mailbox_budget);
+  if (handled != 0) {
+    meter_.messages.add(handled);
+    // What waited at the drain: those it took and those still waiting (approximately).
+    meter_.mailbox_high.raise_to(handled + mailbox_.size_approx());
+  }
   release_retired();
 }
 
 [[gnu::always_inline]] inline void detail::loop_core::timer_phase() {
   if (!timers_.empty()) {
+    meter_.phase.store(loop_phase::timers, std::memory_order_relaxed);
     timers_read_at_ = timer_clock::now();
     timers_read_ = true;
     run_timers(timers_read_at_);
@@ -642,6 +710,7 @@ void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
 }
 
 void detail::loop_core::run_timers(timer_clock::time_point now) {
+  meter_.running.store(nullptr, std::memory_order_relaxed);  // (a connection's names itself)
   // A timer that throws is logged; the timers due after it run on the next iteration.
   (void)detail::guarded(*this, "a timer", [&] { timers_.run_due(now); });
 }

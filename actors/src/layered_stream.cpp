@@ -138,6 +138,7 @@ void detail::loop_core::begin_handshake(connection& c, detail::byte_layer& layer
 
 void detail::loop_core::handshake_done(connection& c) {
   c.xport_->handshaking = false;
+  meter_.tls_handshakes.add();
   if (c.xport_->handshake_deadline != 0) {
     (void)timers_.cancel(std::exchange(c.xport_->handshake_deadline, 0));
   }
@@ -149,6 +150,7 @@ void detail::loop_core::handshake_done(connection& c) {
 }
 
 void detail::loop_core::handshake_ended(connection& c, std::error_code reason) noexcept {
+  meter_.tls_failures.add();
   if (c.xport_->handshake_deadline != 0) {
     (void)timers_.cancel(std::exchange(c.xport_->handshake_deadline, 0));
   }

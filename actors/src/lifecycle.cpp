@@ -61,6 +61,9 @@ connection* detail::loop_core::install(std::unique_ptr<connection> c, int fd, wa
   if (how == watch::stream && backend_.is_uring()) {
     conn->path_ |= connection::ring_sends;
   }
+  if (how == watch::stream && options_.count_io) {
+    conn->path_ |= connection::metered;
+  }
   slots_.fill(slot, conn);
   if (counted) {
     connections_.fetch_add(1, std::memory_order_relaxed);
@@ -73,6 +76,8 @@ void detail::loop_core::open(connection& c) {
     begin_handshake(c, *layer);  // on_open when it is done
     return;
   }
+  meter_.opened.add();
+  note_running(c);
   const bool opened = detail::guarded(*this, "on_open", [&] {
     if (options_.connection_timeouts.any() && c.dgram() == nullptr) {
       c.set_timeouts(options_.connection_timeouts);
@@ -127,7 +132,13 @@ void detail::loop_core::reap_scheduled() noexcept {
       }
       (void)backend_.unwatch(c.fd_);
     }
+    if (c.pause_asked_) {
+      meter_.paused.sub();
+    }
     if (c.xport_ == nullptr || !c.xport_->handshaking) [[likely]] {
+      meter_.closed.add();
+      meter_.closed_by[static_cast<std::size_t>(cause_of(next.reason))].add();
+      note_running(c);
       (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
     } else {
       handshake_ended(c, next.reason);  // never opened: no on_close

@@ -53,6 +53,7 @@ void detail::loop_core::handle_unguarded(detail::message&& m) {
     case kind::none:
       return;
     case kind::closure:
+      meter_.running.store(nullptr, std::memory_order_relaxed);
       m.fn(self_, nullptr, {});
       return;
     case kind::adopt:
@@ -64,6 +65,7 @@ void detail::loop_core::handle_unguarded(detail::message&& m) {
       return;
     case kind::ask:
       if (m.generation == 0) {  // a question for the loop itself
+        meter_.running.store(nullptr, std::memory_order_relaxed);
         m.fn(self_, nullptr, {});
         return;
       }
@@ -82,6 +84,7 @@ void detail::loop_core::handle_unguarded(detail::message&& m) {
     }
     return;
   }
+  note_running(*c);
   switch (m.what) {
     case kind::tell:
     case kind::ask:

@@ -75,6 +75,8 @@ inline constexpr std::size_t outbound_low_watermark = std::size_t{256} << 10;
 inline constexpr std::size_t drain_timeout_ms = 30000;
 /// stop(): how long loops keep delivering queued and buffered output, in ms.
 inline constexpr std::size_t shutdown_timeout_ms = 5000;
+/// A handler that holds its loop longer than this is a stall (engine_options::stall_threshold).
+inline constexpr std::size_t stall_threshold_ms = 25;
 
 /// The worker pool: jobs waiting to run before submit() reports queue_full.
 inline constexpr std::size_t worker_queue_cap = std::size_t{64} << 10;

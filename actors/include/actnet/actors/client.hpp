@@ -73,6 +73,8 @@ class client {
   [[nodiscard]] std::size_t count_connections() const noexcept {
     return engine_.count_connections();
   }
+  /// Thread-safe: the loops' metrics, as engine::metrics().
+  [[nodiscard]] engine_metrics metrics() const { return engine_.metrics(); }
 
   /// The defaults for a client: one loop, least-connections balancing.
   static engine_options default_options() {

@@ -183,8 +183,8 @@ class connection {
   /// that error).
   std::error_code write(std::span<const std::byte> bytes) {
     assert_in_loop_thread();
-    if ((path_ & (not_open | not_plain | ring_sends)) == 0 && out_.empty() && !bytes.empty())
-        [[likely]] {
+    if ((path_ & (not_open | not_plain | ring_sends | metered)) == 0 && out_.empty() &&
+        !bytes.empty()) [[likely]] {
       // Inline, the per-message path: one system call, and done when the socket takes it all.
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (static_cast<std::size_t>(n) == bytes.size()) [[likely]] {
@@ -397,6 +397,7 @@ class connection {
     paused = 2,      // not reading: pause_reading(), or the peer's FIN
     not_plain = 4,   // xport_: a datagram or a layered stream
     ring_sends = 8,  // io_uring: writes leave through the loop's ring, never by a send call
+    metered = 16,    // engine_options::count_io: bytes and system calls counted, off the path
   };
   void set_state(state s) noexcept {
     state_ = s;
@@ -431,6 +432,7 @@ class connection {
   std::error_code write_partial(std::span<const std::byte> bytes, ssize_t sent);
   // write() when it cannot try the socket first: closed, output waiting, or nothing to write.
   std::error_code write_queued(std::span<const std::byte> bytes);
+  void count_send(ssize_t sent) noexcept;  // engine_options::count_io: a send system call
   // io_uring: whether a write of `bytes` goes out now by a send call (large, nothing ahead).
   [[nodiscard]] bool sends_now(std::size_t bytes) const noexcept;
   // io_uring: `bytes` copied into the ring's send buffer, behind what is staged. False: they

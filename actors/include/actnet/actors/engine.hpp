@@ -19,6 +19,7 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/actors/metrics.hpp"
 #include "actnet/actors/tls.hpp"
 #include "actnet/actors/worker_pool.hpp"
 #include "actnet/balancer/balancer.hpp"
@@ -113,6 +114,16 @@ struct engine_options {
   /// for latency and for the cost of sleeping and waking: for a loop that has its own core.
   /// 0 (the default): no polling; at most one second.
   std::chrono::microseconds busy_poll{0};
+  /// The stall detector: a loop iteration whose handlers ran longer than this (a handler that
+  /// blocks, or loops over far too much) is a stall, counted in loop_metrics::stalls and logged
+  /// (at most once a second a loop) with how long it took and the class of the actor whose
+  /// handler ran, as a watchdog thread saw it. The watchdog also names a loop still stuck after
+  /// four thresholds, while it is stuck. 0: no detection and no watchdog thread.
+  std::chrono::milliseconds stall_threshold{defaults::stall_threshold_ms};
+  /// Counts each stream's bytes and system calls in loop_metrics (bytes_in, bytes_out, reads,
+  /// writes). Off by default: it takes connections off the inlined per-message path, at a cost
+  /// the README gives in instructions per message.
+  bool count_io = false;
   /// Mailbox messages handled per loop iteration.
   std::size_t mailbox_budget = defaults::mailbox_budget;
   /// Messages a loop's mailbox may hold: past it, the sends users make (tell, async_write,
@@ -343,6 +354,10 @@ class engine {
 
   /// Thread-safe: open connections over all loops.
   [[nodiscard]] std::size_t count_connections() const noexcept;
+  /// Thread-safe, and without stopping a loop: each loop's metrics (connections by what became
+  /// of them, bytes, mail, timers, time busy and waiting, stalls), their totals, and the worker
+  /// queue's depth. See metrics.hpp and the README's "Metrics".
+  [[nodiscard]] engine_metrics metrics() const;
   /// Thread-safe: connections accepted and closed at once: over max_connections, or for want
   /// of a file descriptor (EMFILE, ENFILE).
   [[nodiscard]] std::uint64_t refused_connections() const noexcept {

@@ -25,6 +25,9 @@ class connection;
 class engine;
 struct engine_options;
 struct dial_options;
+namespace detail {
+class watchdog;
+}
 
 /// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
 /// The thread-safe members say so; the others assert the loop thread in debug builds.
@@ -137,6 +140,7 @@ class event_loop : private detail::loop_core, private detail::loop_jobs {
   friend class detail::loop_core;
   friend class detail::accepting;
   friend class detail::offloads;
+  friend class detail::watchdog;
 };
 
 }  // namespace actnet

@@ -22,7 +22,9 @@
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/io_key.hpp"
+#include "actnet/actors/detail/log_limiter.hpp"
 #include "actnet/actors/detail/loop_backend.hpp"
+#include "actnet/actors/detail/loop_meter.hpp"
 #include "actnet/actors/detail/mailbox.hpp"
 #include "actnet/actors/detail/message.hpp"
 #include "actnet/actors/detail/slot_table.hpp"
@@ -176,8 +178,9 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void peer_shut_down(connection& c);            // the peer's FIN: on_peer_shutdown
   void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
   void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
-  void read_plain(connection& c);                // a plain stream: the per-message path, in line
-  void read_layered(connection& c);              // a stream with a byte layer
+  template <bool Metered>
+  void read_plain(connection& c);    // a plain stream: the per-message path, in line
+  void read_layered(connection& c);  // a stream with a byte layer
   [[nodiscard]] bool make_plain_buffer(connection& c);  // a layer's, at its first use
   // The io_uring back end's completions, handed on as the epoll back end's events are:
   // readiness to dispatch(), a stream's bytes to received(), its receive's end (0: the FIN,
@@ -207,7 +210,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void hold(connection& c, std::span<const std::byte> bytes);
   void read_held(connection& c);  // io_uring: at the resume, what was held
   // The read loop of every stream: take(n) hands on the n bytes read into the read buffer.
-  template <class Take>
+  // Metered: engine_options::count_io counts the reads and their bytes.
+  template <bool Metered, class Take>
   void read_stream(connection& c, Take&& take);
   // Decodes `wire` (empty: what the layer holds) and delivers the plain bytes; false when c
   // closed or paused reading.
@@ -236,6 +240,16 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void drain_for_stop(timer_clock::time_point deadline);
   void schedule_idle_release();
   void release_idle_memory() noexcept;
+  // Metrics: the actor whose handler runs next (for the stall reports), the end of an
+  // iteration's busy part and the start of its wait (`now`: the steady clock's ns), the
+  // wake-up after it, and a stall's report.
+  void note_running(const connection& c) noexcept {
+    meter_.running.store(&typeid(c), std::memory_order_relaxed);
+  }
+  void end_busy(std::int64_t now) noexcept;
+  void begin_busy(std::int64_t now) noexcept;
+  [[gnu::cold]] void report_stall(std::int64_t busy_ns) noexcept;
+  [[nodiscard]] loop_metrics read_metrics() const noexcept;  // any thread
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   // What c is registered with in the back end.
   [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;
@@ -296,6 +310,14 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> datagrams_dropped_{0};
+  // Metrics (metrics.hpp): the loop's counters, this iteration's per-message tallies (folded
+  // into them before each wait), and when the iteration's busy part and its wait began.
+  loop_meter meter_;
+  io_tally tally_;
+  std::int64_t busy_began_ = 0;
+  std::int64_t wait_began_ = 0;
+  std::int64_t stall_threshold_ns_ = 0;
+  log_limiter stall_log_;
 };
 
 }  // namespace detail
