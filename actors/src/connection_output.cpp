@@ -151,18 +151,6 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (state_ != state::open || write_end_ != write_end::open) {
     return errc::connection_closed;
   }
-  if ((path_ & (metered | ring_sends | not_plain)) == metered && out_.empty() && !bytes.empty()) {
-    // write()'s inline send, counted (count_io).
-    const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    count_send(n);
-    if (static_cast<std::size_t>(n) == bytes.size()) {
-      if (timing_ != nullptr) {
-        note_sent();
-      }
-      return detail::no_error();
-    }
-    return write_partial(bytes, n);
-  }
   if ((path_ & (ring_sends | not_plain)) == ring_sends && out_.empty() && !bytes.empty()) {
     if (bytes.size() >= defaults::ring_direct_send && sends_now(bytes.size())) [[unlikely]] {
       const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -178,6 +166,18 @@ std::error_code connection::write_queued(std::span<const std::byte> bytes) {
   if (xport_ != nullptr) {
     const std::array parts{bytes};
     return write_special(parts);
+  }
+  if ((path_ & (metered | ring_sends)) == metered && out_.empty() && !bytes.empty()) {
+    // write()'s inline send, counted (count_io).
+    const ssize_t n = detail::sys_send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    count_send(n);
+    if (static_cast<std::size_t>(n) == bytes.size()) {
+      if (timing_ != nullptr) {
+        note_sent();
+      }
+      return detail::no_error();
+    }
+    return write_partial(bytes, n);
   }
   return buffer_rest(bytes);  // behind the waiting output (or nothing to write)
 }

@@ -64,6 +64,7 @@ void detail::loop_core::shut_down() noexcept {
   close_all(make_error_code(errc::engine_stopped));
   release_retired();
   drain_stopped();
+  bury();
 }
 
 timer_id event_loop::after(std::chrono::nanoseconds delay, unique_function<void()> fn) {
@@ -532,6 +533,7 @@ void detail::loop_core::run() {
     timer_phase();
   }
   stop_phase();
+  bury();
   backend_.finish();  // io_uring: the ring goes with the loop's thread
 }
 
@@ -555,13 +557,18 @@ void detail::loop_core::run() {
   }
   meter_.timers.set(timers_.size());
   meter_.phase.store(loop_phase::waiting, std::memory_order_relaxed);
-  meter_.busy_since_ns.store(0, std::memory_order_relaxed);
+  if (graveyard_.empty()) [[likely]] {
+    meter_.busy_since_ns.store(0, std::memory_order_relaxed);
+  } else {
+    bury();
+  }
   wait_began_ = now;
 }
 
 [[gnu::always_inline]] inline void detail::loop_core::begin_busy(std::int64_t now) noexcept {
   meter_.wait_ns.add(static_cast<std::uint64_t>(now - wait_began_));
   busy_began_ = now;
+  meter_.running.store(nullptr, std::memory_order_relaxed);
   meter_.busy_since_ns.store(now, std::memory_order_relaxed);
 }
 

@@ -159,7 +159,11 @@ void detail::loop_core::reap_scheduled() noexcept {
     if (c.admitted_) {
       owner_.release_admission();
     }
-    delete &c;
+    if (stall_threshold_ns_ != 0) {
+      graveyard_.push_back(&c);  // freed after the iteration: the watchdog may be looking at it
+    } else {
+      delete &c;
+    }
     if (counted && connections_.fetch_sub(1, std::memory_order_relaxed) == 1) {
       schedule_idle_release();
     }

@@ -11,6 +11,8 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
+#include <typeinfo>
 
 #include "actnet/actors/detail/loop_core.hpp"
 #include "actnet/actors/engine.hpp"
@@ -158,8 +160,10 @@ void loop_core::report_stall(std::int64_t busy_ns) noexcept {
   // The watchdog's sighting in this iteration names the handler; without one (a stall shorter
   // than its period), the last handler of the iteration is the likeliest.
   const bool seen = meter_.seen_iteration_start_ns.load(std::memory_order_acquire) == busy_began_;
-  const std::type_info* type = seen ? meter_.seen_running.load(std::memory_order_relaxed)
-                                    : meter_.running.load(std::memory_order_relaxed);
+  const connection* last = meter_.running.load(std::memory_order_relaxed);  // (not freed yet)
+  const std::type_info* type = seen              ? meter_.seen_type.load(std::memory_order_relaxed)
+                               : last != nullptr ? &typeid(*last)
+                                                 : nullptr;
   const loop_phase phase = seen ? meter_.seen_phase.load(std::memory_order_relaxed)
                                 : meter_.phase.load(std::memory_order_relaxed);
   try {
@@ -171,6 +175,21 @@ void loop_core::report_stall(std::int64_t busy_ns) noexcept {
         seen ? "" : " (the iteration's last handler; the watchdog did not see it)", n);
   } catch (...) {  // NOLINT(bugprone-empty-catch): a log line that fails is not worth more
   }
+}
+
+void loop_core::bury() noexcept {
+  // The watchdog reads `running` only while busy_since_ns still names the iteration it saw,
+  // with `inspecting` up; the loop frees only after busy_since_ns has changed with
+  // `inspecting` down. Both sides write, then read the other's flag, in one total order
+  // (seq_cst): one of them sees the other, and never is a connection freed under a look.
+  meter_.busy_since_ns.store(0, std::memory_order_seq_cst);
+  while (meter_.inspecting.load(std::memory_order_seq_cst)) {
+    std::this_thread::yield();  // (a look is a few loads)
+  }
+  for (connection* c : graveyard_) {
+    delete c;
+  }
+  graveyard_.clear();
 }
 
 loop_metrics loop_core::read_metrics() const noexcept {

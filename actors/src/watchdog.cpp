@@ -6,6 +6,7 @@
 #include <string>
 #include <typeinfo>
 
+#include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/loop_meter.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
@@ -30,7 +31,7 @@ watchdog::~watchdog() {
 }
 
 void watchdog::run() {
-  const auto period = std::max(std::chrono::nanoseconds(threshold_ns_ / 2),
+  const auto period = std::max(std::chrono::nanoseconds(threshold_ns_),
                                std::chrono::nanoseconds(std::chrono::milliseconds(1)));
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
@@ -45,12 +46,17 @@ void watchdog::look(std::int64_t now) {
     if (began == 0 || now - began <= threshold_ns_) {
       continue;
     }
-    const std::type_info* type = m.running.load(std::memory_order_relaxed);
+    // The actor's class, read only while the loop cannot free it (loop_core::bury).
+    m.inspecting.store(true, std::memory_order_seq_cst);
+    const bool same = m.busy_since_ns.load(std::memory_order_seq_cst) == began;
+    const connection* running = same ? m.running.load(std::memory_order_relaxed) : nullptr;
+    const std::type_info* type = running != nullptr ? &typeid(*running) : nullptr;
+    m.inspecting.store(false, std::memory_order_seq_cst);
     const loop_phase phase = m.phase.load(std::memory_order_relaxed);
-    if (m.busy_since_ns.load(std::memory_order_relaxed) != began) {
-      continue;  // that iteration ended meanwhile: the sighting may be of the next one
+    if (!same) {
+      continue;  // that iteration ended meanwhile
     }
-    m.seen_running.store(type, std::memory_order_relaxed);
+    m.seen_type.store(type, std::memory_order_relaxed);
     m.seen_phase.store(phase, std::memory_order_relaxed);
     m.seen_iteration_start_ns.store(began, std::memory_order_release);
     if (now - began > 4 * threshold_ns_ && reported_[i] != began) {

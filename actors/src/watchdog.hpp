@@ -1,4 +1,4 @@
-// watchdog: the engine's thread that looks at each loop every half stall threshold, so that a
+// watchdog: the engine's thread that looks at each loop once every stall threshold, so that a
 // stall is named while it lasts: it notes the handler a loop has been in past the threshold
 // (the loop's own stall report names it), and logs a loop still stuck after four thresholds.
 #pragma once

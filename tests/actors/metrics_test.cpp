@@ -400,6 +400,8 @@ TEST(stall_detector, a_handler_past_the_threshold_is_a_stall_and_one_under_it_is
   ASSERT_TRUE(test::send_all(fd, "sleep 200\necho b\n"));
   EXPECT_EQ(test::recv_exact(fd, 7), "echo b\n");
   EXPECT_TRUE(eventually([&] { return e->metrics().total.stalls == 1; }));
+  // (Counted, then logged: the line may follow the count.)
+  EXPECT_TRUE(eventually([&] { return !log.lines_with("stall:").empty(); }));
   const std::string report = log.lines_with("stall:");
   EXPECT_NE(report.find("sleepy_conn"), std::string::npos) << report;
   EXPECT_NE(report.find("I/O handler"), std::string::npos) << report;
@@ -438,6 +440,7 @@ TEST(stall_detector, the_watchdog_names_a_stuck_handler_while_it_is_stuck) {
   EXPECT_NE(report.find("loop 0"), std::string::npos) << report;
   EXPECT_EQ(test::recv_exact(fd, 5), "free\n");
   EXPECT_TRUE(eventually([&] { return e->metrics().total.stalls == 1; }));
+  EXPECT_TRUE(eventually([&] { return !log.lines_with("stall:").empty(); }));
   EXPECT_NE(log.lines_with("stall:").find("stuck_conn"), std::string::npos)
       << log.lines_with("stall:");
   ::close(fd);

@@ -179,7 +179,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void update_interest(connection& c) noexcept;  // readable unless paused, writable if writing
   void read_from(connection& c);                 // a stream is readable: read_plain or read_layered
   template <bool Metered>
-  void read_plain(connection& c);    // a plain stream: the per-message path, in line
+  [[gnu::always_inline]] void read_plain(
+      connection& c);                // a plain stream: the per-message path, in line
   void read_layered(connection& c);  // a stream with a byte layer
   [[nodiscard]] bool make_plain_buffer(connection& c);  // a layer's, at its first use
   // The io_uring back end's completions, handed on as the epoll back end's events are:
@@ -244,11 +245,14 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // iteration's busy part and the start of its wait (`now`: the steady clock's ns), the
   // wake-up after it, and a stall's report.
   void note_running(const connection& c) noexcept {
-    meter_.running.store(&typeid(c), std::memory_order_relaxed);
+    meter_.running.store(&c, std::memory_order_relaxed);
   }
   void end_busy(std::int64_t now) noexcept;
   void begin_busy(std::int64_t now) noexcept;
   [[gnu::cold]] void report_stall(std::int64_t busy_ns) noexcept;
+  // Frees the connections closed during the iteration that is ending, once the watchdog is
+  // not looking (the loop_meter's busy_since_ns / inspecting handshake).
+  [[gnu::cold]] void bury() noexcept;
   [[nodiscard]] loop_metrics read_metrics() const noexcept;  // any thread
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   // What c is registered with in the back end.
@@ -318,6 +322,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::int64_t wait_began_ = 0;
   std::int64_t stall_threshold_ns_ = 0;
   log_limiter stall_log_;
+  std::vector<connection*> graveyard_;  // closed this iteration, freed by bury()
 };
 
 }  // namespace detail

@@ -3,6 +3,8 @@
 // any thread may read. Not part of the documented API: metrics.hpp is.
 #pragma once
 
+#include <time.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -15,13 +17,19 @@
 
 #include "actnet/actors/metrics.hpp"
 
+namespace actnet {
+class connection;
+}
+
 namespace actnet::detail {
 
-/// The steady clock, in nanoseconds: the meter's time.
+/// The steady clock (CLOCK_MONOTONIC, as std::chrono::steady_clock), in nanoseconds: the
+/// meter's time, read twice a loop iteration (straight from the C library, without
+/// steady_clock's extra layer).
 [[nodiscard]] inline std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
 /// A counter written by one thread and read by any.
@@ -82,15 +90,18 @@ struct loop_meter {
   std::atomic<std::uint64_t> offloads_in_flight{0};
 
   // For the watchdog: when the running iteration began (steady clock, ns; 0 while waiting),
-  // which phase it is in, and the class of the actor whose handler runs (null: none, or the
-  // loop's own work). Type information is static: reading it never races a destruction.
+  // which phase it is in, and the actor whose handler runs (null: none, or the loop's own
+  // work; reset at each iteration's start). A connection closed during an iteration is freed
+  // only once busy_since_ns has left that iteration, and not while the watchdog looks at it
+  // (`inspecting`): so a pointer read within one iteration is never to freed memory.
   std::atomic<std::int64_t> busy_since_ns{0};
   std::atomic<loop_phase> phase{loop_phase::waiting};
-  std::atomic<const std::type_info*> running{nullptr};
+  std::atomic<const connection*> running{nullptr};
+  std::atomic<bool> inspecting{false};
   // The watchdog's last sighting of a handler past the threshold in the running iteration,
   // which the loop reports as the stall's cause when the iteration ends.
   std::atomic<std::int64_t> seen_iteration_start_ns{0};
-  std::atomic<const std::type_info*> seen_running{nullptr};
+  std::atomic<const std::type_info*> seen_type{nullptr};
   std::atomic<loop_phase> seen_phase{loop_phase::waiting};
 };
 
