@@ -1,6 +1,7 @@
 // The sample contract shared by every server sample: --listen URL (repeatable), --loops N,
-// --backend B, --lb STRATEGY, --cpus LIST, --busy-poll MICROSECONDS, --help; "listening on URL"
-// once per listener; SIGINT/SIGTERM stop gracefully, exit 0.
+// --backend B, --lb STRATEGY, --cpus LIST, --busy-poll MICROSECONDS, the TLS flags, --metrics
+// URL, --count-io, --stall-ms MS, --help; "listening on URL" once per listener (and "metrics on
+// URL/metrics"); SIGINT/SIGTERM stop gracefully, exit 0.
 #pragma once
 
 #include <pthread.h>
@@ -82,6 +83,7 @@ struct common_flags {
   engine_options options;
   // --tls-cert and --tls-key (with --tls-ca, --tls-client-auth): the tls:// listeners' settings.
   std::optional<tls_options> tls;
+  std::string metrics;  // --metrics URL: engine::serve_metrics there
 };
 
 /// The TLS flags every server sample takes, as the usage text says them.
@@ -95,6 +97,13 @@ inline constexpr std::string_view tls_usage =
   --tls-ciphersuites LIST  the TLS 1.3 suites, OpenSSL's syntax (TLS_AES_128_GCM_SHA256:...)
 )";
 
+/// The metrics flags every server sample takes.
+inline constexpr std::string_view metrics_usage =
+    R"(  --metrics URL    serve Prometheus metrics at GET /metrics on URL (tcp://, unix://, tls://)
+  --count-io       count bytes and system calls in the metrics too (engine_options::count_io)
+  --stall-ms MS    the stall detector's threshold (default 25; 0: off)
+)";
+
 /// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
 /// returns how many arguments it consumed (0: unknown). Exits on --help or a bad flag.
 inline common_flags parse_flags(
@@ -105,8 +114,9 @@ inline common_flags parse_flags(
     const std::string_view arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     if (arg == "--help" || arg == "-h") {
-      std::printf("%.*sTLS:\n%.*s", static_cast<int>(usage.size()), usage.data(),
-                  static_cast<int>(tls_usage.size()), tls_usage.data());
+      std::printf("%.*sTLS:\n%.*sMetrics:\n%.*s", static_cast<int>(usage.size()), usage.data(),
+                  static_cast<int>(tls_usage.size()), tls_usage.data(),
+                  static_cast<int>(metrics_usage.size()), metrics_usage.data());
       std::exit(0);
     }
     if (arg == "--listen" && value != nullptr) {
@@ -149,6 +159,14 @@ inline common_flags parse_flags(
                      value);
         std::exit(2);
       }
+      ++i;
+    } else if (arg == "--metrics" && value != nullptr) {
+      f.metrics = value;
+      ++i;
+    } else if (arg == "--count-io") {
+      f.options.count_io = true;
+    } else if (arg == "--stall-ms" && value != nullptr) {
+      f.options.stall_threshold = std::chrono::milliseconds(number_flag(arg, value, 0));
       ++i;
     } else if (arg == "--tls-sni" && value != nullptr) {
       // NAME,CERT,KEY: a further certificate for clients that ask for NAME.
@@ -232,6 +250,19 @@ int serve(const common_flags& flags, const std::function<void(engine&)>& setup =
       }
       const address bound = e.listen<Conn>(lo, url, args...);
       std::printf("listening on %s%s\n", bound.to_string().c_str(), lo.tls ? " (TLS)" : "");
+    }
+    if (!flags.metrics.empty()) {
+      listen_options lo;
+      if (flags.metrics.starts_with("tls")) {
+        if (!flags.tls || flags.tls->cert_file.empty()) {
+          std::fprintf(stderr, "--metrics %s needs --tls-cert and --tls-key\n",
+                       flags.metrics.c_str());
+          return 2;
+        }
+        lo.tls = flags.tls;
+      }
+      const address bound = e.serve_metrics(flags.metrics, lo);
+      std::printf("metrics on %s/metrics%s\n", bound.to_string().c_str(), lo.tls ? " (TLS)" : "");
     }
     std::fflush(stdout);
     std::thread waiter([&e, &flags, &secure, stop_signals] {

@@ -30,4 +30,5 @@ ensure_packages() {
 
 # What every build needs.
 build_packages=(cmake ninja-build g++ pkg-config libmimalloc-dev libconcurrentqueue-dev
-                libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libssl-dev)
+                libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libssl-dev
+                prometheus-cpp-dev)

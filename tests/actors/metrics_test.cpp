@@ -148,6 +148,18 @@ TEST(metrics, connections_are_counted_by_what_became_of_them_and_bytes_exactly) 
   EXPECT_GE(t.reads, 2U);  // at least the two with bytes (ends and resets read too)
   EXPECT_GE(t.writes, 1U);
   EXPECT_EQ(t.paused, 0U);
+  // The same in Prometheus's text format, per loop and as loop="all".
+  const std::string text = e->metrics_text();
+  for (const char* line : {"actnet_connections_accepted_total{loop=\"0\"} 4\n",
+                           "actnet_connections_refused_total{loop=\"all\"} 1\n",
+                           "actnet_connections_closed_total{cause=\"reset\",loop=\"all\"} 1\n",
+                           "actnet_connections_closed_total{cause=\"idle_timeout\",loop=\"0\"} 1\n",
+                           "actnet_connections_open{loop=\"all\"} 0\n",
+                           "actnet_received_bytes_total{loop=\"all\"} 17\n",
+                           "actnet_sent_bytes_total{loop=\"0\"} 11\n",
+                           "# TYPE actnet_loop_iteration_seconds histogram\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << " not in\n" << text;
+  }
 }
 
 TEST(metrics, without_count_io_bytes_and_system_calls_are_not_counted) {
@@ -361,6 +373,58 @@ TEST(metrics, are_read_while_the_loops_are_busy) {  // (for ThreadSanitizer)
   done = true;
   reader.join();
   EXPECT_TRUE(eventually([&] { return e->metrics().total.closed == 50; }));
+}
+
+// -- GET /metrics --
+
+// Sends `request` on a new connection to `at` and reads until the server closes (or 20 s).
+std::string http_exchange(const address& at, const std::string& request) {
+  const int fd = test::connect_to(at);
+  if (fd < 0 || !test::send_all(fd, request)) {
+    return {};
+  }
+  std::string reply = test::read_to_end(fd);
+  ::close(fd);
+  return reply;
+}
+
+TEST(serve_metrics, answers_get_and_head_keeps_alive_and_refuses_the_rest) {
+  running_engine e(test::small_options(2));
+  const address bound = e->serve_metrics("tcp://127.0.0.1:0");
+  e.start();
+  // Two requests in one write, the second asking to close: two answers, in order, then the end.
+  const std::string two = http_exchange(bound,
+                                        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                                        "HEAD /metrics?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(two.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << two;
+  EXPECT_NE(two.find("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            std::string::npos);
+  const std::size_t second = two.find("HTTP/1.1 200 OK\r\n", 1);
+  ASSERT_NE(second, std::string::npos) << two;
+  const std::string body = two.substr(two.find("\r\n\r\n") + 4, second - two.find("\r\n\r\n") - 4);
+  EXPECT_NE(body.find("actnet_connections_opened_total{loop=\"all\"} 1\n"), std::string::npos)
+      << body;
+  const std::size_t length_at = two.find("Content-Length: ") + 16;
+  EXPECT_EQ(std::stoul(two.substr(length_at)), body.size());
+  EXPECT_NE(two.find("Connection: close\r\n\r\n", second), std::string::npos);
+  EXPECT_EQ(two.find("# HELP", second), std::string::npos) << "HEAD has no body";
+
+  EXPECT_EQ(http_exchange(bound, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 404 Not Found\r\n", 0),
+            0U);
+  const std::string post = http_exchange(bound, "POST /metrics HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(post.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0U) << post;
+  EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos);
+  EXPECT_EQ(http_exchange(bound, "GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+                .rfind("HTTP/1.1 400 Bad Request\r\n", 0),
+            0U);
+  EXPECT_EQ(http_exchange(bound, "GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a'))
+                .rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0),
+            0U);
+  EXPECT_EQ(http_exchange(bound, "nonsense\r\n\r\n").rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0U);
+  // HTTP/1.0 closes after its answer unless it asks to keep alive.
+  EXPECT_EQ(http_exchange(bound, "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK\r\n", 0),
+            0U);
 }
 
 // -- the stall detector --

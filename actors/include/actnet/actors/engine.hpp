@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -358,6 +359,13 @@ class engine {
   /// of them, bytes, mail, timers, time busy and waiting, stalls), their totals, and the worker
   /// queue's depth. See metrics.hpp and the README's "Metrics".
   [[nodiscard]] engine_metrics metrics() const;
+  /// The metrics in Prometheus's text exposition format (0.0.4): each loop's series with a
+  /// `loop` label and the totals as loop="all". Thread-safe. The README's "Metrics" lists them.
+  [[nodiscard]] std::string metrics_text() const;
+  /// Serves metrics_text() at GET /metrics on `url` (tcp, unix, or tls with options.tls): a
+  /// listener like listen()'s, whose connections are bounded as any other (max_connections, a
+  /// request head of 8 KiB, 60 s idle) and keep alive. Before run(); returns the bound address.
+  address serve_metrics(std::string_view url, const listen_options& options = {});
   /// Thread-safe: connections accepted and closed at once: over max_connections, or for want
   /// of a file descriptor (EMFILE, ENFILE).
   [[nodiscard]] std::uint64_t refused_connections() const noexcept {

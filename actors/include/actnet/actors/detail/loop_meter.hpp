@@ -3,14 +3,13 @@
 // any thread may read. Not part of the documented API: metrics.hpp is.
 #pragma once
 
-#include <time.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <system_error>
 #include <typeinfo>
