@@ -511,7 +511,8 @@ void detail::loop_core::deliver_now(connection& c) {
 //  2. io     - each event to the handler of its source (streams in line: the per-message path);
 //  3. resume - the edge-triggered reads cut off by the chunk, after every other connection's
 //              turn, so one busy peer cannot starve the rest;
-//  4. mail   - up to mailbox_budget messages, so a flood of messages cannot starve I/O either;
+//  4. mail   - up to mailbox_budget messages, and for at most half the stall threshold, so a
+//              flood of messages (or a chain of them) cannot starve I/O either;
 //  5. timers - what is due, after the I/O and mail that may have re-armed or cancelled it.
 // A close scheduled in any phase runs (reap) right after the handler that asked for it, never
 // inside it: no actor is destroyed while one of its handlers is on the stack.
@@ -626,12 +627,18 @@ void detail::loop_core::run() {
 
 [[gnu::always_inline]] inline void detail::loop_core::mail_phase() {
   meter_.phase.store(loop_phase::mail, std::memory_order_relaxed);
+  // Mail that handlers post to this loop in the phase (a chain of asks between its actors)
+  // is drained too, but not past half the stall threshold of the iteration's time: then I/O
+  // and timers have their turn, and the rest waits for the next iteration.
   const std::size_t handled = mailbox_.drain(
       [this](detail::message&& m) {
         handle(std::move(m));
         reap();
       },
-      options_.mailbox_budget);
+      options_.mailbox_budget,
+      [this] {
+        return stall_threshold_ns_ == 0 || steady_ns() - busy_began_ < stall_threshold_ns_ / 2;
+      });
   if (handled != 0) {
     meter_.messages.add(handled);
     // What waited at the drain: those it took and those still waiting (approximately).

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -123,74 +124,192 @@ std::optional<std::int64_t> to_int(std::string_view s) {
   return n;
 }
 
-/// Redis's glob: * ? [abc] [^a-z] and \ escapes.
-bool glob(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
-    switch (p[0]) {
-      case '*': {
-        while (p.size() > 1 && p[1] == '*') {
-          p.remove_prefix(1);
-        }
-        if (p.size() == 1) {
-          return true;
-        }
-        for (std::size_t i = 0; i <= s.size(); ++i) {
-          if (glob(p.substr(1), s.substr(i))) {
-            return true;
-          }
-        }
-        return false;
+/// Redis's glob (* ? [abc] [^a-z] and \ escapes), matched without recursion: on a mismatch the
+/// last * takes one more character and matching goes on after it, so a match costs at most
+/// (pattern length) steps per character of the string, never the exponential backtracking of a
+/// recursive matcher (Redis's CVE-2022-36021). Resumable: run(steps) does at most `steps`
+/// steps and says `unfinished` when they ran out; the next run goes on from there.
+class glob_matcher {
+ public:
+  enum class verdict : std::uint8_t { match, no_match, unfinished };
+
+  glob_matcher(std::string_view pattern, std::string_view text) : p_(pattern), s_(text) {}
+  /// The text moved (the matcher keeps its place in it): for a copy of a key.
+  void rebind(std::string_view text) { s_ = text; }
+
+  verdict run(std::size_t& steps) {
+    while (si_ < s_.size()) {
+      if (steps == 0) {
+        return verdict::unfinished;
       }
+      --steps;
+      if (pi_ < p_.size() && p_[pi_] == '*') {
+        star_p_ = pi_++;
+        star_s_ = si_;
+        continue;
+      }
+      if (pi_ < p_.size()) {
+        if (const std::size_t length = token_matches(s_[si_]); length > 0) {
+          pi_ += length;
+          ++si_;
+          continue;
+        }
+      }
+      if (star_p_ == npos) {
+        return verdict::no_match;
+      }
+      pi_ = star_p_ + 1;  // the last * takes one more character
+      si_ = ++star_s_;
+    }
+    while (pi_ < p_.size() && p_[pi_] == '*') {
+      ++pi_;
+    }
+    return pi_ == p_.size() ? verdict::match : verdict::no_match;
+  }
+
+ private:
+  static constexpr std::size_t npos = std::string_view::npos;
+
+  // The length of the pattern's token at pi_ (? [class] \x or a character) when it matches
+  // `c`; 0 when it does not.
+  [[nodiscard]] std::size_t token_matches(char c) const {
+    const std::string_view p = p_.substr(pi_);
+    switch (p[0]) {
       case '?':
-        if (s.empty()) {
-          return false;
-        }
-        s.remove_prefix(1);
-        p.remove_prefix(1);
-        break;
+        return 1;
       case '[': {
-        if (s.empty()) {
-          return false;
-        }
         std::size_t i = 1;
         const bool negate = i < p.size() && p[i] == '^';
         i += negate ? 1 : 0;
         bool match = false;
         while (i < p.size() && p[i] != ']') {
           if (p[i] == '\\' && i + 1 < p.size()) {
-            match |= p[i + 1] == s[0];
+            match |= p[i + 1] == c;
             i += 2;
           } else if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') {
             const char lo = std::min(p[i], p[i + 2]);
             const char hi = std::max(p[i], p[i + 2]);
-            match |= s[0] >= lo && s[0] <= hi;
+            match |= c >= lo && c <= hi;
             i += 3;
           } else {
-            match |= p[i] == s[0];
+            match |= p[i] == c;
             ++i;
           }
         }
-        if (match == negate) {
-          return false;
-        }
-        p.remove_prefix(std::min(i + 1, p.size()));
-        s.remove_prefix(1);
-        break;
+        return match != negate ? std::min(i + 1, p.size()) : 0;
       }
       case '\\':
         if (p.size() > 1) {
-          p.remove_prefix(1);
+          return p[1] == c ? 2 : 0;
         }
-        [[fallthrough]];
+        return c == '\\' ? 1 : 0;
       default:
-        if (s.empty() || s[0] != p[0]) {
-          return false;
-        }
-        s.remove_prefix(1);
-        p.remove_prefix(1);
+        return p[0] == c ? 1 : 0;
     }
   }
-  return s.empty();
+
+  std::string_view p_;
+  std::string_view s_;
+  std::size_t pi_ = 0;
+  std::size_t si_ = 0;
+  std::size_t star_p_ = npos;  // the last * seen, and where in the text it began to take
+  std::size_t star_s_ = 0;
+};
+
+/// Whether `text` matches `pattern` (no step limit: for tests and small inputs).
+[[maybe_unused]] bool glob(std::string_view pattern, std::string_view text) {
+  std::size_t steps = std::numeric_limits<std::size_t>::max();
+  return glob_matcher(pattern, text).run(steps) == glob_matcher::verdict::match;
+}
+
+// -- KEYS, in slices --
+
+/// The work one slice of a KEYS scan may do on a shard's loop, about a millisecond: matcher
+/// steps (a character of a key against the pattern), a step a bucket visited and
+/// keys_step_per_key a key (its visit, and its copy when it matches).
+inline constexpr std::size_t keys_slice_steps = std::size_t{1} << 18;
+inline constexpr std::size_t keys_step_per_key = 16;
+
+/// Where a shard's KEYS scan is, between slices.
+struct keys_cursor {
+  std::size_t bucket = 0;
+  std::size_t in_bucket = 0;  // the bucket's keys already looked at
+  std::size_t buckets = 0;    // the table's bucket count when the scan began (0: not begun)
+  std::string held_key;       // a key whose match ran out of steps, copied, and its matcher
+  std::optional<glob_matcher> held;
+  bool restarted = false;  // the table was rehashed: what was found so far is void
+  bool done = false;
+};
+
+/// One slice of a shard's KEYS scan: the live keys matching `pattern` from the cursor on, until
+/// the steps run out or the table ends.
+struct keys_slice {
+  std::vector<std::string> found;
+  keys_cursor cursor;
+};
+
+keys_slice scan_keys(shard& s, const std::string& pattern, keys_cursor at, std::int64_t now) {
+  keys_slice r;
+  const std::size_t buckets = s.map.bucket_count();
+  if (at.buckets != 0 && at.buckets != buckets) {
+    // Rehashed since the last slice: the scan begins again (so KEYS, not atomic as Redis's,
+    // may miss or repeat a key written during it).
+    at = keys_cursor{};
+    r.cursor.restarted = true;
+  }
+  at.buckets = buckets;
+  const auto leave = [&](bool done) {
+    const bool restarted = r.cursor.restarted;
+    r.cursor = std::move(at);
+    r.cursor.restarted = restarted;
+    r.cursor.done = done;
+    if (r.cursor.held) {
+      r.cursor.held->rebind(r.cursor.held_key);
+    }
+    return std::move(r);
+  };
+  std::size_t steps = keys_slice_steps;
+  if (at.held) {  // a long key's match, where the last slice left it
+    at.held->rebind(at.held_key);
+    const glob_matcher::verdict verdict = at.held->run(steps);
+    if (verdict == glob_matcher::verdict::unfinished) {
+      return leave(false);
+    }
+    if (verdict == glob_matcher::verdict::match) {
+      r.found.push_back(at.held_key);
+    }
+    at.held.reset();
+    at.held_key.clear();
+    ++at.in_bucket;  // the bucket's next key
+  }
+  while (at.bucket < buckets && steps > 0) {
+    auto it = s.map.begin(at.bucket);
+    for (std::size_t skip = 0; skip < at.in_bucket && it != s.map.end(at.bucket); ++skip) {
+      ++it;
+    }
+    for (; it != s.map.end(at.bucket); ++it, ++at.in_bucket) {
+      const value& v = it->second;
+      if (v.expires_at != 0 && v.expires_at <= now) {
+        continue;
+      }
+      steps -= std::min(steps, keys_step_per_key);
+      glob_matcher m(pattern, it->first);
+      const glob_matcher::verdict verdict = m.run(steps);
+      if (verdict == glob_matcher::verdict::match) {
+        r.found.push_back(it->first);
+      } else if (verdict == glob_matcher::verdict::unfinished) {
+        // The rest of this key's match goes on in the next slice, on a copy; then the rest of
+        // its bucket.
+        at.held_key = it->first;
+        at.held = m;
+        return leave(false);
+      }
+    }
+    ++at.bucket;
+    at.in_bucket = 0;
+    steps -= steps > 0 ? 1 : 0;  // a bucket visited is a step too (most are empty)
+  }
+  return leave(at.bucket >= buckets);
 }
 
 /// The reply of the commands that add up a count from each shard (DBSIZE, DEL, EXISTS).
@@ -501,8 +620,13 @@ class redis_connection final : public actnet::connection {
       if (arity(n <= 2)) {
         fan_out<std::int64_t>(
             all_shards(),
-            [](std::size_t, shard& s, std::int64_t) {
-              s.map.clear();
+            [e = &owner()](std::size_t, shard& s, std::int64_t) {
+              // The old table is freed on a worker thread: a large one would hold the loop.
+              auto old = std::make_shared<decltype(s.map)>(std::move(s.map));
+              s.map = {};
+              if (e->workers().submit([old]() mutable { old.reset(); })) {
+                old.reset();  // no worker to take it: freed here
+              }
               return std::int64_t{0};
             },
             [](const std::vector<std::int64_t>&) { return std::string("+OK\r\n"); });
@@ -764,33 +888,75 @@ class redis_connection final : public actnet::connection {
            });
   }
 
+  /// KEYS: each shard scanned in slices of bounded work (keys_slice_steps), one ask a slice,
+  /// so that neither a large keyspace nor a costly pattern holds a loop: its other requests are
+  /// served between slices. A shard rehashed between slices is scanned again from its start.
   void keys(std::string pattern) {
-    using list = std::vector<std::string>;
-    fan_out<list>(
-        all_shards(),
-        [pattern](std::size_t, shard& s, std::int64_t now) {
-          list found;
-          for (const auto& [key, v] : s.map) {
-            if ((v.expires_at == 0 || v.expires_at > now) && glob(pattern, key)) {
-              found.push_back(key);
-            }
-          }
-          return found;
+    struct gather {
+      std::string pattern;
+      std::vector<std::vector<std::string>> found;  // by shard
+      std::size_t missing = 0;
+      std::string_view failure;
+    };
+    auto g = std::make_shared<gather>();
+    g->pattern = std::move(pattern);
+    g->found.resize(ks_->shards.size());
+    g->missing = ks_->shards.size();
+    const std::uint64_t seq = answer_later();
+    for (std::size_t index = 0; index < ks_->shards.size(); ++index) {
+      scan_next(g, seq, index, keys_cursor{});
+    }
+  }
+  template <class Gather>
+  void scan_next(const std::shared_ptr<Gather>& g, std::uint64_t seq, std::size_t index,
+                 keys_cursor at) {
+    const auto shard_done = [this, g, seq] {
+      if (--g->missing > 0) {
+        return;
+      }
+      if (!g->failure.empty()) {
+        fill(seq, std::string(g->failure));
+        return;
+      }
+      std::size_t total = 0;
+      for (const auto& part : g->found) {
+        total += part.size();
+      }
+      std::string r;
+      resp::array_header(r, total);
+      for (const auto& part : g->found) {
+        for (const std::string& k : part) {
+          resp::bulk(r, k);
+        }
+      }
+      fill(seq, std::move(r));
+    };
+    const std::error_code refused = ask(
+        owner().loop(index),
+        [ks = ks_, index, g, at = std::move(at)](actnet::event_loop&) mutable {
+          return scan_keys(ks->shards[index], g->pattern, std::move(at), now_ms());
         },
-        [](const std::vector<list>& parts) {
-          std::size_t total = 0;
-          for (const list& p : parts) {
-            total += p.size();
+        [this, g, seq, index, shard_done](actnet::result<keys_slice> r) {
+          if (!r) {
+            g->failure = internal_error_reply;
+            shard_done();
+            return;
           }
-          std::string r;
-          resp::array_header(r, total);
-          for (const list& p : parts) {
-            for (const std::string& k : p) {
-              resp::bulk(r, k);
-            }
+          std::vector<std::string>& found = g->found[index];
+          if (r->cursor.restarted) {
+            found.clear();
           }
-          return r;
+          std::move(r->found.begin(), r->found.end(), std::back_inserter(found));
+          if (r->cursor.done) {
+            shard_done();
+          } else {
+            scan_next(g, seq, index, std::move(r->cursor));
+          }
         });
+    if (refused) {
+      g->failure = busy_reply;  // the owner's mailbox is full: that shard's part never comes
+      shard_done();
+    }
   }
 
   void client(const std::vector<std::string_view>& args) {

@@ -12,10 +12,11 @@
 
 namespace actnet::samples::resp {
 
-/// Redis's own limits: a bulk string of at most 512 MB, at most 1024 * 1024 arguments, an
-/// inline command of at most 64 KiB.
+/// Limits: Redis's own for a bulk string (512 MB) and an inline command (64 KiB); at most
+/// 32,768 arguments, where Redis takes 1024 * 1024, so that one request's work (a multi-key
+/// command's lookups, its parse) stays a few milliseconds of a loop's time.
 inline constexpr std::size_t max_bulk = std::size_t{512} << 20;
-inline constexpr std::size_t max_args = std::size_t{1} << 20;
+inline constexpr std::size_t max_args = std::size_t{32} << 10;
 inline constexpr std::size_t max_inline = std::size_t{64} << 10;
 
 enum class parse_status { complete, incomplete, failed };

@@ -38,6 +38,18 @@ inline constexpr std::size_t memory_factor =
     1;
 #endif
 
+/// How many times longer work takes in this build than in an optimised one without
+/// sanitizers, roughly: for thresholds (the stall detector's) that a build must not trip on
+/// its own slowness. Not a timing assertion: tests never assert how long something took.
+inline constexpr long time_factor =
+#if defined(__SANITIZE_THREAD__)
+    10;
+#elif defined(__SANITIZE_ADDRESS__) || !defined(NDEBUG)
+    4;
+#else
+    1;
+#endif
+
 /// What loops on io_uring hold however light their traffic: each loop's provided-buffer ring,
 /// whose buffers the kernel fills in turn, so that any traffic touches all of them in time.
 /// Nothing on epoll. Tests that bound RSS growth count it as a fixed cost.

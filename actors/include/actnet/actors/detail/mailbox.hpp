@@ -79,11 +79,12 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
   }
   static constexpr std::uint32_t check_every = 256;  // where a std::uint8_t wraps
 
-  /// Owner only. Hands up to `budget` messages to `handle`, in bulk; returns how many.
-  template <class Handler>
-  std::size_t drain(Handler&& handle, std::size_t budget) {
+  /// Owner only. Hands up to `budget` messages to `handle`, in bulk, while `go_on()` says so
+  /// (asked after each bulk); returns how many.
+  template <class Handler, class GoOn>
+  std::size_t drain(Handler&& handle, std::size_t budget, GoOn&& go_on) {
     std::size_t done = 0;
-    while (done < budget) {
+    while (done < budget && (done == 0 || go_on())) {
       const std::size_t want = std::min(batch_.size(), budget - done);
       const std::size_t got = queue_.try_dequeue_bulk(token_, batch_.begin(), want);
       if (got == 0) {
@@ -96,6 +97,10 @@ class mailbox {  // NOLINT(clang-analyzer-optin.performance.Padding)
       done += got;
     }
     return done;
+  }
+  template <class Handler>
+  std::size_t drain(Handler&& handle, std::size_t budget) {
+    return drain(std::forward<Handler>(handle), budget, [] { return true; });
   }
 
   /// Owner only: call before blocking. Returns false when mail is already waiting (then do not

@@ -1,0 +1,190 @@
+// No request can stall a loop: the worst input found for each sample handler whose cost depends
+// on what a client sends, while another client on the same loop keeps being answered and the
+// stall detector (its threshold scaled for slow builds) sees no iteration past it.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/test_util.hpp"
+#include "samples/sample_process.hpp"
+
+namespace actnet {
+namespace {
+
+std::string command(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& a : args) {
+    out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  }
+  return out;
+}
+
+// Reads until `expected` bytes came or the receive timeout; what came.
+std::string reply(int fd, std::size_t expected) {
+  return test::recv_exact(fd, expected);
+}
+
+// Reads one RESP reply's first line (up to \r\n).
+std::string first_line(int fd) {
+  std::string line;
+  char c = 0;
+  while (::recv(fd, &c, 1, 0) == 1) {
+    line += c;
+    if (line.size() >= 2 && line.ends_with("\r\n")) {
+      break;
+    }
+  }
+  return line;
+}
+
+// A redis_server with one loop (every client on it), the stall detector at 20 ms (times the
+// build's slowness) and its metrics; a client that PINGs on its own thread until stopped.
+class one_loop_redis : public ::testing::Test {
+ protected:
+  one_loop_redis()
+      : server_(ACTNET_REDIS_SERVER,
+                {"--listen", "tcp://127.0.0.1:0", "--loops", "1", "--stall-ms",
+                 std::to_string(20 * test::time_factor), "--metrics", "tcp://127.0.0.1:0"}) {
+    char line[256] = {};
+    if (server_.out != nullptr && std::fgets(line, sizeof line, server_.out) != nullptr) {
+      const std::string text = line;  // "metrics on tcp://HOST:PORT/metrics"
+      metrics_ = address::parse(text.substr(11, text.find("/metrics") - 11));
+    }
+  }
+
+  // Runs `attack` while a second connection PINGs and is answered; the PINGs answered.
+  template <class Attack>
+  int while_pinging(Attack&& attack) {
+    const int pinger = test::connect_to(server_.bound);
+    std::atomic<bool> done{false};
+    std::atomic<int> answered{0};
+    std::thread pings([&] {
+      while (!done.load()) {
+        if (!test::send_all(pinger, "PING\r\n") || reply(pinger, 7) != "+PONG\r\n") {
+          return;
+        }
+        answered++;
+      }
+    });
+    attack();
+    done = true;
+    pings.join();
+    ::close(pinger);
+    return answered.load();
+  }
+
+  // The server's stalls so far, from its /metrics (-1: none read).
+  long stalls() {
+    const int fd = test::connect_to(metrics_);
+    (void)test::send_all(fd, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    const std::string text = test::read_to_end(fd);
+    ::close(fd);
+    const std::string name = "actnet_loop_stalls_total{loop=\"all\"} ";
+    const std::size_t at = text.find(name);
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size()));
+  }
+
+  test::sample_process server_;
+  address metrics_;
+};
+
+TEST_F(one_loop_redis, keys_with_a_pattern_of_many_stars_is_linear_not_exponential) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  const int fd = test::connect_to(server_.bound);
+  const std::string as(200, 'a');
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(test::send_all(fd, command({"SET", as + std::to_string(i), "v"})));
+    ASSERT_EQ(reply(fd, 5), "+OK\r\n");
+  }
+  ASSERT_TRUE(test::send_all(fd, command({"SET", as + "b", "v"})));
+  ASSERT_EQ(reply(fd, 5), "+OK\r\n");
+  // A recursive matcher tries every way to spread 20 stars over 200 characters (Redis's
+  // CVE-2022-36021): it would not finish. Only "a...ab" matches.
+  std::string pattern;
+  for (int i = 0; i < 20; ++i) {
+    pattern += "*a";
+  }
+  pattern += "*b";
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  const int answered = while_pinging([&] {
+    ASSERT_TRUE(test::send_all(fd, command({"KEYS", pattern})));
+    EXPECT_EQ(first_line(fd), "*1\r\n");
+    EXPECT_EQ(first_line(fd), "$201\r\n");
+  });
+  EXPECT_GE(answered, 0);
+  EXPECT_EQ(stalls(), before);
+  ::close(fd);
+}
+
+TEST_F(one_loop_redis, keys_and_flushall_over_a_large_keyspace_leave_the_loop_to_others) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  const int fd = test::connect_to(server_.bound);
+  constexpr int keys = 100'000;
+  constexpr int batch = 1000;
+  for (int i = 0; i < keys; i += batch) {
+    std::vector<std::string> args{"MSET"};
+    for (int k = i; k < i + batch; ++k) {
+      args.push_back("key:" + std::to_string(k));
+      args.emplace_back("v");
+    }
+    ASSERT_TRUE(test::send_all(fd, command(args)));
+    ASSERT_EQ(reply(fd, 5), "+OK\r\n");
+  }
+  // KEYS * scans in slices, each a small part of a loop iteration: the PINGs are answered
+  // between them, and every key comes back. (Loading may have stalled: the table's rehash, at
+  // each doubling, is not incremental; see the README.)
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  const int answered = while_pinging([&] {
+    ASSERT_TRUE(test::send_all(fd, command({"KEYS", "*"})));
+    EXPECT_EQ(first_line(fd), "*" + std::to_string(keys) + "\r\n");
+    std::size_t names = 0;
+    for (int k = 0; k < keys; ++k) {
+      const std::string header = first_line(fd);  // $N
+      names += test::recv_exact(fd, std::stoul(header.substr(1)) + 2).size() > 2 ? 1 : 0;
+    }
+    EXPECT_EQ(names, static_cast<std::size_t>(keys));
+  });
+  EXPECT_GT(answered, 0) << "no PING was answered during the scan";
+  // FLUSHALL frees the old table on a worker thread.
+  ASSERT_TRUE(test::send_all(fd, command({"FLUSHALL"})));
+  EXPECT_EQ(reply(fd, 5), "+OK\r\n");
+  ASSERT_TRUE(test::send_all(fd, command({"DBSIZE"})));
+  EXPECT_EQ(reply(fd, 4), ":0\r\n");
+  EXPECT_EQ(stalls(), before);
+  ::close(fd);
+}
+
+TEST_F(one_loop_redis, a_request_with_too_many_arguments_is_refused_before_its_work) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  const int fd = test::connect_to(server_.bound);
+  ASSERT_TRUE(test::send_all(fd, "*1000000\r\n"));  // a million keys to come
+  EXPECT_EQ(first_line(fd).rfind("-ERR Protocol error", 0), 0U);
+  EXPECT_TRUE(test::peer_closed(fd));
+  ::close(fd);
+  // 32,768 arguments are taken: 32,767 keys for MGET, in one request.
+  std::vector<std::string> args{"MGET"};
+  for (int k = 0; k < 32'767; ++k) {
+    args.push_back("missing:" + std::to_string(k));
+  }
+  const int big = test::connect_to(server_.bound);
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  const int answered = while_pinging([&] {
+    ASSERT_TRUE(test::send_all(big, command(args)));
+    EXPECT_EQ(first_line(big), "*32767\r\n");
+  });
+  EXPECT_GE(answered, 0);
+  EXPECT_EQ(stalls(), before);
+  ::close(big);
+}
+
+}  // namespace
+}  // namespace actnet
