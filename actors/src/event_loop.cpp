@@ -518,6 +518,7 @@ void detail::loop_core::deliver_now(connection& c) {
 // inside it: no actor is destroyed while one of its handlers is on the stack.
 void detail::loop_core::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  enter_thread(true);
   if (const std::error_code ec = backend_.start()) {
     owner_.logger().error("loop {}: cannot make its io_uring ring: {}; stopping the engine", index_,
                           ec.message());
@@ -534,6 +535,7 @@ void detail::loop_core::run() {
     timer_phase();
   }
   stop_phase();
+  enter_thread(false);
   bury();
   backend_.finish();  // io_uring: the ring goes with the loop's thread
 }

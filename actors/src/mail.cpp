@@ -11,8 +11,25 @@
 
 namespace actnet {
 
+namespace {
+// The loop whose thread this is (null on other threads): a message sent from it counts in its
+// messages_sent, written by that thread only.
+thread_local detail::loop_core* sending_loop = nullptr;
+
+[[gnu::always_inline]] inline void count_sent() noexcept {
+  if (detail::loop_core* from = sending_loop) {
+    from->meter_.messages_sent.add();
+  }
+}
+}  // namespace
+
+void detail::loop_core::enter_thread(bool entering) noexcept {
+  sending_loop = entering ? this : nullptr;
+}
+
 void detail::loop_core::send(detail::message&& m) {
   mailbox_.post(std::move(m));
+  count_sent();
 }
 
 std::error_code detail::loop_core::refuse_message() noexcept {
@@ -25,6 +42,7 @@ std::error_code detail::loop_core::send_bounded(detail::message&& m) {
     return refuse_message();
   }
   mailbox_.post(std::move(m));
+  count_sent();
   return detail::no_error();
 }
 
@@ -35,6 +53,7 @@ std::error_code detail::loop_core::post_user(detail::message_fn fn) {
     return refuse_message();
   }
   mailbox_.post(detail::message::closure(std::move(fn)));
+  count_sent();
   return detail::no_error();
 }
 

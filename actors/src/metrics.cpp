@@ -36,8 +36,8 @@ std::string_view to_string(close_cause c) noexcept {
       return "write_timeout";
     case close_cause::drain_timeout:
       return "drain_timeout";
-    case close_cause::outbound_cap:
-      return "outbound_cap";
+    case close_cause::capacity:
+      return "capacity";
     case close_cause::engine_stopped:
       return "engine_stopped";
     case close_cause::tls:
@@ -70,6 +70,7 @@ loop_metrics& loop_metrics::operator+=(const loop_metrics& o) noexcept {
   reads += o.reads;
   writes += o.writes;
   messages += o.messages;
+  messages_sent += o.messages_sent;
   mailbox_depth += o.mailbox_depth;
   mailbox_high += o.mailbox_high;
   messages_refused += o.messages_refused;
@@ -108,7 +109,7 @@ close_cause cause_of(std::error_code reason) noexcept {
       case errc::drain_timeout:
         return close_cause::drain_timeout;
       case errc::capacity_exceeded:
-        return close_cause::outbound_cap;
+        return close_cause::capacity;
       case errc::engine_stopped:
         return close_cause::engine_stopped;
       case errc::tls_truncated:
@@ -208,6 +209,7 @@ loop_metrics loop_core::read_metrics() const noexcept {
   m.reads = meter_.reads.get();
   m.writes = meter_.writes.get();
   m.messages = meter_.messages.get();
+  m.messages_sent = meter_.messages_sent.get();
   m.mailbox_depth = mailbox_.size_approx();
   m.mailbox_high = std::max(meter_.mailbox_high.get(), m.mailbox_depth);
   m.messages_refused = refused_.load(std::memory_order_relaxed);

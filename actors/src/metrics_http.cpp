@@ -244,8 +244,11 @@ std::string engine::metrics_text() const {
               "Write system calls on stream sockets (io_uring: send completions)",
               &loop_metrics::writes);
   }
-  f.counter("actnet_mailbox_messages_total", "Messages a loop handled from its mailbox",
+  f.counter("actnet_messages_handled_total", "Messages a loop handled from its mailbox",
             &loop_metrics::messages);
+  f.counter("actnet_messages_sent_total",
+            "Messages a loop's handlers sent, to any loop (sends from other threads: none)",
+            &loop_metrics::messages_sent);
   f.gauge("actnet_mailbox_depth", "Messages waiting in a loop's mailbox now (approximate)",
           &loop_metrics::mailbox_depth);
   f.gauge("actnet_mailbox_depth_max", "The most messages that waited at once",

@@ -33,26 +33,7 @@ std::uint64_t closed_by(const loop_metrics& m, close_cause c) {
   return m.closed_by[static_cast<std::size_t>(c)];
 }
 
-// A gate the test opens: handlers and jobs that wait on it hold their thread until then.
-class gate {
- public:
-  void wait() {
-    std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return open_; });
-  }
-  void open() {
-    {
-      const std::lock_guard lock(m_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using test::gate;
 
 // Each line is a command: "echo TEXT" writes the line back, "close" closes, "pause" pauses
 // reading, "sleep MS" holds the loop that long, "offload" runs a job that waits on the gate.
@@ -216,6 +197,28 @@ TEST(metrics, the_mailbox_counts_what_it_handled_refused_and_held_at_once) {
   t = e->metrics().total;
   EXPECT_GE(t.mailbox_high, static_cast<std::uint64_t>(accepted));
   EXPECT_EQ(t.mailbox_depth, 0U);
+}
+
+TEST(metrics, messages_a_loops_handlers_send_count_on_that_loop) {
+  running_engine e(test::small_options(2));
+  e.start();
+  std::atomic<int> ran{0};
+  engine* owner = &*e;
+  // From the test's thread (no loop's): counted on none. From loop 0's handler: on loop 0.
+  ASSERT_FALSE(e->loop(0).post([&ran, owner](event_loop&) {
+    for (int i = 0; i < 5; ++i) {
+      (void)owner->loop(1).post([&ran](event_loop&) { ran++; });
+    }
+  }));
+  ASSERT_TRUE(eventually([&] { return ran.load() == 5; }));
+  EXPECT_TRUE(eventually([&] {
+    const engine_metrics m = e->metrics();
+    return m.loops[0].messages == 1 && m.loops[1].messages == 5;
+  }));
+  const engine_metrics m = e->metrics();
+  EXPECT_EQ(m.loops[0].messages_sent, 5U);
+  EXPECT_EQ(m.loops[1].messages_sent, 0U);
+  EXPECT_EQ(m.total.messages_sent, 5U);
 }
 
 TEST(metrics, a_message_for_a_closed_connection_is_counted_as_dropped) {

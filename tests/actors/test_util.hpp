@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -68,6 +70,27 @@ inline io_backend backend_under_test() {
   return env != nullptr && std::string_view(env) == "io_uring" ? io_backend::io_uring
                                                                : io_backend::epoll;
 }
+
+/// A gate that handlers and jobs wait at (wait()) until the test opens it.
+class gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mutex_);
+    opened_.wait(lock, [this] { return open_; });
+  }
+  void open() {
+    {
+      const std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+};
 
 /// An engine whose run() is on a thread of its own; stopped and joined on destruction.
 class running_engine {

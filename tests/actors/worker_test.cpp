@@ -27,26 +27,7 @@ using test::connect_to;
 using test::eventually;
 using test::running_engine;
 
-/// A gate jobs wait at until the test opens it.
-class gate {
- public:
-  void wait() {
-    std::unique_lock lock(mutex_);
-    opened_cv_.wait(lock, [this] { return open_; });
-  }
-  void open() {
-    {
-      const std::lock_guard lock(mutex_);
-      open_ = true;
-    }
-    opened_cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable opened_cv_;
-  bool open_ = false;
-};
+using test::gate;
 
 /// A client that connects and sends one byte (the server's cue); -1 on failure.
 int poke(const address& a) {

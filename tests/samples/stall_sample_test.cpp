@@ -2,11 +2,14 @@
 // on what a client sends, while another client on the same loop keeps being answered and the
 // stall detector (its threshold scaled for slow builds) sees no iteration past it.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,14 +46,31 @@ std::string first_line(int fd) {
   return line;
 }
 
-// A redis_server with one loop (every client on it), the stall detector at 20 ms (times the
-// build's slowness) and its metrics; a client that PINGs on its own thread until stopped.
-class one_loop_redis : public ::testing::Test {
+// Reads one HTTP/1.1 response (head, then its Content-Length body); "" on the end or timeout.
+std::string http_response(int fd) {
+  std::string head;
+  char c = 0;
+  while (!head.ends_with("\r\n\r\n")) {
+    if (::recv(fd, &c, 1, 0) != 1) {
+      return "";
+    }
+    head += c;
+  }
+  const std::size_t at = head.find("Content-Length: ");
+  const std::size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+  return head + test::recv_exact(fd, length);
+}
+
+// A sample server with one loop (every client on it), the stall detector at 20 ms (times the
+// build's slowness) and its metrics; a client that asks its cheapest question on its own thread
+// (`ping`, answered when `answered(fd)` says so) until stopped.
+class one_loop_server : public ::testing::Test {
  protected:
-  one_loop_redis()
-      : server_(ACTNET_REDIS_SERVER,
-                {"--listen", "tcp://127.0.0.1:0", "--loops", "1", "--stall-ms",
-                 std::to_string(20 * test::time_factor), "--metrics", "tcp://127.0.0.1:0"}) {
+  one_loop_server(const char* binary, std::string ping, std::function<bool(int)> answered)
+      : server_(binary, {"--listen", "tcp://127.0.0.1:0", "--loops", "1", "--stall-ms",
+                         std::to_string(20 * test::time_factor), "--metrics", "tcp://127.0.0.1:0"}),
+        ping_(std::move(ping)),
+        answered_(std::move(answered)) {
     char line[256] = {};
     if (server_.out != nullptr && std::fgets(line, sizeof line, server_.out) != nullptr) {
       const std::string text = line;  // "metrics on tcp://HOST:PORT/metrics"
@@ -66,7 +86,7 @@ class one_loop_redis : public ::testing::Test {
     std::atomic<int> answered{0};
     std::thread pings([&] {
       while (!done.load()) {
-        if (!test::send_all(pinger, "PING\r\n") || reply(pinger, 7) != "+PONG\r\n") {
+        if (!test::send_all(pinger, ping_) || !answered_(pinger)) {
           return;
         }
         answered++;
@@ -92,6 +112,22 @@ class one_loop_redis : public ::testing::Test {
 
   test::sample_process server_;
   address metrics_;
+  std::string ping_;
+  std::function<bool(int)> answered_;
+};
+
+class one_loop_redis : public one_loop_server {
+ protected:
+  one_loop_redis()
+      : one_loop_server(ACTNET_REDIS_SERVER, "PING\r\n",
+                        [](int fd) { return reply(fd, 7) == "+PONG\r\n"; }) {}
+};
+
+class one_loop_http : public one_loop_server {
+ protected:
+  one_loop_http()
+      : one_loop_server(ACTNET_HTTP_SERVER, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+                        [](int fd) { return http_response(fd).ends_with("Hello, World!"); }) {}
 };
 
 TEST_F(one_loop_redis, keys_with_a_pattern_of_many_stars_is_linear_not_exponential) {
@@ -184,6 +220,79 @@ TEST_F(one_loop_redis, a_request_with_too_many_arguments_is_refused_before_its_w
   EXPECT_GE(answered, 0);
   EXPECT_EQ(stalls(), before);
   ::close(big);
+}
+
+}  // namespace
+}  // namespace actnet
+
+namespace actnet {
+namespace {
+
+TEST_F(one_loop_http, a_flood_of_pipelined_requests_is_answered_a_read_at_a_time) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  // 2 MiB of requests in as few writes as the socket takes: each read (64 KiB, some 1,700
+  // requests) is answered in one write before the next is read.
+  const std::string one = "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string flood;
+  while (flood.size() < (std::size_t{2} << 20)) {
+    flood += one;
+  }
+  const std::size_t requests = flood.size() / one.size();
+  const int fd = test::connect_to(server_.bound);
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  std::size_t responses = 0;
+  const int answered = while_pinging([&] {
+    std::thread reader([&] {  // counts the bodies as the answers stream in
+      const std::string_view body = "Hello, World!";
+      std::string window;
+      std::string chunk(64 * 1024, '\0');
+      while (responses < requests) {
+        const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), 0);
+        if (n <= 0) {
+          return;
+        }
+        window.append(chunk.data(), static_cast<std::size_t>(n));
+        std::size_t at = 0;
+        for (std::size_t found = 0; (found = window.find(body, at)) != std::string::npos;) {
+          ++responses;
+          at = found + body.size();
+        }
+        window.erase(
+            0, at == 0 ? (window.size() > body.size() ? window.size() - body.size() : 0) : at);
+      }
+    });
+    EXPECT_TRUE(test::send_all(fd, flood));
+    reader.join();
+  });
+  EXPECT_EQ(responses, requests);
+  EXPECT_GT(answered, 0);
+  EXPECT_EQ(stalls(), before);
+  ::close(fd);
+}
+
+TEST_F(one_loop_http, a_head_sent_a_byte_at_a_time_is_parsed_in_bounded_steps) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  // The parser reads the head again as bytes come: a head of 8 KiB, one byte a send, costs at
+  // most 8 KiB a read; past 8 KiB it is refused with 431.
+  std::string head = "GET /plaintext HTTP/1.1\r\nX-Long: ";
+  head.append(9000, 'a');
+  const int fd = test::connect_to(server_.bound);
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  const int answered = while_pinging([&] {
+    for (const char c : head) {
+      if (!test::send_all(fd, std::string_view(&c, 1))) {
+        break;  // refused before the end: the 431 is on its way
+      }
+    }
+    EXPECT_EQ(http_response(fd).rfind("HTTP/1.1 431", 0), 0U);
+  });
+  EXPECT_GT(answered, 0);
+  EXPECT_EQ(stalls(), before);
+  ::close(fd);
 }
 
 }  // namespace

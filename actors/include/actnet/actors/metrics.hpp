@@ -20,7 +20,8 @@ enum class close_cause : std::uint8_t {
   read_timeout,    // errc::read_timeout
   write_timeout,   // errc::write_timeout
   drain_timeout,   // errc::drain_timeout: close() or stop could not send the rest in time
-  outbound_cap,    // errc::capacity_exceeded: a write past outbound_cap
+  capacity,        // errc::capacity_exceeded: a write past outbound_cap, or unread bytes past
+                   // inbound_cap (one error code for both)
   engine_stopped,  // the engine stopped
   tls,             // a TLS error after the handshake (truncation, a bad record, an alert)
   other,           // any other error (a socket's, a handler's exception)
@@ -56,6 +57,7 @@ struct loop_metrics {
   std::uint64_t writes = 0;  // with engine_options::count_syscalls, else 0
   // The mailbox.
   std::uint64_t messages = 0;          // messages handled
+  std::uint64_t messages_sent = 0;     // messages this loop's handlers sent (to any loop)
   std::uint64_t mailbox_depth = 0;     // gauge: waiting now (approximate)
   std::uint64_t mailbox_high = 0;      // the most that waited at once, seen at a drain
   std::uint64_t messages_refused = 0;  // queue_full: the mailbox cap

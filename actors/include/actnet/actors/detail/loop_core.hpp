@@ -245,7 +245,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // iteration's busy part and the start of its wait (`now`: the steady clock's ns), the
   // wake-up after it, and a stall's report.
   void note_running(const connection& c) noexcept {
-    meter_.running.store(&c, std::memory_order_relaxed);
+    // Release (a plain store on x86-64): what made the actor happens before the watchdog's look.
+    meter_.running.store(&c, std::memory_order_release);
   }
   void end_busy(std::int64_t now) noexcept;
   void begin_busy(std::int64_t now) noexcept;
@@ -254,6 +255,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // not looking (the loop_meter's busy_since_ns / inspecting handshake).
   [[gnu::cold]] void bury() noexcept;
   [[nodiscard]] loop_metrics read_metrics() const noexcept;  // any thread
+  // run() enters this loop's thread (and leaves it): sends from it count as this loop's.
+  void enter_thread(bool entering) noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   // What c is registered with in the back end.
   [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;

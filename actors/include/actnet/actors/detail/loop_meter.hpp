@@ -76,6 +76,7 @@ struct loop_meter {
   counter reads;
   counter writes;
   counter messages;
+  counter messages_sent;
   counter mailbox_high;
   counter timers;
   counter tls_handshakes;
