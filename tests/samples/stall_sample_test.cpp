@@ -297,3 +297,74 @@ TEST_F(one_loop_http, a_head_sent_a_byte_at_a_time_is_parsed_in_bounded_steps) {
 
 }  // namespace
 }  // namespace actnet
+
+namespace actnet {
+namespace {
+
+class one_loop_chat : public one_loop_server {
+ protected:
+  // A command the server answers with a notice; other clients' lines may come first.
+  one_loop_chat()
+      : one_loop_server(ACTNET_CHAT_SERVER, "/what\n", [](int fd) {
+          for (std::string line = first_line_lf(fd); !line.empty(); line = first_line_lf(fd)) {
+            if (line.starts_with("* unknown command")) {
+              return true;
+            }
+          }
+          return false;
+        }) {}
+  // Reads one line (up to \n); "" on the end or timeout.
+  static std::string first_line_lf(int fd) {
+    std::string line;
+    char c = 0;
+    while (::recv(fd, &c, 1, 0) == 1) {
+      line += c;
+      if (c == '\n') {
+        return line;
+      }
+    }
+    return "";
+  }
+};
+
+TEST_F(one_loop_chat, a_flood_of_short_lines_to_many_listeners_leaves_the_loop_to_others) {
+  ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
+  // Ten listeners (their replies wait in their sockets and buffers) and one client sending
+  // 32,768 one-character lines in one write: each line is a broadcast to every client, so one
+  // read of the flood is 32,768 messages and some 360,000 writes, spread over iterations by
+  // the mailbox budget and the mail phase's time limit.
+  std::vector<int> listeners;
+  for (int i = 0; i < 10; ++i) {
+    listeners.push_back(test::connect_to(server_.bound));
+    ASSERT_GE(listeners.back(), 0);
+  }
+  std::string flood;
+  for (int i = 0; i < 32'768; ++i) {
+    flood += "x\n";
+  }
+  const int flooder = test::connect_to(server_.bound);
+  const long before = stalls();
+  ASSERT_GE(before, 0);
+  const int answered = while_pinging([&] {
+    ASSERT_TRUE(test::send_all(flooder, flood));
+    // The last listener has its every line once the flood is through.
+    std::size_t lines = 0;
+    while (lines < 32'768) {
+      const std::string line = first_line_lf(listeners.back());
+      if (line.empty()) {
+        break;
+      }
+      lines += line.ends_with(": x\n") ? 1 : 0;
+    }
+    EXPECT_EQ(lines, 32'768U);
+  });
+  EXPECT_GT(answered, 0);
+  EXPECT_EQ(stalls(), before);
+  for (const int fd : listeners) {
+    ::close(fd);
+  }
+  ::close(flooder);
+}
+
+}  // namespace
+}  // namespace actnet
