@@ -23,6 +23,7 @@ namespace {
 
 constexpr std::size_t max_line = 4096;  // longer: told, then closed
 constexpr std::size_t max_name = 32;
+constexpr int lines_per_slice = 256;  // the most lines one handler takes (see on_data)
 
 /// Names to clients, one shard per loop; shard i is touched on loop i only.
 struct directory {
@@ -65,7 +66,13 @@ class chat_client final : public actnet::connection {
   }
 
   void on_data() override {
-    while (!waiting_ && is_open()) {
+    for (int lines = 0; !waiting_ && is_open(); ++lines) {
+      // A read of many short lines (each a broadcast) is handled a slice at a time: the rest
+      // after the loop's other work, through a message to this connection (at once if its
+      // mailbox is full).
+      if (lines == lines_per_slice && (continuing_ || continue_later())) {
+        return;
+      }
       std::string line;
       if (!next_line(line)) {
         return;
@@ -214,8 +221,17 @@ class chat_client final : public actnet::connection {
 
   directory* names_;
   std::string name_;
-  std::string claiming_;  // a /nick whose answer has not come yet
-  bool waiting_ = false;  // an ask is out: later lines wait for its answer
+  std::string claiming_;     // a /nick whose answer has not come yet
+  bool waiting_ = false;     // an ask is out: later lines wait for its answer
+  bool continuing_ = false;  // a message to go on with the lines past a slice is on its way
+
+  bool continue_later() {
+    continuing_ = !ref().tell<chat_client>([](chat_client& c) {
+      c.continuing_ = false;
+      c.on_data();
+    });
+    return continuing_;
+  }
 };
 
 constexpr std::string_view usage =

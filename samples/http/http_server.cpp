@@ -69,6 +69,10 @@ void respond(std::string& out, int status, std::string_view type, std::string_vi
   out += body;
 }
 
+// The most requests one handler answers: a read holding more (a pipelined flood) is answered a
+// slice at a time, the rest after the loop's other work (a message to itself).
+constexpr int requests_per_slice = 256;
+
 class http_connection final : public actnet::connection {
  public:
   void on_data() override {
@@ -76,7 +80,10 @@ class http_connection final : public actnet::connection {
     out_.clear();
     std::size_t used = 0;
     bool closing = false;
-    while (!closing) {
+    for (int answered = 0; !closing; ++answered) {
+      if (answered == requests_per_slice && (continuing_ || continue_later())) {
+        break;
+      }
       const http::parse_result r = http::parse(bytes.substr(used));
       if (r.status == http::parse_status::incomplete) {
         break;
@@ -110,8 +117,19 @@ class http_connection final : public actnet::connection {
     }
   }
 
-  std::string out_;     // this read's answers, sent in one write
-  std::string joined_;  // the inbound bytes when they wrap in the ring
+  std::string out_;          // this read's answers, sent in one write
+  std::string joined_;       // the inbound bytes when they wrap in the ring
+  bool continuing_ = false;  // a message to go on with the requests past a slice is on its way
+
+  // Sends this connection the message that goes on with its requests; false when its mailbox
+  // is full (then the rest is answered now).
+  bool continue_later() {
+    continuing_ = !ref().tell<http_connection>([](http_connection& c) {
+      c.continuing_ = false;
+      c.on_data();
+    });
+    return continuing_;
+  }
 };
 
 constexpr std::string_view usage =
