@@ -29,12 +29,26 @@ inline engine_options small_options(std::size_t loops = 1) {
   return o;
 }
 
+// The sanitizer this build has: GCC says so with __SANITIZE_*__, Clang (the fuzz preset) with
+// __has_feature.
+#if defined(__SANITIZE_THREAD__)
+#define ACTNET_TEST_TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define ACTNET_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ACTNET_TEST_TSAN 1
+#elif __has_feature(address_sanitizer)
+#define ACTNET_TEST_ASAN 1
+#endif
+#endif
+
 /// How many times its size a byte of memory costs in this build: ThreadSanitizer keeps about
 /// 2.5 bytes of shadow and meta data for each byte the program touches, AddressSanitizer 1/8.
 inline constexpr std::size_t memory_factor =
-#if defined(__SANITIZE_THREAD__)
+#if defined(ACTNET_TEST_TSAN)
     4;
-#elif defined(__SANITIZE_ADDRESS__)
+#elif defined(ACTNET_TEST_ASAN)
     2;
 #else
     1;
@@ -46,7 +60,7 @@ inline constexpr std::size_t memory_factor =
 /// sanitizers' allocators make allocation-heavy handlers (a chat line broadcast to every
 /// client, an HTTP answer) some ten times slower.
 inline constexpr long time_factor =
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(ACTNET_TEST_TSAN) || defined(ACTNET_TEST_ASAN)
     10;
 #elif !defined(NDEBUG)
     4;
