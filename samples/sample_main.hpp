@@ -65,6 +65,27 @@ inline io_backend backend_flag(std::string_view value) {
   return io_backend::automatic;
 }
 
+/// For a handler that does its work a slice at a time (a flood of pipelined requests or lines):
+/// later(c) sends connection `c` a message that runs its on_data() again after the loop's other
+/// work, one at a time however often it is asked; false when c's mailbox is full (then go on
+/// now). `Conn` keeps the slicer as its member `slices`.
+class slicer {
+ public:
+  template <class Conn>
+  bool later(Conn& c) {
+    if (!pending_) {
+      pending_ = !c.ref().template tell<Conn>([](Conn& again) {
+        again.slices.pending_ = false;
+        again.on_data();
+      });
+    }
+    return pending_;
+  }
+
+ private:
+  bool pending_ = false;
+};
+
 /// `url` with a TLS scheme (tls, tls4, tls6, tls+unix) written as its plain one, for checking
 /// it with address::parse before a run; other urls as they are.
 inline std::string plain_url(std::string url) {

@@ -65,12 +65,14 @@ class chat_client final : public actnet::connection {
     notice("welcome, you are " + name_);
   }
 
+  actnet::samples::slicer slices;  // the lines past a slice: a message to this connection
+
   void on_data() override {
     for (int lines = 0; !waiting_ && is_open(); ++lines) {
       // A read of many short lines (each a broadcast) is handled a slice at a time: the rest
       // after the loop's other work, through a message to this connection (at once if its
       // mailbox is full).
-      if (lines == lines_per_slice && (continuing_ || continue_later())) {
+      if (lines == lines_per_slice && slices.later(*this)) {
         return;
       }
       std::string line;
@@ -221,17 +223,8 @@ class chat_client final : public actnet::connection {
 
   directory* names_;
   std::string name_;
-  std::string claiming_;     // a /nick whose answer has not come yet
-  bool waiting_ = false;     // an ask is out: later lines wait for its answer
-  bool continuing_ = false;  // a message to go on with the lines past a slice is on its way
-
-  bool continue_later() {
-    continuing_ = !ref().tell<chat_client>([](chat_client& c) {
-      c.continuing_ = false;
-      c.on_data();
-    });
-    return continuing_;
-  }
+  std::string claiming_;  // a /nick whose answer has not come yet
+  bool waiting_ = false;  // an ask is out: later lines wait for its answer
 };
 
 constexpr std::string_view usage =

@@ -75,13 +75,15 @@ constexpr int requests_per_slice = 256;
 
 class http_connection final : public actnet::connection {
  public:
+  actnet::samples::slicer slices;  // the requests past a slice: a message to this connection
+
   void on_data() override {
     const std::string_view bytes = actnet::samples::contiguous(peek_all(), joined_);
     out_.clear();
     std::size_t used = 0;
     bool closing = false;
     for (int answered = 0; !closing; ++answered) {
-      if (answered == requests_per_slice && (continuing_ || continue_later())) {
+      if (answered == requests_per_slice && slices.later(*this)) {
         break;
       }
       const http::parse_result r = http::parse(bytes.substr(used));
@@ -117,19 +119,8 @@ class http_connection final : public actnet::connection {
     }
   }
 
-  std::string out_;          // this read's answers, sent in one write
-  std::string joined_;       // the inbound bytes when they wrap in the ring
-  bool continuing_ = false;  // a message to go on with the requests past a slice is on its way
-
-  // Sends this connection the message that goes on with its requests; false when its mailbox
-  // is full (then the rest is answered now).
-  bool continue_later() {
-    continuing_ = !ref().tell<http_connection>([](http_connection& c) {
-      c.continuing_ = false;
-      c.on_data();
-    });
-    return continuing_;
-  }
+  std::string out_;     // this read's answers, sent in one write
+  std::string joined_;  // the inbound bytes when they wrap in the ring
 };
 
 constexpr std::string_view usage =
