@@ -42,14 +42,16 @@ void connection::count_send(ssize_t sent) noexcept {
 }
 
 std::error_code connection::fail(std::error_code ec) noexcept {
+  close_cause cause = detail::cause_of(ec);
   if (ec == errc::capacity_exceeded) {
+    cause = close_cause::outbound_cap;
     // Once per connection: it closes now, with a reset, so the peer cannot take the cut-off
     // output for a whole reply.
     owner().logger().warn("loop {}: resetting a connection: outbound cap ({} bytes) exceeded",
                           loop_->index(), out_.max_size());
     (void)actnet::set_linger(fd_, std::chrono::seconds(0));
   }
-  loop_->schedule_close(*this, ec);
+  loop_->schedule_close(*this, ec, cause);
   return ec;
 }
 

@@ -96,12 +96,13 @@ void detail::loop_core::release_retired_blocks() noexcept {
   retired_.clear();
 }
 
-void detail::loop_core::schedule_close(connection& c, std::error_code reason) noexcept {
+void detail::loop_core::schedule_close(connection& c, std::error_code reason,
+                                       close_cause cause) noexcept {
   if (c.state_ == connection::state::closed) {
     return;
   }
   c.set_state(connection::state::closed);
-  scheduled_closes_.push_back({&c, reason});
+  scheduled_closes_.push_back({&c, reason, cause});
 }
 
 void detail::loop_core::reap_scheduled() noexcept {
@@ -136,8 +137,8 @@ void detail::loop_core::reap_scheduled() noexcept {
       meter_.paused.sub();
     }
     if (c.xport_ == nullptr || !c.xport_->handshaking) [[likely]] {
-      meter_.closed.add();
-      meter_.closed_by[static_cast<std::size_t>(cause_of(next.reason))].add();
+      meter_.closed_by[static_cast<std::size_t>(next.cause)].add();
+      meter_.closed.add_released();  // (after closed_by: see read_metrics)
       note_running(c);
       (void)detail::guarded(*this, "on_close", [&] { c.on_close(next.reason); });
     } else {

@@ -36,8 +36,10 @@ std::string_view to_string(close_cause c) noexcept {
       return "write_timeout";
     case close_cause::drain_timeout:
       return "drain_timeout";
-    case close_cause::capacity:
-      return "capacity";
+    case close_cause::inbound_cap:
+      return "inbound_cap";
+    case close_cause::outbound_cap:
+      return "outbound_cap";
     case close_cause::engine_stopped:
       return "engine_stopped";
     case close_cause::tls:
@@ -109,7 +111,7 @@ close_cause cause_of(std::error_code reason) noexcept {
       case errc::drain_timeout:
         return close_cause::drain_timeout;
       case errc::capacity_exceeded:
-        return close_cause::capacity;
+        return close_cause::inbound_cap;  // (the outbound cap's close says so: connection::fail)
       case errc::engine_stopped:
         return close_cause::engine_stopped;
       case errc::tls_truncated:
@@ -195,13 +197,15 @@ void loop_core::bury() noexcept {
 
 loop_metrics loop_core::read_metrics() const noexcept {
   loop_metrics m;
-  m.accepted = meter_.accepted.get();
-  m.refused = meter_.refused.get();
-  m.opened = meter_.opened.get();
-  m.closed = meter_.closed.get();
+  // `closed` first, acquiring what the loop wrote before it: so opened >= closed and the causes
+  // add up to at least `closed` in every snapshot, though counters run on while it is read.
+  m.closed = meter_.closed.get_acquire();
   for (std::size_t i = 0; i < m.closed_by.size(); ++i) {
     m.closed_by[i] = meter_.closed_by[i].get();
   }
+  m.opened = meter_.opened.get();
+  m.accepted = meter_.accepted.get();
+  m.refused = meter_.refused.get();
   m.open = m.opened >= m.closed ? m.opened - m.closed : 0;
   m.paused = meter_.paused.get();
   m.bytes_in = meter_.bytes_in.get();

@@ -36,7 +36,9 @@ std::uint64_t closed_by(const loop_metrics& m, close_cause c) {
 using test::gate;
 
 // Each line is a command: "echo TEXT" writes the line back, "close" closes, "pause" pauses
-// reading, "sleep MS" holds the loop that long, "offload" runs a job that waits on the gate.
+// reading, "sleep MS" holds the loop that long, "offload" runs a job that waits on the gate;
+// "read_timeout MS" and "write_timeout MS" set that limit, "fill" writes until 256 KiB wait
+// in the outbound buffer, "fill_close" does and closes, "overflow" writes past the outbound cap.
 class scripted : public connection {
  public:
   explicit scripted(gate* g = nullptr) : gate_(g) {}
@@ -58,6 +60,22 @@ class scripted : public connection {
         return;
       } else if (line.rfind("sleep ", 0) == 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(line.substr(6))));
+      } else if (line.rfind("read_timeout ", 0) == 0) {
+        set_timeouts({.read = std::chrono::milliseconds(std::stoi(line.substr(13)))});
+      } else if (line.rfind("write_timeout ", 0) == 0) {
+        set_timeouts({.write = std::chrono::milliseconds(std::stoi(line.substr(14)))});
+      } else if (line == "fill" || line == "fill_close") {
+        const std::string chunk(64 * 1024, 'f');
+        for (int i = 0; i < 1024 && outbound_buffered() < 256 * 1024; ++i) {
+          (void)write(chunk);
+        }
+        if (line == "fill_close") {
+          close();
+        }
+      } else if (line == "overflow") {
+        const std::string chunk(64 * 1024, 'o');
+        for (int i = 0; i < 1024 && is_open() && !write(chunk); ++i) {
+        }
       } else if (line == "offload") {
         (void)offload(
             [g = gate_] {
@@ -140,6 +158,41 @@ TEST(metrics, connections_are_counted_by_what_became_of_them_and_bytes_exactly) 
                            "actnet_sent_bytes_total{loop=\"0\"} 11\n",
                            "# TYPE actnet_loop_iteration_seconds histogram\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << " not in\n" << text;
+  }
+}
+
+TEST(metrics, each_timeout_and_each_cap_is_its_own_close_cause) {
+  engine_options o = one_loop();
+  o.inbound_cap = 64 * 1024;
+  o.outbound_cap = 1024 * 1024;
+  o.drain_timeout = std::chrono::milliseconds(200);
+  running_engine e(o);
+  const address bound = e->listen<scripted>("tcp://127.0.0.1:0");
+  e.start();
+  // None of these clients reads: the server's output waits.
+  const int read_times_out = test::connect_to(bound);
+  ASSERT_TRUE(test::send_all(read_times_out, "read_timeout 100\n"));
+  const int write_times_out = test::connect_to(bound);
+  ASSERT_TRUE(test::send_all(write_times_out, "write_timeout 100\nfill\n"));
+  const int drain_times_out = test::connect_to(bound);
+  ASSERT_TRUE(test::send_all(drain_times_out, "fill_close\n"));
+  const int overflows = test::connect_to(bound);
+  ASSERT_TRUE(test::send_all(overflows, "overflow\n"));
+  const int floods = test::connect_to(bound);
+  ASSERT_TRUE(test::send_all(floods, std::string(100 * 1024, 'x')));  // no line end: held
+  ASSERT_TRUE(eventually([&] { return e->metrics().total.closed == 5; }));
+  const loop_metrics t = e->metrics().total;
+  EXPECT_EQ(closed_by(t, close_cause::read_timeout), 1U);
+  EXPECT_EQ(closed_by(t, close_cause::write_timeout), 1U);
+  EXPECT_EQ(closed_by(t, close_cause::drain_timeout), 1U);
+  EXPECT_EQ(closed_by(t, close_cause::outbound_cap), 1U);
+  EXPECT_EQ(closed_by(t, close_cause::inbound_cap), 1U);
+  EXPECT_EQ(to_string(close_cause::inbound_cap), "inbound_cap");
+  EXPECT_NE(e->metrics_text().find(
+                "actnet_connections_closed_total{cause=\"outbound_cap\",loop=\"0\"} 1\n"),
+            std::string::npos);
+  for (const int fd : {read_times_out, write_times_out, drain_times_out, overflows, floods}) {
+    ::close(fd);
   }
 }
 

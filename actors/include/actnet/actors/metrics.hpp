@@ -20,13 +20,13 @@ enum class close_cause : std::uint8_t {
   read_timeout,    // errc::read_timeout
   write_timeout,   // errc::write_timeout
   drain_timeout,   // errc::drain_timeout: close() or stop could not send the rest in time
-  capacity,        // errc::capacity_exceeded: a write past outbound_cap, or unread bytes past
-                   // inbound_cap (one error code for both)
+  inbound_cap,     // errc::capacity_exceeded: unread bytes past inbound_cap
+  outbound_cap,    // errc::capacity_exceeded: a write past outbound_cap
   engine_stopped,  // the engine stopped
   tls,             // a TLS error after the handshake (truncation, a bad record, an alert)
   other,           // any other error (a socket's, a handler's exception)
 };
-inline constexpr std::size_t close_causes = 11;
+inline constexpr std::size_t close_causes = 12;
 
 /// The name of a close cause, as the metrics' labels spell it ("end_of_stream").
 [[nodiscard]] std::string_view to_string(close_cause c) noexcept;

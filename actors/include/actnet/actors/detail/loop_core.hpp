@@ -220,7 +220,10 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   void deliver(connection& c);      // on_data, then keep the unconsumed bytes
   void deliver_now(connection& c);  // deliver(), out of line (for the datagram side)
   // c closes with `reason` at the next reap, between handlers (its state is closed from now).
-  void schedule_close(connection& c, std::error_code reason) noexcept;
+  void schedule_close(connection& c, std::error_code reason) noexcept {
+    schedule_close(c, reason, cause_of(reason));
+  }
+  void schedule_close(connection& c, std::error_code reason, close_cause cause) noexcept;
   void reap() noexcept {  // run scheduled closes
     if (!scheduled_closes_.empty()) [[unlikely]] {
       reap_scheduled();
@@ -282,6 +285,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   struct scheduled_close {
     connection* conn = nullptr;
     std::error_code reason;
+    close_cause cause = close_cause::other;  // what the metrics count it as
   };
   std::vector<scheduled_close> scheduled_closes_;  // run by reap(), between handlers
   std::vector<conn_ref> continue_reading_;         // edge-triggered reads cut off by the chunk

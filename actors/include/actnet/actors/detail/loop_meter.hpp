@@ -37,6 +37,12 @@ class counter {
   void add(std::uint64_t n = 1) noexcept {
     v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  /// As add, and a reader that sees the new value (get_acquire) sees every earlier write of
+  /// this thread: `closed` is added so, and read before `opened`, so a snapshot never shows
+  /// more connections closed than opened. (A plain store on x86 and ARM64's stlr.)
+  void add_released(std::uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
   void sub(std::uint64_t n = 1) noexcept {
     v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
   }
@@ -47,6 +53,9 @@ class counter {
     }
   }
   [[nodiscard]] std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t get_acquire() const noexcept {
+    return v_.load(std::memory_order_acquire);
+  }
 
  private:
   std::atomic<std::uint64_t> v_{0};
