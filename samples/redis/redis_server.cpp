@@ -26,10 +26,12 @@
 
 #include "resp.hpp"
 #include "sample_main.hpp"
+#include "table.hpp"
 
 namespace {
 
 namespace resp = actnet::samples::resp;
+using actnet::samples::redis::table;
 using namespace std::chrono_literals;
 
 std::int64_t now_ms() {
@@ -45,46 +47,53 @@ struct value {
   std::int64_t expires_at = 0;  // steady-clock ms; 0: never
 };
 
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-
 /// One loop's part of the keyspace; touched by that loop only.
 struct shard {
-  std::unordered_map<std::string, value, string_hash, std::equal_to<>> map;
-  std::size_t expiry_cursor = 0;  // active expiry: the next bucket to sample
+  table<value> keys;
+  std::size_t expiry_segment = 0;  // active expiry: the next bucket to sample
+  std::size_t expiry_bucket = 0;
   bool expiry_running = false;
 
   /// The live value of `key`, or null (an expired one is removed on the way).
   value* find(std::string_view key, std::int64_t now) {
-    const auto it = map.find(key);
-    if (it == map.end()) {
+    value* v = keys.find(key);
+    if (v != nullptr && v->expires_at != 0 && v->expires_at <= now) {
+      (void)keys.erase(key);
       return nullptr;
     }
-    if (it->second.expires_at != 0 && it->second.expires_at <= now) {
-      map.erase(it);
-      return nullptr;
-    }
-    return &it->second;
+    return v;
   }
 
-  /// Samples some buckets and drops the expired keys there (Redis's active expiry), so keys
-  /// nobody reads again do not stay forever.
+  /// Sets `key`, over its value if it has one (reusing that value's storage).
+  void set(std::string_view key, std::string_view data, std::int64_t expires_at) {
+    if (value* v = keys.find(key)) {
+      v->data.assign(data);
+      v->expires_at = expires_at;
+    } else {
+      keys.insert_new(key, value{std::string(data), expires_at});
+    }
+  }
+
+  /// Every 100 ms: samples 64 buckets and drops the expired keys there (Redis's active
+  /// expiry), so keys nobody reads again do not stay forever.
   void expire_some(std::int64_t now) {
-    const std::size_t buckets = map.bucket_count();
-    for (std::size_t n = 0; n < 64 && buckets > 0; ++n) {
-      const std::size_t b = expiry_cursor++ % buckets;
-      for (auto it = map.begin(b); it != map.end(b);) {
+    for (std::size_t n = 0; n < 64; ++n) {
+      auto& map = keys.segment(expiry_segment);
+      if (expiry_bucket >= map.bucket_count()) {
+        expiry_segment = (expiry_segment + 1) % table<value>::segments;
+        expiry_bucket = 0;
+        continue;
+      }
+      for (auto it = map.begin(expiry_bucket); it != map.end(expiry_bucket);) {
         const std::string& key = it->first;
         ++it;  // the erase below invalidates only the erased element
         if (const auto found = map.find(key);
             found->second.expires_at != 0 && found->second.expires_at <= now) {
           map.erase(found);
+          keys.erased();
         }
       }
+      ++expiry_bucket;
     }
   }
 };
@@ -232,12 +241,10 @@ inline constexpr std::size_t keys_step_per_key = 16;
 
 /// Where a shard's KEYS scan is, between slices.
 struct keys_cursor {
-  std::size_t bucket = 0;
-  std::size_t in_bucket = 0;  // the bucket's keys already looked at
-  std::size_t buckets = 0;    // the table's bucket count when the scan began (0: not begun)
-  std::string held_key;       // a key whose match ran out of steps, copied, and its matcher
+  actnet::samples::redis::table_cursor where;
+  std::string held_key;  // a key whose match ran out of steps, copied, and its matcher
   std::optional<glob_matcher> held;
-  bool restarted = false;  // the table was rehashed: what was found so far is void
+  std::size_t drop = 0;  // keys found in earlier slices that are void (their segment grew)
   bool done = false;
 };
 
@@ -249,19 +256,16 @@ struct keys_slice {
 };
 
 keys_slice scan_keys(shard& s, const std::string& pattern, keys_cursor at, std::int64_t now) {
+  using actnet::samples::redis::visit;
   keys_slice r;
-  const std::size_t buckets = s.map.bucket_count();
-  if (at.buckets != 0 && at.buckets != buckets) {
-    // Rehashed since the last slice: the scan begins again (so KEYS, not atomic as Redis's,
-    // may miss or repeat a key written during it).
-    at = keys_cursor{};
-    r.cursor.restarted = true;
+  // (KEYS, not atomic as Redis's, may miss or repeat a key written during it.)
+  at.drop = s.keys.resume(at.where);
+  if (at.drop > 0) {
+    at.held.reset();  // its segment is scanned again
+    at.held_key.clear();
   }
-  at.buckets = buckets;
   const auto leave = [&](bool done) {
-    const bool restarted = r.cursor.restarted;
     r.cursor = std::move(at);
-    r.cursor.restarted = restarted;
     r.cursor.done = done;
     if (r.cursor.held) {
       r.cursor.held->rebind(r.cursor.held_key);
@@ -277,39 +281,34 @@ keys_slice scan_keys(shard& s, const std::string& pattern, keys_cursor at, std::
     }
     if (verdict == glob_matcher::verdict::match) {
       r.found.push_back(at.held_key);
+      ++at.where.found_here;
     }
+    at.where.done_in_bucket.push_back(std::move(at.held_key));  // then the bucket's others
     at.held.reset();
     at.held_key.clear();
-    ++at.in_bucket;  // the bucket's next key
   }
-  while (at.bucket < buckets && steps > 0) {
-    auto it = s.map.begin(at.bucket);
-    for (std::size_t skip = 0; skip < at.in_bucket && it != s.map.end(at.bucket); ++skip) {
-      ++it;
+  const bool done = s.keys.scan(at.where, steps, [&](const std::string& key, const value& v) {
+    if (v.expires_at != 0 && v.expires_at <= now) {
+      return visit::skip;
     }
-    for (; it != s.map.end(at.bucket); ++it, ++at.in_bucket) {
-      const value& v = it->second;
-      if (v.expires_at != 0 && v.expires_at <= now) {
-        continue;
-      }
-      steps -= std::min(steps, keys_step_per_key);
-      glob_matcher m(pattern, it->first);
-      const glob_matcher::verdict verdict = m.run(steps);
-      if (verdict == glob_matcher::verdict::match) {
-        r.found.push_back(it->first);
-      } else if (verdict == glob_matcher::verdict::unfinished) {
-        // The rest of this key's match goes on in the next slice, on a copy; then the rest of
-        // its bucket.
-        at.held_key = it->first;
-        at.held = m;
-        return leave(false);
-      }
+    steps -= std::min(steps, keys_step_per_key);
+    glob_matcher m(pattern, key);
+    switch (m.run(steps)) {
+      case glob_matcher::verdict::match:
+        r.found.push_back(key);
+        return visit::keep;
+      case glob_matcher::verdict::no_match:
+        return visit::skip;
+      case glob_matcher::verdict::unfinished:
+        break;
     }
-    ++at.bucket;
-    at.in_bucket = 0;
-    steps -= steps > 0 ? 1 : 0;  // a bucket visited is a step too (most are empty)
-  }
-  return leave(at.bucket >= buckets);
+    // The rest of this key's match goes on in the next slice, on a copy; then the rest of its
+    // bucket.
+    at.held_key = key;
+    at.held = m;
+    return visit::stop;
+  });
+  return leave(done);
 }
 
 /// The reply of the commands that add up a count from each shard (DBSIZE, DEL, EXISTS).
@@ -613,7 +612,7 @@ class redis_connection final : public actnet::connection {
       if (arity(n == 1)) {
         fan_out<std::int64_t>(
             all_shards(),
-            [](std::size_t, shard& s, std::int64_t) { return std::int64_t(s.map.size()); },
+            [](std::size_t, shard& s, std::int64_t) { return std::int64_t(s.keys.size()); },
             sum_reply);
       }
     } else if (cmd == "FLUSHALL" || cmd == "FLUSHDB") {
@@ -622,8 +621,8 @@ class redis_connection final : public actnet::connection {
             all_shards(),
             [e = &owner()](std::size_t, shard& s, std::int64_t) {
               // The old table is freed on a worker thread: a large one would hold the loop.
-              auto old = std::make_shared<decltype(s.map)>(std::move(s.map));
-              s.map = {};
+              auto old = std::make_shared<table<value>>();
+              s.keys.clear_into(*old);
               if (e->workers().submit([old]() mutable { old.reset(); })) {
                 old.reset();  // no worker to take it: freed here
               }
@@ -714,12 +713,7 @@ class redis_connection final : public actnet::connection {
                }
              }
              const std::int64_t expires = ttl_ms == 0 ? 0 : now + ttl_ms;
-             if (const auto it = s.map.find(key); it != s.map.end()) {
-               it->second.data.assign(data);  // reuses the value's storage
-               it->second.expires_at = expires;
-             } else {
-               s.map.emplace(std::string(key), value{std::string(data), expires});
-             }
+             s.set(key, data, expires);
              resp::simple(out, "OK");
            });
   }
@@ -747,7 +741,7 @@ class redis_connection final : public actnet::connection {
           if (v != nullptr) {
             v->data = std::to_string(current);  // keeps its expiry, as Redis does
           } else {
-            s.map.emplace(std::string(k), value{std::to_string(current), 0});
+            s.keys.insert_new(k, value{std::to_string(current), 0});
           }
           resp::integer(out, current);
         });
@@ -777,7 +771,7 @@ class redis_connection final : public actnet::connection {
             if (s.find(key, now) != nullptr) {
               ++n;
               if (remove) {
-                s.map.erase(key);
+                (void)s.keys.erase(key);
               }
             }
           }
@@ -805,7 +799,7 @@ class redis_connection final : public actnet::connection {
         indices,
         [pairs](std::size_t index, shard& s, std::int64_t) {
           for (const auto& [key, data] : pairs->at(index)) {
-            s.map.insert_or_assign(key, value{data, 0});  // later pairs win, as in Redis
+            s.keys.assign(key, value{data, 0});  // later pairs win, as in Redis
           }
           return std::int64_t{0};
         },
@@ -866,7 +860,7 @@ class redis_connection final : public actnet::connection {
                return;
              }
              if (secs <= 0) {
-               s.map.erase(s.map.find(key));  // an expiry in the past deletes, as in Redis
+               (void)s.keys.erase(key);  // an expiry in the past deletes, as in Redis
              } else {
                v->expires_at = now + secs * 1000;
              }
@@ -890,7 +884,7 @@ class redis_connection final : public actnet::connection {
 
   /// KEYS: each shard scanned in slices of bounded work (keys_slice_steps), one ask a slice,
   /// so that neither a large keyspace nor a costly pattern holds a loop: its other requests are
-  /// served between slices. A shard rehashed between slices is scanned again from its start.
+  /// served between slices. A table segment that grew between slices is scanned again.
   void keys(std::string pattern) {
     struct gather {
       std::string pattern;
@@ -943,9 +937,7 @@ class redis_connection final : public actnet::connection {
             return;
           }
           std::vector<std::string>& found = g->found[index];
-          if (r->cursor.restarted) {
-            found.clear();
-          }
+          found.resize(found.size() - r->cursor.drop);  // a segment scanned again
           std::move(r->found.begin(), r->found.end(), std::back_inserter(found));
           if (r->cursor.done) {
             shard_done();

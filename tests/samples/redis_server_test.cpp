@@ -322,5 +322,78 @@ TEST(redis_server_sample, protocol_errors_are_answered_then_closed_and_others_ca
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// Reads a RESP reply line (through \r\n) from a buffered reader.
+class resp_reader {
+ public:
+  explicit resp_reader(int fd) : fd_(fd) {}
+  std::string line() {
+    for (;;) {
+      if (const std::size_t end = buf_.find("\r\n", at_); end != std::string::npos) {
+        std::string l = buf_.substr(at_, end - at_);
+        at_ = end + 2;
+        return l;
+      }
+      buf_.erase(0, at_);
+      at_ = 0;
+      char chunk[65536];
+      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) {
+        return "<end>";
+      }
+      buf_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+  std::size_t at_ = 0;
+};
+
+TEST(redis_server_sample, keys_lists_each_key_once_while_the_keyspace_grows_under_it) {
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const int loader = test::connect_to(server.bound);
+  constexpr int keys = 200'000;
+  const auto load = [&](const std::string& prefix) {
+    for (int i = 0; i < keys; i += 1000) {
+      std::vector<std::string> args{"MSET"};
+      for (int k = i; k < i + 1000; ++k) {
+        args.push_back(prefix + std::to_string(k));
+        args.emplace_back("v");
+      }
+      if (exchange(loader, command(args), 5) != "+OK\r\n") {
+        return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(load("old:"));
+  // KEYS * goes a slice at a time; between slices another client doubles the keyspace, so
+  // table segments grow under the scan (and are scanned again). Each key there before the scan
+  // is listed exactly once; a key written during it at most once.
+  const int scanner = test::connect_to(server.bound);
+  ASSERT_TRUE(test::send_all(scanner, command({"KEYS", "*"})));
+  std::thread grow([&] { EXPECT_TRUE(load("new:")); });
+  resp_reader in(scanner);
+  const std::string header = in.line();
+  ASSERT_EQ(header[0], '*') << header;
+  const long listed = std::stol(header.substr(1));
+  std::vector<int> old_seen(keys, 0);
+  std::vector<int> new_seen(keys, 0);
+  for (long n = 0; n < listed; ++n) {
+    (void)in.line();  // $N
+    const std::string key = in.line();
+    std::vector<int>& seen = key.starts_with("old:") ? old_seen : new_seen;
+    ++seen.at(std::stoul(key.substr(4)));
+  }
+  grow.join();
+  EXPECT_EQ(std::count(old_seen.begin(), old_seen.end(), 1), keys);
+  EXPECT_EQ(std::count_if(new_seen.begin(), new_seen.end(), [](int n) { return n > 1; }), 0);
+  EXPECT_EQ(exchange(loader, command({"DBSIZE"}), 9), ":400000\r\n");
+  ::close(scanner);
+  ::close(loader);
+}
+
 }  // namespace
 }  // namespace actnet
