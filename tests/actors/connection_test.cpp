@@ -1,5 +1,6 @@
 // connection actors: the inbound API across reads (framing split at every byte), short reads,
-// timers, tell, and socket options.
+// writes of every kind, half-closes both ways (these over TCP and TLS), timers, tell, and
+// socket options.
 #include "actnet/actors/connection.hpp"
 
 #include <gtest/gtest.h>
@@ -16,16 +17,26 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "actors/test_util.hpp"
+#include "actors/transports.hpp"
 
 namespace actnet {
 namespace {
 
 using test::connect_to;
 using test::eventually;
+using test::over;
 using test::running_engine;
+using test::stream_end;
+using test::target;
+
+std::string over_name(const ::testing::TestParamInfo<over>& p) {
+  return p.param == over::tls ? "tls" : "tcp";
+}
 
 // A length-prefixed protocol: 2-byte big-endian length, then the body; replies with the body.
 // peek() the header and next() the body, leaving partial frames buffered for the next read.
@@ -59,22 +70,25 @@ std::string frame(const std::string& body) {
   return f + body;
 }
 
-TEST(connection, frames_split_at_every_byte_position_are_reassembled_in_order) {
+// The stream cases run over TCP and over TLS (whose layer holds bytes between the socket and
+// the actor).
+class stream : public ::testing::TestWithParam<over> {};
+
+TEST_P(stream, frames_split_at_every_byte_position_are_reassembled_in_order) {
   running_engine e;
-  const address bound = e->listen<framed_connection>("tcp://127.0.0.1:0");
+  const target bound = test::listen_over<framed_connection>(*e, GetParam());
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
-  const std::string stream =
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
+  const std::string frames =
       frame("alpha") + frame(std::string(300, 'b')) + frame("") + frame("gamma");
   const std::string expected = "alpha|" + std::string(300, 'b') + "||gamma|";
-  for (std::size_t cut = 1; cut < stream.size(); cut += 7) {
-    ASSERT_TRUE(test::send_all(fd, stream.substr(0, cut)));
+  for (std::size_t cut = 1; cut < frames.size(); cut += 7) {
+    ASSERT_TRUE(end.send_all(frames.substr(0, cut)));
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // two reads, most of the time
-    ASSERT_TRUE(test::send_all(fd, stream.substr(cut)));
-    ASSERT_EQ(test::recv_exact(fd, expected.size()), expected) << "cut at " << cut;
+    ASSERT_TRUE(end.send_all(frames.substr(cut)));
+    ASSERT_EQ(end.recv_exact(expected.size()), expected) << "cut at " << cut;
   }
-  ::close(fd);
 }
 
 class reading_connection : public connection {
@@ -145,46 +159,50 @@ class writes_every_way : public connection {
   std::size_t at_ = 0;
 };
 
-TEST(connection, writes_of_every_kind_and_size_arrive_whole_and_in_order) {
+TEST_P(stream, writes_of_every_kind_and_size_arrive_whole_and_in_order) {
   engine_options o = test::small_options();
   o.socket.send_buffer = 32 * 1024;
   running_engine e(o);
-  const address bound = e->listen<writes_every_way>("tcp://127.0.0.1:0");
+  const target bound = test::listen_over<writes_every_way>(*e, GetParam());
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   std::size_t at = 0;
   std::size_t round = 0;
   for (const std::size_t together : {1, 2, 1}) {  // the second batch: two rounds at once
     std::size_t n = 0;
     for (std::size_t i = 0; i < together; ++i) {
-      ASSERT_TRUE(test::send_all(fd, "r"));
+      ASSERT_TRUE(end.send_all("r"));
       n += writes_every_way::round_bytes(round++);
     }
-    const std::string got = test::recv_exact(fd, n);
+    const std::string got = end.recv_exact(n);
     ASSERT_EQ(got.size(), n) << "up to round " << round;
     ASSERT_TRUE(got == test::pattern_bytes(at, n)) << "up to round " << round << ": out of order";
     at += n;
   }
-  ::close(fd);
 }
 
-TEST(connection, a_short_read_consumes_nothing_and_the_bytes_wait_for_more) {
+TEST_P(stream, a_short_read_consumes_nothing_and_the_bytes_wait_for_more) {
+  {
+    const std::lock_guard lock(reading_connection::mutex);
+    reading_connection::seen.clear();
+  }
   running_engine e;
-  const address bound = e->listen<reading_connection>("tcp://127.0.0.1:0");
+  const target bound = test::listen_over<reading_connection>(*e, GetParam());
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_TRUE(test::send_all(fd, "01234"));
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.send_all("01234"));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(test::send_all(fd, "56789"));
+  ASSERT_TRUE(end.send_all("56789"));
   ASSERT_TRUE(eventually([] {
     const std::lock_guard lock(reading_connection::mutex);
     return !reading_connection::seen.empty();
   }));
   const std::lock_guard lock(reading_connection::mutex);
   EXPECT_EQ(reading_connection::seen.front(), "0123456789");
-  ::close(fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(connection, stream, ::testing::Values(over::tcp, over::tls), over_name);
 
 // Timers: one that fires writes "tick", one cancelled never fires, one outliving its
 // connection never runs.
@@ -349,13 +367,17 @@ class late_replier : public connection {
   std::string request_;
 };
 
-// Edge-triggered or not.
-class half_close : public ::testing::TestWithParam<bool> {
+// Edge-triggered or not, over TCP and TLS (where a half-close is a close_notify, then the FIN).
+class half_close : public ::testing::TestWithParam<std::tuple<bool, over>> {
  protected:
-  [[nodiscard]] engine_options options() const {
+  [[nodiscard]] static engine_options options() {
     engine_options o = test::small_options();
-    o.edge_triggered = GetParam();
+    o.edge_triggered = std::get<0>(GetParam());
     return o;
+  }
+  template <class Conn, class... Args>
+  static target listen(running_engine& e, Args&&... args) {
+    return test::listen_over<Conn>(*e, std::get<1>(GetParam()), std::forward<Args>(args)...);
   }
 };
 
@@ -363,18 +385,18 @@ TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
   half_close_log log;
   running_engine e(options());
   constexpr std::size_t filler = 8 * 1024 * 1024;
-  const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, filler);
+  const target bound = listen<late_replier>(e, &log, filler);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "hello"));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
+  ASSERT_TRUE(end.send_all("hello"));
+  ASSERT_TRUE(end.shut_write());
   // Not read at once: the reply fills the socket and the rest goes out on writable events,
   // each of which also reports the FIN again under edge triggering.
   ASSERT_TRUE(eventually([&] { return log.peer_fins > 0; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  const std::string got = test::read_to_end(fd);
-  ::close(fd);
+  const std::string got = test::read_to_end(end);
+  end.close();
   ASSERT_EQ(got.size(), 11 + filler);
   EXPECT_EQ(got.substr(0, 11), "reply:hello");
   EXPECT_TRUE(got.substr(11) == test::pattern_bytes(0, filler)) << "the filler arrived altered";
@@ -388,12 +410,12 @@ TEST_P(half_close, a_reply_made_after_the_peers_fin_still_reaches_it) {
 TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) {
   half_close_log log;
   running_engine e(options());
-  const address bound = e->listen<late_replier>("tcp://127.0.0.1:0", &log, std::size_t{0});
+  const target bound = listen<late_replier>(e, &log, std::size_t{0});
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "ping"));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
+  ASSERT_TRUE(end.send_all("ping"));
+  ASSERT_TRUE(end.shut_write());
   ASSERT_TRUE(eventually([&] { return log.peer_fins > 0; }));
   // A pause and a resume from outside: the FIN is not read (nor reported) a second time.
   std::atomic<int> toggled{0};
@@ -405,8 +427,8 @@ TEST_P(half_close, pausing_and_resuming_after_the_peers_fin_reads_nothing_more) 
     toggled++;
   }));
   ASSERT_TRUE(eventually([&] { return toggled > 0; }));
-  EXPECT_EQ(test::read_to_end(fd), "reply:ping");
-  ::close(fd);
+  EXPECT_EQ(test::read_to_end(end), "reply:ping");
+  end.close();
   ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
   EXPECT_EQ(log.peer_fins, 1);
 }
@@ -451,24 +473,24 @@ TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_o
   half_close_log log;
   running_engine e(options());
   constexpr std::size_t filler = 8 * 1024 * 1024;
-  const address bound = e->listen<fin_sender>("tcp://127.0.0.1:0", &log, filler);
+  const target bound = listen<fin_sender>(e, &log, filler);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   timeval tv{5, 0};  // a missing FIN fails in 5 s
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ASSERT_TRUE(test::send_all(fd, "go"));
+  ::setsockopt(end.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(end.send_all("go"));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the output waits, buffered
-  const std::string got = test::recv_exact(fd, filler);
+  const std::string got = end.recv_exact(filler);
   ASSERT_EQ(got.size(), filler);
   EXPECT_TRUE(got == test::pattern_bytes(0, filler)) << "the output arrived altered";
-  EXPECT_TRUE(test::peer_closed(fd)) << "no FIN after the output";
+  EXPECT_TRUE(end.peer_closed()) << "no FIN after the output";
   {
     const std::lock_guard lock(log.mutex);
     EXPECT_EQ(log.shut, std::error_code()) << log.shut.message();
   }
   // The server still reads.
-  ASSERT_TRUE(test::send_all(fd, "still heard"));
+  ASSERT_TRUE(end.send_all("still heard"));
   ASSERT_TRUE(eventually([&] {
     const std::lock_guard lock(log.mutex);
     return log.after_shut == "still heard";
@@ -481,13 +503,12 @@ TEST_P(half_close, shutdown_write_sends_the_output_then_a_fin_and_reading_goes_o
       EXPECT_EQ(ec, errc::connection_closed) << ec.message();
     }
   }
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(end.shut_write());
   ASSERT_TRUE(eventually([&] { return log.closes > 0; }));
   EXPECT_EQ(log.peer_fins, 1);
   EXPECT_EQ(log.closes, 1);
   const std::lock_guard lock(log.mutex);
   EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
-  ::close(fd);
 }
 
 // Keeps the connection open at the peer's FIN; shuts its own writing a little later.
@@ -511,19 +532,18 @@ class lingering_fin : public connection {
 TEST_P(half_close, with_both_directions_shut_the_connection_closes_with_end_of_stream) {
   half_close_log log;
   running_engine e(options());
-  const address bound = e->listen<lingering_fin>("tcp://127.0.0.1:0", &log);
+  const target bound = listen<lingering_fin>(e, &log);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "echo me"));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
-  EXPECT_EQ(test::read_to_end(fd), "echo mebye");
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
+  ASSERT_TRUE(end.send_all("echo me"));
+  ASSERT_TRUE(end.shut_write());
+  EXPECT_EQ(test::read_to_end(end), "echo mebye");
   ASSERT_TRUE(eventually([&] { return log.closes > 0; }))
       << "on_peer_shutdown kept it open, but nothing can pass either way";
   EXPECT_EQ(log.peer_fins, 1);
   const std::lock_guard lock(log.mutex);
   EXPECT_EQ(log.reason, errc::end_of_stream) << log.reason.message();
-  ::close(fd);
 }
 
 // Echoes the first bytes and shuts its writing (pausing its reading too, if asked); keeps what
@@ -553,17 +573,17 @@ class shuts_first : public connection {
 };
 
 // Connects, sends "first", expects it back and then the server's FIN.
-int first_exchange(const address& bound) {
-  const int fd = connect_to(bound);
-  if (fd < 0) {
-    return -1;
+stream_end first_exchange(const target& bound) {
+  stream_end end = test::open_end(bound);
+  if (!end.ok()) {
+    return end;
   }
   timeval tv{5, 0};  // a missing FIN fails in 5 s
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_TRUE(test::send_all(fd, "first"));
-  EXPECT_EQ(test::recv_exact(fd, 5), "first");
-  EXPECT_TRUE(test::peer_closed(fd)) << "no FIN from the server";
-  return fd;
+  ::setsockopt(end.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_TRUE(end.send_all("first"));
+  EXPECT_EQ(end.recv_exact(5), "first");
+  EXPECT_TRUE(end.peer_closed()) << "no FIN from the server";
+  return end;
 }
 
 // The server heard the peer's "last words" after its own FIN, then closed once with
@@ -580,37 +600,38 @@ void expect_heard_out(half_close_log& log, const char* if_open) {
 TEST_P(half_close, after_shutdown_write_the_peers_fin_closes_with_end_of_stream) {
   half_close_log log;
   running_engine e(options());
-  const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, false);
+  const target bound = listen<shuts_first>(e, &log, false);
   e.start();
-  const int fd = first_exchange(bound);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(test::send_all(fd, "last words"));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  stream_end end = first_exchange(bound);
+  ASSERT_TRUE(end.ok());
+  ASSERT_TRUE(end.send_all("last words"));
+  ASSERT_TRUE(end.shut_write());
   expect_heard_out(log, "on_peer_shutdown kept it open, but nothing can pass either way");
-  ::close(fd);
 }
 
 TEST_P(half_close, a_paused_connection_with_its_writing_shut_reads_the_peers_last_bytes_at_resume) {
   half_close_log log;
   running_engine e(options());
-  const address bound = e->listen<shuts_first>("tcp://127.0.0.1:0", &log, true);
+  const target bound = listen<shuts_first>(e, &log, true);
   e.start();
-  const int fd = first_exchange(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = first_exchange(bound);
+  ASSERT_TRUE(end.ok());
   // Bytes and a FIN while the server does not read: its socket hangs up both ways with data
   // still in it, which is not a reset.
-  ASSERT_TRUE(test::send_all(fd, "last words"));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  ASSERT_TRUE(end.send_all("last words"));
+  ASSERT_TRUE(end.shut_write());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the hang-up is seen, paused
   EXPECT_EQ(log.closes, 0) << "closed while paused";
   ASSERT_FALSE(e->broadcast<shuts_first>([](shuts_first& c) { c.resume_reading(); }));
   expect_heard_out(log, "never closed");
-  ::close(fd);
 }
 
-INSTANTIATE_TEST_SUITE_P(modes, half_close, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? "edge" : "level";
+INSTANTIATE_TEST_SUITE_P(modes, half_close,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Values(over::tcp, over::tls)),
+                         [](const ::testing::TestParamInfo<std::tuple<bool, over>>& p) {
+                           return std::string(std::get<0>(p.param) ? "edge" : "level") +
+                                  (std::get<1>(p.param) == over::tls ? "_tls" : "");
                          });
 
 }  // namespace

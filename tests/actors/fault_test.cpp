@@ -39,14 +39,16 @@
 
 #include "actors/stream_end.hpp"
 #include "actors/test_util.hpp"
-#include "actors/tls_certs.hpp"
+#include "actors/transports.hpp"
 
 namespace actnet {
 namespace {
 
 using test::eventually;
+using test::over;
 using test::running_engine;
 using test::stream_end;
+using test::target;
 
 constexpr std::size_t kib = 1024;
 constexpr std::size_t mib = 1024 * 1024;
@@ -314,12 +316,6 @@ class fault_conn final : public connection {
 };
 
 // -- clients --
-
-/// The server under test: where it listens, and (over TLS) the client context that trusts it.
-struct target {
-  address at;
-  SSL_CTX* tls = nullptr;
-};
 
 void set_nonblocking(int fd) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -622,25 +618,10 @@ class doomed_child {
 // over plain TCP and over TLS (whose layer holds bytes of its own between the socket and the
 // actor, and closes with records of its own).
 enum class trigger : std::uint8_t { level, edge };
-enum class over : std::uint8_t { tcp, tls };
 using fault_param = std::tuple<trigger, over>;
 
 void PrintTo(trigger t, std::ostream* out) {  // names the parameters in gtest's output
   *out << (t == trigger::edge ? "edge" : "level");
-}
-void PrintTo(over o, std::ostream* out) {
-  *out << (o == over::tls ? "tls" : "tcp");
-}
-
-// The TLS cases' certificates and the client context that trusts them, made once.
-struct tls_setup {
-  test::test_pki pki;
-  test::test_pki::files server = pki.issue("server", "localhost", {"localhost"});
-  test::tls_client_context client{pki.ca_file()};
-};
-tls_setup& tls() {
-  static tls_setup setup;
-  return setup;
 }
 
 class fault : public ::testing::TestWithParam<fault_param> {
@@ -665,17 +646,7 @@ class fault : public ::testing::TestWithParam<fault_param> {
   /// this process has one thread).
   target listen(const engine_options& o = options()) {
     server_ = std::make_unique<running_engine>(o);
-    if (!over_tls()) {
-      bound_.at = (*server_)->listen<fault_conn>("tcp://127.0.0.1:0", &log_);
-      return bound_;
-    }
-    tls_options server_tls;
-    server_tls.cert_file = tls().server.cert;
-    server_tls.key_file = tls().server.key;
-    listen_options lo;
-    lo.tls = server_tls;
-    bound_.at = (*server_)->listen<fault_conn>(lo, "tls://127.0.0.1:0", &log_);
-    bound_.tls = tls().client.get();
+    bound_ = test::listen_over<fault_conn>(**server_, std::get<1>(GetParam()), &log_);
     return bound_;
   }
   target start(const engine_options& o = options()) {

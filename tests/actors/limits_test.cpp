@@ -1,7 +1,7 @@
 // Backpressure and limits on a live engine: outbound watermarks and on_writable_changed, pausing
 // and resuming reads (the default backpressure of an echo whose peer does not read), the
 // connection limit, idle / read / write timeouts, close()'s drain timeout, and stop() delivering
-// what was queued before it.
+// what was queued before it. The cases about a connection's bytes run over TCP and TLS.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -19,9 +19,11 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "actors/test_util.hpp"
+#include "actors/transports.hpp"
 
 namespace actnet {
 namespace {
@@ -29,10 +31,16 @@ namespace {
 using namespace std::chrono_literals;
 using test::connect_to;
 using test::eventually;
+using test::over;
 using test::pattern_bytes;
 using test::raise_to;
 using test::read_to_end;
 using test::running_engine;
+using test::stream_end;
+using test::target;
+
+// Over TCP and TLS.
+class over_transport : public ::testing::TestWithParam<over> {};
 
 // What the server side saw, read by the test thread.
 struct probe {
@@ -111,18 +119,18 @@ class pusher : public connection {
   std::size_t sent_ = 0;
 };
 
-TEST(limits, the_high_watermark_says_not_writable_and_the_low_one_writable_again) {
+TEST_P(over_transport, the_high_watermark_says_not_writable_and_the_low_one_writable_again) {
   probe p;
   const engine_options opts = limit_options();
   running_engine e(opts);
-  const address bound = e->listen<pusher>("tcp://127.0.0.1:0", &p);
+  const target bound = test::listen_over<pusher>(*e, GetParam(), &p);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   ASSERT_TRUE(eventually([&] { return !p.events().empty(); }));
   EXPECT_GE(p.outbound_at_false.load(), opts.outbound_high_watermark);
-  const std::string got = read_to_end(fd);  // draining it brings the low watermark
-  ::close(fd);
+  const std::string got = test::read_to_end(end);  // draining it brings the low watermark
+  end.close();
   ASSERT_TRUE(eventually([&] { return p.close_count() == 1; }));
   EXPECT_EQ(p.events(), (std::vector<bool>{false, true}));
   ASSERT_GE(got.size(), 3U);
@@ -231,45 +239,48 @@ class paused_reader : public connection {
   probe* p_;
 };
 
-class pause_modes : public ::testing::TestWithParam<bool> {};
+// Edge-triggered or not, over TCP and TLS.
+class pause_modes : public ::testing::TestWithParam<std::tuple<bool, over>> {
+ protected:
+  static engine_options options() {
+    engine_options o = test::small_options();
+    o.edge_triggered = std::get<0>(GetParam());
+    return o;
+  }
+};
 
 TEST_P(pause_modes, a_paused_connection_reads_nothing_until_resumed_then_everything) {
   probe p;
-  engine_options opts = test::small_options();
-  opts.edge_triggered = GetParam();
-  running_engine e(opts);
-  const address bound = e->listen<paused_reader>("tcp://127.0.0.1:0", &p);
+  running_engine e(options());
+  const target bound = test::listen_over<paused_reader>(*e, std::get<1>(GetParam()), &p);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   ASSERT_TRUE(eventually([&] { return p.paused.load(); }));
-  ASSERT_TRUE(test::send_all(fd, "hello, paused"));
+  ASSERT_TRUE(end.send_all("hello, paused"));
   // Nothing may arrive while paused. (A wait, not a timing assertion: a read would show here.)
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(p.received.load(), 0U);
   p.last_ref().tell<paused_reader>([](paused_reader& c) { c.resume_reading(); });
-  EXPECT_EQ(test::recv_exact(fd, 13), "hello, paused");
-  ASSERT_TRUE(test::send_all(fd, "more"));
-  EXPECT_EQ(test::recv_exact(fd, 4), "more");
-  ::close(fd);
+  EXPECT_EQ(end.recv_exact(13), "hello, paused");
+  ASSERT_TRUE(end.send_all("more"));
+  EXPECT_EQ(end.recv_exact(4), "more");
+  ASSERT_TRUE(end.shut_write());  // (TLS: a close_notify, then the FIN)
   ASSERT_TRUE(eventually([&] { return p.close_count() == 1; }));
   EXPECT_EQ(p.closed().front(), errc::end_of_stream);
 }
 
 TEST_P(pause_modes, a_reset_closes_a_paused_connection_once) {
   probe p;
-  engine_options opts = test::small_options();
-  opts.edge_triggered = GetParam();
-  running_engine e(opts);
-  const address bound = e->listen<paused_reader>("tcp://127.0.0.1:0", &p);
+  running_engine e(options());
+  const target bound = test::listen_over<paused_reader>(*e, std::get<1>(GetParam()), &p);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   ASSERT_TRUE(eventually([&] { return p.paused.load(); }));
-  ASSERT_TRUE(test::send_all(fd, "unread"));  // unread data makes the close a reset anyway
-  const linger reset{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-  ::close(fd);
+  ASSERT_TRUE(end.send_all("unread"));  // unread data makes the close a reset anyway
+  end.reset_on_close();
+  end.close();
   ASSERT_TRUE(eventually([&] { return p.close_count() == 1; }));
   EXPECT_EQ(p.closed().front(), std::errc::connection_reset);
   EXPECT_EQ(p.received.load(), 0U);
@@ -277,8 +288,13 @@ TEST_P(pause_modes, a_reset_closes_a_paused_connection_once) {
   EXPECT_EQ(p.close_count(), 1U);
 }
 
-INSTANTIATE_TEST_SUITE_P(level_and_edge, pause_modes, ::testing::Bool(),
-                         [](const auto& param) { return param.param ? "edge" : "level"; });
+INSTANTIATE_TEST_SUITE_P(level_and_edge, pause_modes,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Values(over::tcp, over::tls)),
+                         [](const auto& param) {
+                           return std::string(std::get<0>(param.param) ? "edge" : "level") +
+                                  (std::get<1>(param.param) == over::tls ? "_tls" : "");
+                         });
 
 TEST(limits, max_connections_refuses_the_one_too_many_and_admits_again_after_a_close) {
   probe p;
@@ -480,44 +496,44 @@ class closer : public connection {
   probe* p_;
 };
 
-TEST(limits, close_sends_the_buffered_output_to_a_reader_and_cuts_off_one_that_never_reads) {
+TEST_P(over_transport,
+       close_sends_the_buffered_output_to_a_reader_and_cuts_off_one_that_never_reads) {
   probe p;
   engine_options opts = test::small_options();
   opts.outbound_cap = 16 << 20;
   {
     running_engine e(opts);  // the default drain timeout, 30 s
-    const address bound = e->listen<closer>("tcp://127.0.0.1:0", &p);
+    const target bound = test::listen_over<closer>(*e, GetParam(), &p);
     e.start();
-    const int reader = connect_to(bound);
-    ASSERT_GE(reader, 0);
-    const std::string got = read_to_end(reader);
+    stream_end reader = test::open_end(bound);
+    ASSERT_TRUE(reader.ok());
+    const std::string got = test::read_to_end(reader);
     EXPECT_EQ(got.size(), std::size_t{8} << 20);
     EXPECT_TRUE(got == pattern_bytes(0, 8 << 20));
-    ::close(reader);
+    reader.close();
     ASSERT_TRUE(eventually([&] { return p.close_count() == 1; }));
     EXPECT_EQ(p.closed().front(), std::error_code{});
   }
   opts.drain_timeout = 300ms;
   opts.socket.send_buffer = 16 * 1024;
   running_engine e(opts);
-  const address bound = e->listen<closer>("tcp://127.0.0.1:0", &p);
+  const target bound = test::listen_over<closer>(*e, GetParam(), &p);
   e.start();
-  const int stuck = connect_to(bound);  // never reads
-  ASSERT_GE(stuck, 0);
+  const stream_end stuck = test::open_end(bound);  // never reads
+  ASSERT_TRUE(stuck.ok());
   ASSERT_TRUE(eventually([&] { return p.close_count() == 2; }));
   EXPECT_EQ(p.closed().back(), errc::drain_timeout);
-  ::close(stuck);
 }
 
-TEST(limits, stop_delivers_the_async_writes_sent_before_it) {
+TEST_P(over_transport, stop_delivers_the_async_writes_sent_before_it) {
   probe p;
   engine_options opts = limit_options();
   opts.outbound_cap = 16 << 20;
   running_engine e(opts);
-  const address bound = e->listen<echo>("tcp://127.0.0.1:0", &p);
+  const target bound = test::listen_over<echo>(*e, GetParam(), &p);
   e.start();
-  const int fd = connect_to(bound);
-  ASSERT_GE(fd, 0);
+  stream_end end = test::open_end(bound);
+  ASSERT_TRUE(end.ok());
   ASSERT_TRUE(eventually([&] { return p.last_ref().valid(); }));
   std::atomic<int> done_ok{0};
   constexpr std::size_t pieces = 64;
@@ -530,31 +546,31 @@ TEST(limits, stop_delivers_the_async_writes_sent_before_it) {
     });
   }
   std::thread stopper([&] { e.stop(); });
-  const std::string got = read_to_end(fd);  // until the server's FIN
+  const std::string got = test::read_to_end(end);  // until the server's end
   stopper.join();
   EXPECT_EQ(done_ok.load(), static_cast<int>(pieces));
   EXPECT_EQ(got.size(), pieces * piece);
   EXPECT_TRUE(got == pattern_bytes(0, pieces * piece)) << "every queued byte, in order";
   ASSERT_EQ(p.close_count(), 1U);
   EXPECT_EQ(p.closed().front(), errc::engine_stopped);
-  ::close(fd);
 }
 
-TEST(limits, stop_gives_up_on_a_peer_that_does_not_read_at_the_shutdown_timeout) {
+TEST_P(over_transport, stop_gives_up_on_a_peer_that_does_not_read_at_the_shutdown_timeout) {
   probe p;
   engine_options opts = limit_options();
   opts.outbound_high_watermark = opts.outbound_cap;
   opts.shutdown_timeout = 300ms;
   running_engine e(opts);
-  const address bound = e->listen<pusher>("tcp://127.0.0.1:0", &p);
+  const target bound = test::listen_over<pusher>(*e, GetParam(), &p);
   e.start();
-  const int fd = connect_to(bound);  // never reads
-  ASSERT_GE(fd, 0);
+  const stream_end end = test::open_end(bound);  // never reads
+  ASSERT_TRUE(end.ok());
+  // Opened (over TLS, the client's handshake may end before the server's), then not writable.
+  ASSERT_TRUE(eventually([&] { return e->metrics().total.opened == 1; }));
   ASSERT_TRUE(eventually([&] { return p.events().empty() && e->count_connections() == 1; }));
   e.stop();  // returns: the drain ends at the deadline
   ASSERT_EQ(p.close_count(), 1U);
   EXPECT_EQ(p.closed().front(), errc::engine_stopped);
-  ::close(fd);
 }
 
 // Holds `loop` in a handler until `release`; returns once it is held.
@@ -679,6 +695,11 @@ TEST(limits, a_full_mailbox_does_not_refuse_the_engines_own_messages_enroll_and_
   ::close(pair[1]);
   ::close(client);
 }
+
+INSTANTIATE_TEST_SUITE_P(limits, over_transport, ::testing::Values(over::tcp, over::tls),
+                         [](const auto& param) {
+                           return std::string(param.param == over::tls ? "tls" : "tcp");
+                         });
 
 }  // namespace
 }  // namespace actnet
