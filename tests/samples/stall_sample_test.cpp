@@ -33,6 +33,21 @@ std::string reply(int fd, std::size_t expected) {
   return test::recv_exact(fd, expected);
 }
 
+// SETs key:0 .. key:N-1 to "v", by MSETs of 1,000 keys; false if one was not answered +OK.
+bool load_keys(int fd, int n) {
+  for (int i = 0; i < n; i += 1000) {
+    std::vector<std::string> args{"MSET"};
+    for (int k = i; k < i + 1000 && k < n; ++k) {
+      args.push_back("key:" + std::to_string(k));
+      args.emplace_back("v");
+    }
+    if (!test::send_all(fd, command(args)) || reply(fd, 5) != "+OK\r\n") {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Reads one RESP reply's first line (up to \r\n).
 std::string first_line(int fd) {
   std::string line;
@@ -163,16 +178,7 @@ TEST_F(one_loop_redis, keys_and_flushall_over_a_large_keyspace_leave_the_loop_to
   ASSERT_EQ(server_.addresses.size(), 1U) << server_.first_line;
   const int fd = test::connect_to(server_.bound);
   constexpr int keys = 100'000;
-  constexpr int batch = 1000;
-  for (int i = 0; i < keys; i += batch) {
-    std::vector<std::string> args{"MSET"};
-    for (int k = i; k < i + batch; ++k) {
-      args.push_back("key:" + std::to_string(k));
-      args.emplace_back("v");
-    }
-    ASSERT_TRUE(test::send_all(fd, command(args)));
-    ASSERT_EQ(reply(fd, 5), "+OK\r\n");
-  }
+  ASSERT_TRUE(load_keys(fd, keys));
   // KEYS * scans in slices, each a small part of a loop iteration: the PINGs are answered
   // between them, and every key comes back.
   const long before = stalls();
@@ -203,20 +209,9 @@ TEST_F(one_loop_redis, a_growing_keyspace_never_rehashes_it_all_at_once) {
   // 600,000 keys: one std::unordered_map would rehash all of them at once at 541,000 or so
   // (some 40 ms in a release build); the table's segments grow one at a time.
   constexpr int keys = 600'000;
-  constexpr int batch = 1000;
   const long before = stalls();
   ASSERT_GE(before, 0);
-  const int answered = while_pinging([&] {
-    for (int i = 0; i < keys; i += batch) {
-      std::vector<std::string> args{"MSET"};
-      for (int k = i; k < i + batch; ++k) {
-        args.push_back("key:" + std::to_string(k));
-        args.emplace_back("v");
-      }
-      ASSERT_TRUE(test::send_all(fd, command(args)));
-      ASSERT_EQ(reply(fd, 5), "+OK\r\n");
-    }
-  });
+  const int answered = while_pinging([&] { ASSERT_TRUE(load_keys(fd, keys)); });
   EXPECT_GT(answered, 0);
   ASSERT_TRUE(test::send_all(fd, command({"DBSIZE"})));
   EXPECT_EQ(reply(fd, 9), ":600000\r\n");
