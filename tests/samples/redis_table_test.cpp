@@ -95,23 +95,36 @@ std::map<std::string, int> counts(const std::vector<std::string>& keys) {
   return n;
 }
 
-TEST(redis_table, a_scan_in_slices_lists_each_key_once) {
-  string_table t;
-  for (int i = 0; i < 5000; ++i) {
+// Fills `t` with key(0) .. key(n - 1).
+void fill(string_table& t, int n) {
+  for (int i = 0; i < n; ++i) {
     t.insert_new(key(i), "v");
   }
-  const std::map<std::string, int> n = counts(scan_all(t, 7, [](const table_cursor&) {}));
-  EXPECT_EQ(n.size(), 5000U);
+}
+
+// Every key(i) for i in [from, to) by `step` listed exactly once, and no key listed twice.
+void expect_once(const std::map<std::string, int>& n, int from, int to, int step = 1) {
+  for (int i = from; i < to; i += step) {
+    const auto it = n.find(key(i));
+    ASSERT_NE(it, n.end()) << key(i);
+    ASSERT_EQ(it->second, 1) << key(i);
+  }
   for (const auto& [k, times] : n) {
     ASSERT_EQ(times, 1) << k;
   }
 }
 
+TEST(redis_table, a_scan_in_slices_lists_each_key_once) {
+  string_table t;
+  fill(t, 5000);
+  const std::map<std::string, int> n = counts(scan_all(t, 7, [](const table_cursor&) {}));
+  EXPECT_EQ(n.size(), 5000U);
+  expect_once(n, 0, 5000);
+}
+
 TEST(redis_table, segments_that_grow_under_a_scan_are_scanned_again_and_no_key_is_listed_twice) {
   string_table t;
-  for (int i = 0; i < 20'000; ++i) {
-    t.insert_new(key(i), "v");
-  }
+  fill(t, 20'000);
   // Once in each segment, new keys into the segment the scan is inside, until it grows; and
   // after every slice a few into any (which may grow others too, and front the bucket the scan
   // stopped in).
@@ -133,44 +146,25 @@ TEST(redis_table, segments_that_grow_under_a_scan_are_scanned_again_and_no_key_i
     }
   });
   EXPECT_GT(forced.size(), string_table::segments / 2);
-  const std::map<std::string, int> n = counts(found);
-  for (int i = 0; i < 20'000; ++i) {  // there throughout: once each
-    const auto it = n.find(key(i));
-    ASSERT_NE(it, n.end()) << key(i);
-    ASSERT_EQ(it->second, 1) << key(i);
-  }
-  for (const auto& [k, times] : n) {  // added during it: at most once
-    ASSERT_EQ(times, 1) << k;
-  }
+  // There throughout: once each; added during it: at most once.
+  expect_once(counts(found), 0, 20'000);
 }
 
 TEST(redis_table, keys_erased_under_a_scan_leave_the_others_listed_once) {
   string_table t;
-  for (int i = 0; i < 20'000; ++i) {
-    t.insert_new(key(i), "v");
-  }
+  fill(t, 20'000);
   int next = 0;
   const std::vector<std::string> found = scan_all(t, 11, [&](const table_cursor&) {
     for (int k = 0; k < 5 && next < 20'000; ++k, next += 2) {
       (void)t.erase(key(next));  // the even keys, from the front
     }
   });
-  const std::map<std::string, int> n = counts(found);
-  for (int i = 1; i < 20'000; i += 2) {  // the odd ones stay: once each
-    const auto it = n.find(key(i));
-    ASSERT_NE(it, n.end()) << key(i);
-    ASSERT_EQ(it->second, 1) << key(i);
-  }
-  for (const auto& [k, times] : n) {
-    ASSERT_EQ(times, 1) << k;
-  }
+  expect_once(counts(found), 1, 20'000, 2);  // the odd ones stay: once each
 }
 
 TEST(redis_table, a_table_emptied_under_a_scan_ends_it_without_a_key_twice) {
   string_table t;
-  for (int i = 0; i < 3000; ++i) {
-    t.insert_new(key(i), "v");
-  }
+  fill(t, 3000);
   int slices = 0;
   string_table old;
   const std::vector<std::string> found = scan_all(t, 17, [&](const table_cursor&) {
