@@ -136,6 +136,8 @@ void detail::loop_core::reap_scheduled() noexcept {
     if (c.pause_asked_) {
       meter_.paused.sub();
     }
+    // Not open any more from here: whoever sees on_close's effects sees the count without it.
+    const bool last = c.counted_ && connections_.fetch_sub(1, std::memory_order_relaxed) == 1;
     if (c.xport_ == nullptr || !c.xport_->handshaking) [[likely]] {
       meter_.closed_by[static_cast<std::size_t>(next.cause)].add();
       meter_.closed.add_released();  // (after closed_by: see read_metrics)
@@ -156,7 +158,6 @@ void detail::loop_core::reap_scheduled() noexcept {
       }
     }
     slots_.release(c.slot_);
-    const bool counted = c.counted_;
     if (c.admitted_) {
       owner_.release_admission();
     }
@@ -165,7 +166,7 @@ void detail::loop_core::reap_scheduled() noexcept {
     } else {
       delete &c;
     }
-    if (counted && connections_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+    if (last) {
       schedule_idle_release();
     }
   }
