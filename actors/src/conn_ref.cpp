@@ -7,6 +7,7 @@
 #include <cstring>
 #include <utility>
 
+#include "actnet/actors/actor.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
@@ -30,7 +31,16 @@ std::error_code detail::send_question(event_loop& loop, std::uint32_t slot,
 }
 
 void detail::send_reply(const reply_address& to, unique_function<void()> reply) {
-  if (to.generation == 0) {
+  if (to.cell != nullptr) {  // a service actor: as it, if it still runs
+    to.loop->post_fn([cell = to.cell, generation = to.generation, r = std::move(reply)](
+                         event_loop& loop, connection*, std::error_code) mutable {
+      if (enter_actor(loop, *cell, generation) != nullptr) {
+        r();
+      } else {
+        count_dropped(loop);
+      }
+    });
+  } else if (to.generation == 0) {
     to.loop->post_fn(
         [r = std::move(reply)](event_loop&, connection*, std::error_code) mutable { r(); });
   } else {

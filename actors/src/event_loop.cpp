@@ -63,6 +63,9 @@ void detail::loop_core::observe(lifecycle_observer& observer, std::uint8_t what)
 void detail::loop_core::shut_down() noexcept {
   close_all(make_error_code(errc::engine_stopped));
   release_retired();
+  for (std::size_t i = 0; i < stop_observers_.count; ++i) {
+    stop_observers_.jobs[i]->stopped();
+  }
   drain_stopped();
   bury();
 }
@@ -669,6 +672,9 @@ void detail::loop_core::stop_phase() {
   }
   close_all(make_error_code(errc::engine_stopped));
   release_retired();
+  for (std::size_t i = 0; i < stop_observers_.count; ++i) {
+    stop_observers_.jobs[i]->stopped();  // the service actors, after the connections
+  }
   timers_.clear();  // none runs after stop; a reconnect's retry reports engine_stopped as it goes
 }
 

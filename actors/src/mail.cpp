@@ -27,6 +27,10 @@ void detail::loop_core::enter_thread(bool entering) noexcept {
   sending_loop = entering ? this : nullptr;
 }
 
+event_loop* detail::loop_core::current() noexcept {
+  return sending_loop != nullptr ? &sending_loop->self_ : nullptr;
+}
+
 void detail::loop_core::send(detail::message&& m) {
   mailbox_.post(std::move(m));
   count_sent();

@@ -163,7 +163,7 @@ void loop_core::report_stall(std::int64_t busy_ns) noexcept {
   // The watchdog's sighting in this iteration names the handler; without one (a stall shorter
   // than its period), the last handler of the iteration is the likeliest.
   const bool seen = meter_.seen_iteration_start_ns.load(std::memory_order_acquire) == busy_began_;
-  const connection* last = meter_.running.load(std::memory_order_relaxed);  // (not freed yet)
+  const actor_base* last = meter_.running.load(std::memory_order_relaxed);  // (not freed yet)
   const std::type_info* type = seen              ? meter_.seen_type.load(std::memory_order_relaxed)
                                : last != nullptr ? &typeid(*last)
                                                  : nullptr;
@@ -189,7 +189,7 @@ void loop_core::bury() noexcept {
   while (meter_.inspecting.load(std::memory_order_seq_cst)) {
     std::this_thread::yield();  // (a look is a few loads)
   }
-  for (connection* c : graveyard_) {
+  for (actor_base* c : graveyard_) {
     delete c;
   }
   graveyard_.clear();

@@ -49,7 +49,7 @@ void watchdog::look(std::int64_t now) {
     // The actor's class, read only while the loop cannot free it (loop_core::bury).
     m.inspecting.store(true, std::memory_order_seq_cst);
     const bool same = m.busy_since_ns.load(std::memory_order_seq_cst) == began;
-    const connection* running = same ? m.running.load(std::memory_order_acquire) : nullptr;
+    const actor_base* running = same ? m.running.load(std::memory_order_acquire) : nullptr;
     const std::type_info* type = running != nullptr ? &typeid(*running) : nullptr;
     m.inspecting.store(false, std::memory_order_seq_cst);
     const loop_phase phase = m.phase.load(std::memory_order_relaxed);

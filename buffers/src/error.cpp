@@ -44,6 +44,8 @@ class category final : public std::error_category {
         return "TLS: the peer closed without close_notify (truncated)";
       case errc::tls_protocol_error:
         return "TLS protocol error";
+      case errc::actor_stopped:
+        return "actor stopped";
     }
     return "unknown actnet error " + std::to_string(value);
   }

@@ -23,6 +23,7 @@ enum class errc : int {
   tls_handshake_timeout,     ///< the TLS handshake was not done in time
   tls_truncated,             ///< the peer's FIN came without TLS's close_notify before it
   tls_protocol_error,        ///< a TLS record after the handshake was bad (or an alert came)
+  actor_stopped,             ///< the service actor asked has stopped (or never existed there)
 };
 
 [[nodiscard]] const std::error_category& error_category() noexcept;

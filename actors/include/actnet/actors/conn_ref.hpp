@@ -24,6 +24,7 @@ class loop_core;
 class datagram_sockets;
 }  // namespace detail
 
+class actor;
 class connection;
 class event_loop;
 
@@ -56,12 +57,15 @@ void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<v
 
 // -- ask: a question to a loop or a connection, and its reply to the asker --
 
-/// Where a reply goes: the asking connection (slot and generation), or, with generation 0, the
-/// asking loop itself.
+struct actor_cell;
+
+/// Where a reply goes: the asking connection (slot and generation), the asking service actor
+/// (`cell` and generation), or, with generation 0, the asking loop itself.
 struct reply_address {
   event_loop* loop = nullptr;
   std::uint32_t slot = 0;
   std::uint32_t generation = 0;
+  actor_cell* cell = nullptr;
 };
 
 /// Sends `question` to `loop`: it runs there with the connection (slot, generation), or with
@@ -88,13 +92,13 @@ struct answer_of<void> {
   using type = std::error_code;
 };
 
-/// The question of an ask: runs `fn(target)` on the target's loop (Target is event_loop for a
-/// loop, else the connection class) and sends `then(answer)` back. A handler that throws is
-/// logged and answered with errc::handler_failed.
+/// The answer of an ask: `answer(loop, target, ec)` runs `fn(*target)` on the target's loop
+/// (unless `ec`, which is then the answer) and sends `then(answer)` back. A handler that throws
+/// is logged and answered with errc::handler_failed.
 template <class Target, class Fn, class Then>
-message_fn make_question(Fn&& fn, Then&& then, reply_address back) {
+auto make_answer(Fn&& fn, Then&& then, reply_address back) {
   return [f = std::forward<Fn>(fn), t = std::forward<Then>(then), back](
-             event_loop& loop, connection* c, std::error_code ec) mutable {
+             event_loop& loop, Target* target, std::error_code ec) mutable {
     using value = std::invoke_result_t<std::decay_t<Fn>&, Target&>;
     using answer = typename answer_of<value>::type;
     static_assert(std::is_invocable_v<std::decay_t<Then>&, answer>,
@@ -105,20 +109,11 @@ message_fn make_question(Fn&& fn, Then&& then, reply_address back) {
         return answer(ec);
       }
       try {
-        auto& target = [&]() -> Target& {
-          if constexpr (std::is_same_v<Target, event_loop>) {
-            return loop;
-          } else {
-            assert(dynamic_cast<Target*>(c) != nullptr &&
-                   "ask<Conn>: the connection is not a Conn");
-            return static_cast<Target&>(*c);
-          }
-        }();
         if constexpr (std::is_void_v<value>) {
-          f(target);
+          f(*target);
           return std::error_code{};
         } else {
-          return answer(f(target));
+          return answer(f(*target));
         }
       } catch (const std::exception& e) {
         log_ask_failure(loop, e.what());
@@ -128,6 +123,22 @@ message_fn make_question(Fn&& fn, Then&& then, reply_address back) {
       return answer(make_error_code(errc::handler_failed));
     }();
     send_reply(back, [t = std::move(t), a = std::move(a)]() mutable { t(std::move(a)); });
+  };
+}
+
+/// The question of an ask: runs `fn(target)` on the target's loop (Target is event_loop for a
+/// loop, else the connection class) and sends `then(answer)` back, as make_answer.
+template <class Target, class Fn, class Then>
+message_fn make_question(Fn&& fn, Then&& then, reply_address back) {
+  return [a = make_answer<Target>(std::forward<Fn>(fn), std::forward<Then>(then), back)](
+             event_loop& loop, connection* c, std::error_code ec) mutable {
+    if constexpr (std::is_same_v<Target, event_loop>) {
+      a(loop, &loop, ec);
+    } else {
+      assert((ec || dynamic_cast<Target*>(c) != nullptr) &&
+             "ask<Conn>: the connection is not a Conn");
+      a(loop, static_cast<Target*>(c), ec);
+    }
   };
 }
 
@@ -190,6 +201,7 @@ class conn_ref {
   friend bool operator==(const conn_ref&, const conn_ref&) = default;
 
  private:
+  friend class actor;
   friend class connection;
   friend class event_loop;
   friend class detail::loop_core;

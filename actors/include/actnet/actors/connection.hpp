@@ -17,7 +17,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "actnet/actors/actor.hpp"
 #include "actnet/actors/conn_ref.hpp"
+#include "actnet/actors/detail/actor_base.hpp"
 #include "actnet/actors/tls.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/buffers/byte_views.hpp"
@@ -92,12 +94,12 @@ struct timeouts {
 /// send buffer: resource_unavailable_try_again) is dropped and its error returned, and the
 /// connection stays open. An empty write sends an empty datagram; writev takes at most 64
 /// parts (argument_list_too_long beyond). See engine::listen for socket actors and sessions.
-class connection {
+class connection : public detail::actor_base {
  public:
   connection();  // (out of line: what it keeps beyond the per-message fields is a detail)
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
-  virtual ~connection();
+  ~connection() override;
 
   // -- events: override what you need --
 
@@ -265,6 +267,15 @@ class connection {
         *target.loop_, target.slot_, target.generation_,
         detail::make_question<Conn>(std::forward<Fn>(fn), std::forward<Then>(then),
                                     reply_address()));
+  }
+  /// Asks service actor `target` (actor.hpp): `fn(A&)` runs there as that actor and
+  /// `then(answer)` back here, as this connection; errc::actor_stopped when it had stopped.
+  /// Otherwise as above.
+  template <class A, class Fn, class Then>
+  std::error_code ask(const actor_ref<A>& target, Fn&& fn, Then&& then) {
+    assert_in_loop_thread();
+    return detail::ask_actor<A>(*target.loop_, target.cell_, target.generation_,
+                                std::forward<Fn>(fn), std::forward<Then>(then), reply_address());
   }
   /// Asks loop `target` (seastar's submit_to): `fn(event_loop&)` runs on that loop and
   /// `then(answer)` back here, as this actor; as above.

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "actnet/actors/actor.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/actors/metrics.hpp"
@@ -353,8 +354,28 @@ class engine {
     return refused;
   }
 
+  /// Thread-safe: makes a service actor of class A (actor.hpp) from `args` (constructed here,
+  /// on the calling thread) on the loop the balancer picks, and returns its address at once.
+  /// Its on_start runs on that loop (when the engine runs, if it does not yet); messages sent
+  /// before then wait for it. It lives until it stops (actor::stop, actor_ref::stop) or the
+  /// engine does, which ends every actor after its connections (on_stop once each). Spawned
+  /// once the engine has stopped, it never starts and messages to it are dropped.
+  template <class A, class... Args>
+  actor_ref<A> spawn(Args&&... args) {
+    static_assert(std::is_base_of_v<actor, A>, "spawn<A>: A must derive from actnet::actor");
+    balancer_assignment where = balancer_->assign(nullptr, 0);
+    return spawn_here<A>(where.target, std::move(where.lease), std::forward<Args>(args)...);
+  }
+  /// As spawn, on loop `loop` (std::out_of_range beyond the last).
+  template <class A, class... Args>
+  actor_ref<A> spawn_on(std::size_t loop, Args&&... args) {
+    static_assert(std::is_base_of_v<actor, A>, "spawn_on<A>: A must derive from actnet::actor");
+    return spawn_here<A>(loops_.at(loop)->index(), {}, std::forward<Args>(args)...);
+  }
   /// Thread-safe: open connections over all loops.
   [[nodiscard]] std::size_t count_connections() const noexcept;
+  /// Thread-safe: service actors living over all loops (spawned, not yet stopped).
+  [[nodiscard]] std::size_t count_actors() const noexcept;
   /// Thread-safe, and without stopping a loop: each loop's metrics (connections by what became
   /// of them, bytes, mail, timers, time busy and waiting, stalls), their totals, and the worker
   /// queue's depth. See metrics.hpp and the README's "Metrics".
@@ -415,6 +436,14 @@ class engine {
     std::shared_ptr<detail::tls_counters> tls_counts;
   };
   void tick();
+  template <class A, class... Args>
+  actor_ref<A> spawn_here(std::size_t loop, balancer_lease lease, Args&&... args) {
+    std::unique_ptr<actor> made = std::make_unique<A>(std::forward<Args>(args)...);
+    const detail::actor_cell_ref at = place(loop, std::move(lease), std::move(made));
+    return {at.loop, at.cell, at.generation};
+  }
+  // Gives `made` its cell on loop `loop` and sends it there to start.
+  detail::actor_cell_ref place(std::size_t loop, balancer_lease lease, std::unique_ptr<actor> made);
   // dial()'s checks (throws invalid_argument); the reconnect state when options ask for it.
   static std::shared_ptr<detail::redial> prepare_dial(const address& to, const factory& make,
                                                       const dial_options& options,

@@ -27,6 +27,7 @@ struct engine_options;
 struct dial_options;
 namespace detail {
 class watchdog;
+class actor_host;
 }
 
 /// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
@@ -141,6 +142,7 @@ class event_loop : private detail::loop_core, private detail::loop_jobs {
   friend class detail::accepting;
   friend class detail::offloads;
   friend class detail::watchdog;
+  friend class detail::actor_host;
 };
 
 }  // namespace actnet

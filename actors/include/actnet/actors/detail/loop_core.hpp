@@ -94,9 +94,11 @@ class lifecycle_observer {
     return true;
   }
   /// After c's on_close, before it is freed.
-  virtual void closed(connection& c, std::error_code reason, bool stopping) noexcept = 0;
+  virtual void closed(connection& /*c*/, std::error_code /*reason*/, bool /*stopping*/) noexcept {}
   /// The loop stops: nothing new starts; what is in flight ends.
   virtual void stopping() noexcept {}
+  /// The loop has stopped: every connection has closed (and at the loop's destruction).
+  virtual void stopped() noexcept {}
 
   /// Whether the job may hold state for some connection: the core asks it of a close only
   /// then, so a close costs no call to a job that has nothing (a plain server's usual case).
@@ -247,7 +249,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Metrics: the actor whose handler runs next (for the stall reports), the end of an
   // iteration's busy part and the start of its wait (`now`: the steady clock's ns), the
   // wake-up after it, and a stall's report.
-  void note_running(const connection& c) noexcept {
+  void note_running(const actor_base& c) noexcept {
     // Release (a plain store on x86-64): what made the actor happens before the watchdog's look.
     meter_.running.store(&c, std::memory_order_release);
   }
@@ -260,6 +262,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard]] loop_metrics read_metrics() const noexcept;  // any thread
   // run() enters this loop's thread (and leaves it): sends from it count as this loop's.
   void enter_thread(bool entering) noexcept;
+  // The loop whose thread calls (null on other threads).
+  [[nodiscard]] static event_loop* current() noexcept;
   [[nodiscard]] connection* find(std::uint32_t slot, std::uint32_t generation) const noexcept;
   // What c is registered with in the back end.
   [[nodiscard]] static std::uint64_t key_of(const connection& c) noexcept;
@@ -329,7 +333,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::int64_t wait_began_ = 0;
   std::int64_t stall_threshold_ns_ = 0;
   log_limiter stall_log_;
-  std::vector<connection*> graveyard_;  // closed this iteration, freed by bury()
+  std::vector<actor_base*> graveyard_;  // closed or stopped this iteration, freed by bury()
 };
 
 }  // namespace detail

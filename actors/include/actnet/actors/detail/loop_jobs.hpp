@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "actnet/actors/detail/accepting.hpp"
+#include "actnet/actors/detail/actor_host.hpp"
 #include "actnet/actors/detail/datagram_sockets.hpp"
 #include "actnet/actors/detail/dialer.hpp"
 #include "actnet/actors/detail/loop_core.hpp"
@@ -40,12 +41,13 @@ class offloads final : public lifecycle_observer {
 /// with as they are made).
 struct loop_jobs {
   explicit loop_jobs(event_loop& self)
-      : accepting_(self), dialer_(self), datagrams_(self), offloads_(self) {}
+      : accepting_(self), dialer_(self), datagrams_(self), offloads_(self), actors_(self) {}
 
   accepting accepting_;
   dialer dialer_;
   datagram_sockets datagrams_;
   offloads offloads_;
+  actor_host actors_;
 };
 
 }  // namespace detail

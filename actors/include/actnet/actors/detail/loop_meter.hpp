@@ -16,9 +16,7 @@
 
 #include "actnet/actors/metrics.hpp"
 
-namespace actnet {
-class connection;
-}
+#include "actnet/actors/detail/actor_base.hpp"
 
 namespace actnet::detail {
 
@@ -105,7 +103,7 @@ struct loop_meter {
   // (`inspecting`): so a pointer read within one iteration is never to freed memory.
   std::atomic<std::int64_t> busy_since_ns{0};
   std::atomic<loop_phase> phase{loop_phase::waiting};
-  std::atomic<const connection*> running{nullptr};
+  std::atomic<const actor_base*> running{nullptr};
   std::atomic<bool> inspecting{false};
   // The watchdog's last sighting of a handler past the threshold in the running iteration,
   // which the loop reports as the stall's cause when the iteration ends.

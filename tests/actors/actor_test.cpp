@@ -1,0 +1,421 @@
+// Service actors: spawn, life cycle (on_start / on_stop once each, the engine's stop after the
+// connections), tell and ask from threads, loops, connections and other actors, mail that comes
+// before on_start, messages to stopped actors dropped and counted, timers, watch.
+#include "actnet/actors/actor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actnet/actors/engine.hpp"
+#include "actnet/error.hpp"
+#include "actors/test_util.hpp"
+
+namespace actnet {
+namespace {
+
+using test::eventually;
+using test::running_engine;
+using namespace std::chrono_literals;
+
+// What every actor of a test records, from any loop.
+struct journal {
+  std::atomic<int> started{0};
+  std::atomic<int> stopped{0};
+  std::mutex mutex;
+  std::vector<std::string> events;  // in the order they happened, over all threads
+  void note(std::string e) {
+    const std::lock_guard lock(mutex);
+    events.push_back(std::move(e));
+  }
+  [[nodiscard]] std::vector<std::string> snapshot() {
+    const std::lock_guard lock(mutex);
+    return events;
+  }
+};
+
+class counter final : public actor {
+ public:
+  explicit counter(journal* j) : journal_(j) {}
+  void on_start() override {
+    started_ = true;
+    journal_->started++;
+  }
+  void on_stop() override {
+    EXPECT_TRUE(loop().in_loop_thread());
+    journal_->stopped++;
+    journal_->note("stop");
+  }
+  // A message: runs as the actor, after on_start, on its loop.
+  void add(int v) {
+    EXPECT_TRUE(started_) << "a message ran before on_start";
+    EXPECT_TRUE(loop().in_loop_thread());
+    seen_.push_back(v);
+  }
+  [[nodiscard]] const std::vector<int>& seen() const { return seen_; }
+  [[nodiscard]] int total() const { return static_cast<int>(seen_.size()); }
+
+ private:
+  journal* journal_;
+  bool started_ = false;
+  std::vector<int> seen_;
+};
+
+TEST(actor, each_starts_once_and_stops_once_at_the_engine_stop) {
+  journal j;
+  running_engine e(test::small_options(2));
+  constexpr int actors = 20;
+  std::vector<actor_ref<counter>> refs;
+  for (int i = 0; i < actors; ++i) {
+    refs.push_back(e->spawn<counter>(&j));  // before the engine runs: they start with it
+  }
+  EXPECT_EQ(e->count_actors(), static_cast<std::size_t>(actors));
+  e.start();
+  ASSERT_TRUE(eventually([&] { return j.started == actors; }));
+  // The balancer spreads them over both loops.
+  int on_first = 0;
+  for (const auto& r : refs) {
+    on_first += r.loop() == &e->loop(0) ? 1 : 0;
+  }
+  EXPECT_GT(on_first, 0);
+  EXPECT_LT(on_first, actors);
+  refs[0].stop();
+  refs[0].stop();  // a second stop does nothing
+  ASSERT_TRUE(eventually([&] { return j.stopped == 1; }));
+  EXPECT_EQ(e->count_actors(), static_cast<std::size_t>(actors - 1));
+  e.stop();
+  EXPECT_EQ(j.started, actors);
+  EXPECT_EQ(j.stopped, actors);
+  EXPECT_EQ(e->count_actors(), 0U);
+}
+
+class noting_connection final : public connection {
+ public:
+  explicit noting_connection(journal* j) : journal_(j) {}
+  void on_open() override { journal_->note("open"); }
+  void on_close(std::error_code) override { journal_->note("close"); }
+
+ private:
+  journal* journal_;
+};
+
+TEST(actor, the_engine_stops_actors_after_its_connections) {
+  journal j;
+  running_engine e(test::small_options(1));
+  const address bound = e->listen<noting_connection>("tcp://127.0.0.1:0", &j);
+  (void)e->spawn<counter>(&j);
+  e.start();
+  const int fd = test::connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 1 && j.started == 1; }));
+  e.stop();
+  ::close(fd);
+  const std::vector<std::string> events = j.snapshot();
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[1], "close");
+  EXPECT_EQ(events[2], "stop");
+}
+
+TEST(actor, tells_from_one_thread_run_in_order_on_the_actors_loop) {
+  journal j;
+  running_engine e(test::small_options(2));
+  const actor_ref<counter> c = e->spawn_on<counter>(1, &j);
+  EXPECT_EQ(c.loop(), &e->loop(1));
+  e.start();
+  constexpr int messages = 20'000;
+  for (int i = 0; i < messages; ++i) {
+    while (c.tell([i](counter& a) { a.add(i); }) == make_error_code(errc::queue_full)) {
+      std::this_thread::yield();
+    }
+  }
+  std::promise<std::vector<int>> seen;
+  ASSERT_FALSE(c.tell([&seen](counter& a) { seen.set_value(a.seen()); }));
+  const std::vector<int> got = seen.get_future().get();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(messages));
+  for (int i = 0; i < messages; ++i) {
+    ASSERT_EQ(got[i], i);
+  }
+}
+
+TEST(actor, mail_sent_before_on_start_waits_for_it) {
+  journal j;
+  std::atomic<int> total{0};  // (before the engine: its last tells may run until it stops)
+  running_engine e(test::small_options(2));
+  const actor_ref<counter> c = e->spawn<counter>(&j);
+  // Several senders at once, before and while the engine starts: every message runs after
+  // on_start (counter::add checks), none is lost.
+  constexpr int senders = 4;
+  constexpr int each = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < senders; ++t) {
+    threads.emplace_back([&c] {
+      for (int i = 0; i < each; ++i) {
+        // (Refused while the mailbox is full, before the loop runs: sent again.)
+        while (c.tell([i](counter& a) { a.add(i); }) == make_error_code(errc::queue_full)) {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  e.start();
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  // (A message from this thread may overtake the senders' last ones: no order among senders.)
+  ASSERT_TRUE(eventually([&] {
+    (void)c.tell([&total](counter& a) { total = a.total(); });
+    return total == senders * each;
+  }));
+}
+
+TEST(actor, messages_to_a_stopped_actor_are_dropped_and_counted) {
+  journal j;
+  running_engine e(test::small_options(1));
+  const actor_ref<counter> c = e->spawn<counter>(&j);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return j.started == 1; }));
+  c.stop();
+  ASSERT_TRUE(eventually([&] { return e->count_actors() == 0; }));
+  const std::uint64_t before = e->loop(0).dropped_messages();
+  bool ran = false;
+  ASSERT_FALSE(c.tell([&ran](counter&) { ran = true; }));
+  std::promise<std::error_code> answer;
+  ASSERT_FALSE(c.ask([](counter& a) { return a.total(); },
+                     [&answer](result<int> r) { answer.set_value(r.error()); }));
+  EXPECT_EQ(answer.get_future().get(), make_error_code(errc::actor_stopped));
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(e->loop(0).dropped_messages() - before, 2U);
+  // A new actor in the same place is not reached by the old address.
+  const actor_ref<counter> again = e->spawn<counter>(&j);
+  ASSERT_TRUE(eventually([&] { return j.started == 2; }));
+  EXPECT_NE(again, c);
+  ASSERT_FALSE(c.tell([&ran](counter&) { ran = true; }));
+  std::promise<int> total;
+  ASSERT_FALSE(again.tell([&total](counter& a) { total.set_value(a.total()); }));
+  EXPECT_EQ(total.get_future().get(), 0);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(e->loop(0).dropped_messages() - before, 3U);
+}
+
+TEST(actor, an_ask_from_outside_the_loops_is_answered_on_the_actors_loop) {
+  journal j;
+  running_engine e(test::small_options(2));
+  const actor_ref<counter> c = e->spawn_on<counter>(1, &j);
+  e.start();
+  std::promise<std::pair<int, bool>> answer;
+  ASSERT_FALSE(c.ask(
+      [](counter& a) {
+        a.add(7);
+        return a.total();
+      },
+      [&answer, &e](result<int> r) {
+        answer.set_value({r ? *r : -1, e->loop(1).in_loop_thread()});
+      }));
+  const auto [value, on_its_loop] = answer.get_future().get();
+  EXPECT_EQ(value, 1);
+  EXPECT_TRUE(on_its_loop);
+  // A handler that throws is answered with handler_failed; the actor lives on.
+  std::promise<std::error_code> failed;
+  ASSERT_FALSE(c.ask([](counter&) -> int { throw std::runtime_error("no"); },
+                     [&failed](result<int> r) { failed.set_value(r.error()); }));
+  EXPECT_EQ(failed.get_future().get(), make_error_code(errc::handler_failed));
+  std::promise<int> total;
+  ASSERT_FALSE(c.tell([&total](counter& a) { total.set_value(a.total()); }));
+  EXPECT_EQ(total.get_future().get(), 1);
+}
+
+// Asks another actor and keeps the answers, as itself.
+class asker final : public actor {
+ public:
+  explicit asker(actor_ref<counter> target) : target_(target) {}
+  void ask_twice(std::promise<std::vector<int>>* done) {
+    // Two answers in turn: the second question is asked from the first answer's handler.
+    (void)ask(
+        target_,
+        [](counter& c) {
+          c.add(1);
+          return c.total();
+        },
+        [this, done](result<int> first) {
+          EXPECT_TRUE(is_running());
+          EXPECT_TRUE(loop().in_loop_thread());
+          answers_.push_back(first ? *first : -1);
+          (void)ask(
+              target_,
+              [](counter& c) {
+                c.add(2);
+                return c.total();
+              },
+              [this, done](result<int> second) {
+                answers_.push_back(second ? *second : -1);
+                done->set_value(answers_);
+              });
+        });
+  }
+
+ private:
+  actor_ref<counter> target_;
+  std::vector<int> answers_;
+};
+
+TEST(actor, an_actor_asks_another_on_another_loop_and_hears_as_itself) {
+  journal j;
+  running_engine e(test::small_options(2));
+  const actor_ref<counter> c = e->spawn_on<counter>(1, &j);
+  const actor_ref<asker> a = e->spawn_on<asker>(0, c);
+  e.start();
+  std::promise<std::vector<int>> done;
+  ASSERT_FALSE(a.tell([&done](asker& self) { self.ask_twice(&done); }));
+  EXPECT_EQ(done.get_future().get(), (std::vector<int>{1, 2}));
+}
+
+// A connection that asks a counter actor for its total for each line and writes it back.
+class asking_connection final : public connection {
+ public:
+  explicit asking_connection(actor_ref<counter>* target) : target_(*target) {}
+  void on_data() override {
+    while (next(1)) {
+      (void)ask(
+          target_,
+          [](counter& c) {
+            c.add(0);
+            return c.total();
+          },
+          [this](result<int> r) { (void)write(std::to_string(r ? *r : -1) + "\n"); });
+    }
+  }
+
+ private:
+  actor_ref<counter> target_;
+};
+
+TEST(actor, a_connection_asks_a_service_actor) {
+  journal j;
+  running_engine e(test::small_options(2));
+  actor_ref<counter> c = e->spawn_on<counter>(1, &j);
+  const address bound = e->listen<asking_connection>("tcp://127.0.0.1:0", &c);
+  e.start();
+  const int fd = test::connect_to(bound);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(test::send_all(fd, "abc"));
+  EXPECT_EQ(test::recv_exact(fd, 6), "1\n2\n3\n");
+  ::close(fd);
+}
+
+// Stops itself from a handler: on_stop must come after that handler, never inside it.
+class self_stopper final : public actor {
+ public:
+  explicit self_stopper(journal* j) : journal_(j) {}
+  void on_stop() override { journal_->note("on_stop"); }
+  void quit() {
+    stop();
+    journal_->note("after stop()");
+    EXPECT_FALSE(is_running());
+  }
+
+ private:
+  journal* journal_;
+};
+
+TEST(actor, stop_from_its_own_handler_runs_on_stop_after_that_handler) {
+  journal j;
+  running_engine e(test::small_options(1));
+  const actor_ref<self_stopper> s = e->spawn<self_stopper>(&j);
+  e.start();
+  ASSERT_FALSE(s.tell([](self_stopper& a) { a.quit(); }));
+  ASSERT_TRUE(eventually([&] { return e->count_actors() == 0; }));
+  EXPECT_EQ(j.snapshot(), (std::vector<std::string>{"after stop()", "on_stop"}));
+}
+
+class ticker final : public actor {
+ public:
+  explicit ticker(std::atomic<int>* ticks) : ticks_(ticks) {}
+  void on_start() override { tick(); }
+
+ private:
+  void tick() {
+    (void)after(1ms, [](actor& self) {
+      auto& t = static_cast<ticker&>(self);
+      EXPECT_TRUE(t.is_running());
+      (*t.ticks_)++;
+      t.tick();
+    });
+  }
+  std::atomic<int>* ticks_;
+};
+
+TEST(actor, its_timers_run_as_it_until_it_stops) {
+  std::atomic<int> ticks{0};
+  running_engine e(test::small_options(1));
+  const actor_ref<ticker> t = e->spawn<ticker>(&ticks);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return ticks >= 5; }));
+  t.stop();
+  ASSERT_TRUE(eventually([&] { return e->count_actors() == 0; }));
+  const int at_stop = ticks;
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(ticks, at_stop);  // the pending timer found the actor gone
+}
+
+class watcher final : public actor {
+ public:
+  explicit watcher(journal* j) : journal_(j) {}
+  void watch_it(const actor_ref<counter>& target, std::string name) {
+    watch(target, [this, name] {
+      EXPECT_TRUE(is_running());
+      EXPECT_TRUE(loop().in_loop_thread());
+      journal_->note("down " + name);
+    });
+  }
+
+ private:
+  journal* journal_;
+};
+
+TEST(actor, a_watcher_hears_once_the_watched_actor_stops) {
+  journal j;
+  running_engine e(test::small_options(2));
+  const actor_ref<counter> first = e->spawn_on<counter>(1, &j);
+  const actor_ref<counter> second = e->spawn_on<counter>(1, &j);
+  const actor_ref<watcher> w = e->spawn_on<watcher>(0, &j);
+  const actor_ref<watcher> gone = e->spawn_on<watcher>(0, &j);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return j.started == 2; }));
+  ASSERT_FALSE(w.tell([first](watcher& self) { self.watch_it(first, "first"); }));
+  ASSERT_FALSE(gone.tell([second](watcher& self) { self.watch_it(second, "second"); }));
+  // Once the watches are in place (a tell on the watched loop after them), stop the targets.
+  std::promise<void> placed;
+  ASSERT_FALSE(second.tell([&placed](counter&) { placed.set_value(); }));
+  placed.get_future().get();
+  first.stop();
+  ASSERT_TRUE(eventually([&] { return j.snapshot().size() == 2; }));
+  EXPECT_EQ(j.snapshot().back(), "down first");
+  // A watcher that stopped first hears nothing.
+  gone.stop();
+  ASSERT_TRUE(eventually([&] { return e->count_actors() == 2; }));
+  second.stop();
+  ASSERT_TRUE(eventually([&] { return j.stopped == 2; }));
+  // Watching an actor that has stopped already is told at once.
+  ASSERT_FALSE(w.tell([first](watcher& self) { self.watch_it(first, "late"); }));
+  ASSERT_TRUE(eventually([&] { return j.snapshot().size() == 4; }));
+  EXPECT_EQ(j.snapshot(), (std::vector<std::string>{"stop", "down first", "stop", "down late"}))
+      << "the watchers' own stops are not counters' and note nothing";
+}
+
+TEST(actor, spawn_on_a_loop_that_does_not_exist_throws) {
+  journal j;
+  engine e(test::small_options(2));
+  EXPECT_THROW((void)e.spawn_on<counter>(2, &j), std::out_of_range);
+  EXPECT_EQ(e.count_actors(), 0U);
+}
+
+}  // namespace
+}  // namespace actnet
