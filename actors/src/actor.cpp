@@ -20,20 +20,8 @@ actor_host& host_of(event_loop& loop) noexcept {
 }
 }  // namespace
 
-actor* enter_actor(event_loop& loop, actor_cell& cell, std::uint32_t generation) {
-  if (cell.running && cell.generation.load(std::memory_order_relaxed) == generation) [[likely]] {
-    host_of(loop).note_running(*cell.resident);
-    return cell.resident;
-  }
-  return nullptr;
-}
-
 void defer_to_start(actor_cell& cell, unique_function<void(actor*)> fn) {
   cell.early.push_back(std::move(fn));
-}
-
-std::error_code post_to_actor(event_loop& loop, message_fn fn) {
-  return actor_host::post(loop, std::move(fn));
 }
 
 void count_dropped(event_loop& loop) noexcept {
@@ -55,8 +43,8 @@ void watch_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation, r
 }
 
 void stop_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation) {
-  actor_host::post_unbounded(loop, [cell, generation](event_loop& l, connection*, std::error_code) {
-    if (actor* a = enter_actor(l, *cell, generation); a != nullptr) {
+  actor_host::post_unbounded(loop, [cell, generation](event_loop&, connection*, std::error_code) {
+    if (actor* a = enter_actor(*cell, generation); a != nullptr) {
       a->stop();
     } else if (starting(*cell, generation)) {
       defer_to_start(*cell, [](actor* started) {
@@ -88,10 +76,6 @@ event_loop* actor_host::current_loop() noexcept {
   return loop_core::current();
 }
 
-std::error_code actor_host::post(event_loop& loop, message_fn fn) {
-  return loop.post_user(std::move(fn));
-}
-
 void actor_host::post_unbounded(event_loop& loop, message_fn fn) {
   loop.post_fn(std::move(fn));
 }
@@ -114,6 +98,7 @@ std::pair<actor_cell*, std::uint32_t> actor_host::allocate() {
     cell = &cells_.emplace_back();
   }
   cell->pending = true;
+  cell->running_now = &loop_.meter_.running;
   live_.fetch_add(1, std::memory_order_relaxed);
   return {cell, cell->generation.load(std::memory_order_relaxed)};
 }
@@ -274,12 +259,12 @@ bool actor::is_running() const noexcept {
 timer_id actor::after(std::chrono::nanoseconds delay, unique_function<void(actor&)> fn) {
   assert_in_loop_thread();
   event_loop* loop = loop_;
-  return loop_->after(
-      delay, [loop, cell = cell_, generation = generation_, f = std::move(fn)]() mutable {
-        if (actor* a = detail::enter_actor(*loop, *cell, generation); a != nullptr) {
-          f(*a);
-        }
-      });
+  return loop_->after(delay,
+                      [loop, cell = cell_, generation = generation_, f = std::move(fn)]() mutable {
+                        if (actor* a = detail::enter_actor(*cell, generation); a != nullptr) {
+                          f(*a);
+                        }
+                      });
 }
 
 bool actor::cancel_timer(timer_id id) noexcept {

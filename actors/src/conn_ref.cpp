@@ -34,7 +34,7 @@ void detail::send_reply(const reply_address& to, unique_function<void()> reply) 
   if (to.cell != nullptr) {  // a service actor: as it, if it still runs
     to.loop->post_fn([cell = to.cell, generation = to.generation, r = std::move(reply)](
                          event_loop& loop, connection*, std::error_code) mutable {
-      if (enter_actor(loop, *cell, generation) != nullptr) {
+      if (enter_actor(*cell, generation) != nullptr) {
         r();
       } else {
         count_dropped(loop);

@@ -19,6 +19,7 @@
 #include <thread>
 #include <utility>
 
+#include "actnet/actors/actor.hpp"
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/mailbox.hpp"
@@ -140,6 +141,58 @@ void loops_to_loop(benchmark::State& state, std::size_t producers) {
   report_throughput(state, per_round, wakeups);
 }
 
+// -- actors/1to1, actors/same_loop: a service actor telling another, one message a tell ------
+
+// The consumer: counts what it is told into the benchmark's tally.
+class sink_actor final : public actnet::actor {
+ public:
+  explicit sink_actor(tally* to) : to_(to) {}
+  void take(int v) { to_->take(v); }
+
+ private:
+  tally* to_;
+};
+
+// The producer: at each round's start, `share` tells to the sink (an actor's burst).
+class source_actor final : public actnet::actor {
+ public:
+  explicit source_actor(actnet::actor_ref<sink_actor> to) : to_(to) {}
+  void burst(int share) {
+    for (int v = 0; v < share; ++v) {
+      (void)to_.tell([v](sink_actor& s) { s.take(v); });
+    }
+  }
+
+ private:
+  actnet::actor_ref<sink_actor> to_;
+};
+
+// The consumer on loop 0; the producer on loop 1, or on loop 0 as well (`same_loop`).
+void actor_to_actor(benchmark::State& state, bool same_loop) {
+  const int share = messages_per_round;
+  const auto per_round = static_cast<std::uint64_t>(share);
+  tally sink(per_round);  // outlives the engine, so no message can outlive it
+  std::uint64_t rounds = 0;
+  std::uint64_t wakeups = 0;
+  {
+    actnet::engine e(with_loops(2));
+    const actnet::actor_ref<sink_actor> to = e.spawn_on<sink_actor>(0, &sink);
+    const actnet::actor_ref<source_actor> from = e.spawn_on<source_actor>(same_loop ? 0 : 1, to);
+    const running_engine running(e);
+    actnet::event_loop& consumer = e.loop(0);
+    std::uint64_t wakeups_before = 0;
+    if (!run_rounds(
+            state,
+            [&from, share] { (void)from.tell([share](source_actor& a) { a.burst(share); }); },
+            sink.rounds, rounds, [&] { wakeups_before = consumer.wakeups(); })) {
+      return;
+    }
+    wakeups = consumer.wakeups() - wakeups_before;
+  }
+  check_tally(state, sink, rounds, per_round, round_sum(1, share));
+  report_throughput(state, per_round, wakeups);
+}
+
 // -- mailbox/raw_queue/1to1: the queue alone, without the loop ---------------------------------
 
 // Never called: the consumer below never announces that it sleeps.
@@ -216,6 +269,48 @@ void pingpong_loops(benchmark::State& state) {
         to_loop_1(&rally);
       },
       rally.done, [&e] { return e.loop(0).wakeups() + e.loop(1).wakeups(); });
+}
+
+// -- ping-pong: ask round trips between two service actors on two loops -----------------------
+
+class answering_actor final : public actnet::actor {};
+
+class asking_actor final : public actnet::actor {
+ public:
+  asking_actor(actnet::actor_ref<answering_actor> peer, event_count* done)
+      : peer_(peer), done_(done) {}
+  void rally(std::uint64_t trips) {
+    left_ = trips;
+    serve();
+  }
+
+ private:
+  void serve() {
+    (void)ask(
+        peer_, [](answering_actor&) { return 1; },
+        [this](actnet::result<int>) {
+          if (--left_ == 0) {
+            done_->notify();
+          } else {
+            serve();
+          }
+        });
+  }
+  actnet::actor_ref<answering_actor> peer_;
+  event_count* done_;
+  std::uint64_t left_ = 0;
+};
+
+void pingpong_actors(benchmark::State& state) {
+  event_count done;  // before the engine: outlives every actor
+  actnet::engine e(with_loops(2));
+  const auto peer = e.spawn_on<answering_actor>(1);
+  const auto asker = e.spawn_on<asking_actor>(0, peer, &done);
+  const running_engine running(e);
+  measure_rallies(
+      state,
+      [&asker] { (void)asker.tell([](asking_actor& a) { a.rally(round_trips_per_rally); }); }, done,
+      [&e] { return e.loop(0).wakeups() + e.loop(1).wakeups(); });
 }
 
 // -- ping-pong: round trips between two connection actors (conn_ref::tell) ---------------------
@@ -451,7 +546,14 @@ void register_all() {
   benchmark::RegisterBenchmark("loops/4to1", [](benchmark::State& s) {
     loops_to_loop(s, 4);
   })->UseRealTime();
+  benchmark::RegisterBenchmark("actors/1to1", [](benchmark::State& s) {
+    actor_to_actor(s, false);
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("actors/same_loop", [](benchmark::State& s) {
+    actor_to_actor(s, true);
+  })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/loops", &pingpong_loops)->UseRealTime();
+  benchmark::RegisterBenchmark("pingpong/actors", &pingpong_actors)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/conn_tell", &pingpong_conn_tell)->UseRealTime();
   benchmark::RegisterBenchmark("offload/roundtrip", &offload_roundtrip)
       ->ArgNames({"workers", "window"})
@@ -473,7 +575,8 @@ class summary_reporter : public actnet::perf::summary_table {
     const double base_rate = counter("mailbox/raw_queue/1to1", "items_per_second");
     const double base_rtt = counter("pingpong/loops", "rtt_us");
     for (const std::string& name : names()) {
-      if (name.starts_with("mailbox/") || name.starts_with("loops/")) {
+      if (name.starts_with("mailbox/") || name.starts_with("loops/") ||
+          name.starts_with("actors/")) {
         const double rate = counter(name, "items_per_second");
         std::printf("%-38s %8.2f M msgs/s", name.c_str(), rate / 1e6);
         if (name != "mailbox/raw_queue/1to1" && base_rate > 0) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -408,6 +409,65 @@ TEST(actor, a_watcher_hears_once_the_watched_actor_stops) {
   ASSERT_TRUE(eventually([&] { return j.snapshot().size() == 4; }));
   EXPECT_EQ(j.snapshot(), (std::vector<std::string>{"stop", "down first", "stop", "down late"}))
       << "the watchers' own stops are not counters' and note nothing";
+}
+
+// The README's example: a rate limiter shared by every connection, refilled by its own timer
+// (every `period`: a second in the README).
+class limiter : public actor {
+ public:
+  limiter(int per_period, std::chrono::milliseconds period)
+      : per_period_(per_period), period_(period) {}
+  void on_start() override { refill(); }
+  bool take() {
+    if (tokens_ == 0) {
+      return false;
+    }
+    --tokens_;
+    return true;
+  }
+
+ private:
+  void refill() {
+    tokens_ = per_period_;
+    after(period_, [](actor& self) { static_cast<limiter&>(self).refill(); });
+  }
+  int per_period_;
+  std::chrono::milliseconds period_;
+  int tokens_ = 0;
+};
+
+class limited_connection final : public connection {
+ public:
+  explicit limited_connection(actor_ref<limiter>* gate) : gate_(*gate) {}
+  void on_data() override {
+    while (next(1)) {
+      (void)ask(
+          gate_, [](limiter& l) { return l.take(); },
+          [this](result<bool> ok) { (void)write(ok && *ok ? "+" : "-"); });
+    }
+  }
+
+ private:
+  actor_ref<limiter> gate_;
+};
+
+TEST(actor, a_rate_limiter_is_shared_by_the_connections_of_every_loop) {
+  running_engine e(test::small_options(2));
+  actor_ref<limiter> gate = e->spawn<limiter>(4, std::chrono::milliseconds(10'000));
+  const address bound = e->listen<limited_connection>("tcp://127.0.0.1:0", &gate);
+  e.start();
+  // Two clients (one per loop, by the balancer) share the four tokens of the period.
+  std::array<int, 2> fds{test::connect_to(bound), test::connect_to(bound)};
+  ASSERT_GE(fds[0], 0);
+  ASSERT_GE(fds[1], 0);
+  ASSERT_TRUE(test::send_all(fds[0], "xxx"));
+  const std::string first = test::recv_exact(fds[0], 3);
+  ASSERT_TRUE(test::send_all(fds[1], "xxx"));
+  const std::string second = test::recv_exact(fds[1], 3);
+  EXPECT_EQ(first + second, "++++--");
+  for (const int fd : fds) {
+    ::close(fd);
+  }
 }
 
 TEST(actor, spawn_on_a_loop_that_does_not_exist_throws) {

@@ -36,6 +36,8 @@ struct actor_cell {
   actor* resident = nullptr;  // the actor, from on_start until it is freed
   bool running = false;       // on_start has run, stop has not been asked
   bool pending = false;       // spawned, on_start not yet run: mail waits in `early`
+  // Its loop's record of the actor whose handler runs (the stall detector's).
+  std::atomic<const actor_base*>* running_now = nullptr;
   std::vector<unique_function<void(actor*)>> early;  // mail that came before on_start
   // watch(): what runs when this actor stops, each on its watcher's loop as the watcher.
   struct watcher {
@@ -52,18 +54,22 @@ struct actor_cell_ref {
   std::uint32_t generation = 0;
 };
 
-/// What a message for (cell, generation) finds on the loop: the running actor (which it then
-/// runs as, for the stall detector), or null after deferring `fn` when on_start has not run yet,
-/// or null when the actor has stopped (the message then counts as dropped). Loop-thread only.
-actor* enter_actor(event_loop& loop, actor_cell& cell, std::uint32_t generation);
+/// What a message for (cell, generation) finds on the loop: the running actor (noted as the one
+/// running, for the stall detector), or null when it has not started or has stopped.
+/// Loop-thread only. (In line below, once actor is complete.)
+actor* enter_actor(actor_cell& cell, std::uint32_t generation) noexcept;
 /// `fn(actor*)` to run once the pending actor has started (null if it never does).
 void defer_to_start(actor_cell& cell, unique_function<void(actor*)> fn);
 /// Whether (cell, generation) is spawned but not started yet. Loop-thread only.
 [[nodiscard]] inline bool starting(const actor_cell& cell, std::uint32_t generation) noexcept {
   return cell.pending && cell.generation.load(std::memory_order_relaxed) == generation;
 }
-/// Sends `fn` to run on `loop` (a bounded mailbox message): queue_full when it is full.
-std::error_code post_to_actor(event_loop& loop, message_fn fn);
+/// event_loop::post (a bounded mailbox message: queue_full when it is full), where event_loop
+/// is complete (a template, so this header need not include event_loop.hpp).
+template <class Loop, class Fn>
+std::error_code post_to_actor(Loop& loop, Fn&& fn) {
+  return loop.post(std::forward<Fn>(fn));
+}
 /// Counts a message that found its actor stopped (event_loop::dropped_messages()).
 void count_dropped(event_loop& loop) noexcept;
 
@@ -71,10 +77,9 @@ void count_dropped(event_loop& loop) noexcept;
 /// its on_start, when that has not run yet), or `fn(nullptr)` when the actor has stopped (the
 /// message is then counted as dropped).
 template <class A, class Fn>
-message_fn actor_message(actor_cell* cell, std::uint32_t generation, Fn&& fn) {
-  return [cell, generation, f = std::forward<Fn>(fn)](event_loop& loop, connection*,
-                                                      std::error_code) mutable {
-    if (actor* a = enter_actor(loop, *cell, generation); a != nullptr) [[likely]] {
+auto actor_message(actor_cell* cell, std::uint32_t generation, Fn&& fn) {
+  return [cell, generation, f = std::forward<Fn>(fn)](event_loop& loop) mutable {
+    if (actor* a = enter_actor(*cell, generation); a != nullptr) [[likely]] {
       assert(dynamic_cast<A*>(a) != nullptr && "actor_ref<A>: the actor is not an A");
       f(static_cast<A*>(a));
     } else if (starting(*cell, generation)) {
@@ -270,5 +275,16 @@ std::error_code actor_ref<A>::ask(Fn&& fn, Then&& then) const {
   return detail::ask_actor<A>(*loop_, cell_, generation_, std::forward<Fn>(fn),
                               std::forward<Then>(then), detail::reply_here(*loop_));
 }
+
+namespace detail {
+inline actor* enter_actor(actor_cell& cell, std::uint32_t generation) noexcept {
+  if (cell.running && cell.generation.load(std::memory_order_relaxed) == generation) [[likely]] {
+    // Release (a plain store on x86-64): what made the actor happens before the watchdog's look.
+    cell.running_now->store(cell.resident, std::memory_order_release);
+    return cell.resident;
+  }
+  return nullptr;
+}
+}  // namespace detail
 
 }  // namespace actnet

@@ -51,7 +51,6 @@ class actor_host final : public lifecycle_observer {
   // The loop's: its host, the calling thread's loop (null on others), and mailbox sends.
   [[nodiscard]] static actor_host& of(event_loop& loop) noexcept;
   [[nodiscard]] static event_loop* current_loop() noexcept;
-  [[nodiscard]] static std::error_code post(event_loop& loop, message_fn fn);  // bounded
   static void post_unbounded(event_loop& loop, message_fn fn);
 
  private:
