@@ -28,6 +28,10 @@ void count_dropped(event_loop& loop) noexcept {
   host_of(loop).dropped();
 }
 
+event_loop* loop_of_this_thread() noexcept {
+  return actor_host::current_loop();
+}
+
 reply_address reply_here(event_loop& target) noexcept {
   event_loop* here = actor_host::current_loop();
   return {here != nullptr ? here : &target, 0, 0, nullptr};

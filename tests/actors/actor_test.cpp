@@ -8,11 +8,13 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -467,6 +469,105 @@ TEST(actor, a_rate_limiter_is_shared_by_the_connections_of_every_loop) {
   EXPECT_EQ(first + second, "++++--");
   for (const int fd : fds) {
     ::close(fd);
+  }
+}
+
+// -- sharded services --
+
+// One per loop: a tally of what it was told, and the loop it started on.
+class shard final : public actor {
+ public:
+  explicit shard(std::atomic<int>* started) : started_(started) {}
+  void on_start() override {
+    started_on = static_cast<int>(loop().index());
+    (*started_)++;
+  }
+  int started_on = -1;
+  int items = 0;
+
+ private:
+  std::atomic<int>* started_;
+};
+
+TEST(sharded, one_instance_per_loop_each_on_its_own) {
+  std::atomic<int> started{0};
+  running_engine e(test::small_options(3));
+  const sharded_ref<shard> s = e->spawn_sharded<shard>(&started);
+  ASSERT_EQ(s.size(), 3U);
+  EXPECT_EQ(e->count_actors(), 3U);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return started == 3; }));
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(s.on(i).loop(), &e->loop(i));
+    std::promise<int> where;
+    ASSERT_FALSE(s.on(i).tell([&where](shard& x) { where.set_value(x.started_on); }));
+    EXPECT_EQ(where.get_future().get(), static_cast<int>(i));
+  }
+  EXPECT_THROW((void)s.on(3), std::out_of_range);
+  e.stop();
+  EXPECT_EQ(e->count_actors(), 0U);
+}
+
+TEST(sharded, for_key_places_a_key_by_a_hash_that_every_run_shares) {
+  // Pinned (FNV-1a and the mix, computed apart): a change would move every key of a deployment.
+  EXPECT_EQ(stable_hash(std::string_view("alice")), 0xcd4d69fee1a888edULL);
+  EXPECT_EQ(stable_hash(std::uint64_t{42}), stable_hash(std::string_view("\x2a\0\0\0\0\0\0\0", 8)));
+  std::atomic<int> started{0};
+  running_engine e(test::small_options(3));
+  const sharded_ref<shard> s = e->spawn_sharded<shard>(&started);
+  std::array<int, 3> placed{};
+  for (int k = 0; k < 300; ++k) {
+    const std::string key = "key:" + std::to_string(k);
+    const actor_ref<shard>& owner = s.for_key(key);
+    EXPECT_EQ(owner, s.on(stable_hash(key) % 3));
+    EXPECT_EQ(owner, s.for_key(key));
+    placed.at(owner.loop()->index())++;
+  }
+  for (const int n : placed) {
+    EXPECT_GT(n, 60) << "300 keys over 3 shards: about 100 each";
+  }
+}
+
+TEST(sharded, map_reduce_folds_every_instances_answer) {
+  for (const std::size_t loops : {std::size_t{1}, std::size_t{4}}) {
+    std::atomic<int> started{0};
+    running_engine e(test::small_options(loops));
+    const sharded_ref<shard> s = e->spawn_sharded<shard>(&started);
+    e.start();
+    // Instance i holds i + 1 items.
+    ASSERT_FALSE(s.invoke_on_all([](shard& x) { x.items = x.started_on + 1; }));
+    std::promise<std::pair<int, bool>> sum;
+    ASSERT_FALSE(s.map_reduce([](shard& x) { return x.items; }, [](int a, int b) { return a + b; },
+                              [&sum, &e](result<int> total) {
+                                sum.set_value({total ? *total : -1, e->loop(0).in_loop_thread()});
+                              }));
+    const auto [total, on_loop_0] = sum.get_future().get();
+    EXPECT_EQ(total, static_cast<int>(loops * (loops + 1) / 2)) << loops << " loops";
+    EXPECT_TRUE(on_loop_0) << "called from no loop: answered on instance 0's";
+    // An instance that has stopped makes the result its error.
+    s.on(loops - 1).stop();
+    ASSERT_TRUE(eventually([&] { return e->count_actors() == loops - 1; }));
+    std::promise<std::error_code> failed;
+    ASSERT_FALSE(s.map_reduce([](shard& x) { return x.items; }, [](int a, int b) { return a + b; },
+                              [&failed](result<int> none) { failed.set_value(none.error()); }));
+    EXPECT_EQ(failed.get_future().get(), make_error_code(errc::actor_stopped));
+  }
+}
+
+TEST(sharded, local_is_the_calling_loops_instance_without_a_message) {
+  std::atomic<int> started{0};
+  running_engine e(test::small_options(2));
+  const sharded_ref<shard> s = e->spawn_sharded<shard>(&started);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return started == 2; }));
+  EXPECT_EQ(s.local(), nullptr) << "no loop's thread";
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::promise<int> seen;
+    ASSERT_FALSE(e->loop(i).post([&s, &seen](event_loop&) {
+      shard* mine = s.local();
+      seen.set_value(mine != nullptr ? mine->started_on : -1);
+    }));
+    EXPECT_EQ(seen.get_future().get(), static_cast<int>(i));
   }
 }
 

@@ -2,9 +2,13 @@
 // actor_ref, their address. engine::spawn makes one; see the README's "Service actors".
 #pragma once
 
+#include <array>
 #include <cassert>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -15,6 +19,7 @@
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/timer_queue.hpp"
+#include "actnet/result.hpp"
 #include "actnet/unique_function.hpp"
 
 namespace actnet {
@@ -108,6 +113,8 @@ std::error_code ask_actor(event_loop& loop, actor_cell* cell, std::uint32_t gene
 
 /// Where actor_ref::ask's answer goes: the calling loop when called on one, else `target`.
 [[nodiscard]] reply_address reply_here(event_loop& target) noexcept;
+/// The loop whose thread calls (null on any other thread).
+[[nodiscard]] event_loop* loop_of_this_thread() noexcept;
 
 void watch_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation, reply_address to,
                  unique_function<void()> fn);
@@ -163,6 +170,8 @@ class actor_ref {
  private:
   template <class>
   friend class actor_ref;
+  template <class>
+  friend class sharded_ref;
   friend class actor;
   friend class engine;
   friend class connection;
@@ -276,6 +285,86 @@ std::error_code actor_ref<A>::ask(Fn&& fn, Then&& then) const {
                               std::forward<Then>(then), detail::reply_here(*loop_));
 }
 
+/// A hash of `key`'s bytes that is the same in every run, build and process (FNV-1a, 64 bits,
+/// with a final mix): what sharded_ref::for_key places keys by.
+[[nodiscard]] constexpr std::uint64_t stable_hash(std::string_view key) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : key) {
+    h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
+  h ^= h >> 33;  // (FNV's low bits mix poorly; the modulus reads them)
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+/// An integer key: its value's eight bytes, least significant first.
+template <class K>
+requires std::is_integral_v<K>
+[[nodiscard]] constexpr std::uint64_t stable_hash(K key) noexcept {
+  std::array<char, 8> bytes{};
+  auto v = static_cast<std::uint64_t>(key);
+  for (char& b : bytes) {
+    b = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return stable_hash(std::string_view(bytes.data(), bytes.size()));
+}
+
+/// A sharded service (seastar's sharded<S>): one service actor of class S per loop, made by
+/// engine::spawn_sharded. Copyable and thread-safe, like actor_ref; valid until its engine is
+/// destroyed. Each instance is an actor like any other (ordering, life cycle, stop at the
+/// engine's stop); the instances share nothing but what S shares itself.
+template <class S>
+class sharded_ref {
+ public:
+  sharded_ref() = default;
+
+  /// How many instances: the engine's loops.
+  [[nodiscard]] std::size_t size() const noexcept { return shards_ ? shards_->size() : 0; }
+  /// Instance `i` (the one on loop i; std::out_of_range beyond the last).
+  [[nodiscard]] const actor_ref<S>& on(std::size_t i) const { return shards_->at(i); }
+  /// The instance of the calling loop, to use at once without a message: null when the caller
+  /// is no loop's thread, or that instance has not started or has stopped. Loop-thread only;
+  /// never keep the pointer past the handler.
+  [[nodiscard]] S* local() const noexcept;
+  /// The instance that owns `key`: stable_hash(key) modulo size(), so the same key lands on the
+  /// same instance in every run with the same number of loops.
+  template <class K>
+  [[nodiscard]] const actor_ref<S>& for_key(const K& key) const {
+    return (*shards_)[static_cast<std::size_t>(stable_hash(key) % shards_->size())];
+  }
+  /// Tells every instance `fn(S&)` (copied once per instance), in instance order. Each
+  /// instance runs it as a tell; queue_full if a mailbox was full (that instance misses it).
+  template <class Fn>
+  std::error_code invoke_on_all(const Fn& fn) const {
+    std::error_code refused;
+    for (const actor_ref<S>& r : *shards_) {
+      if (const std::error_code ec = r.tell(fn)) {
+        refused = ec;
+      }
+    }
+    return refused;
+  }
+  /// Asks every instance `fn(S&)` and folds the answers with `reduce(R, R) -> R` in instance
+  /// order, then `then(result<R>)`: on the calling loop when called from one, else on instance
+  /// 0's loop. The first error among the answers (actor_stopped, handler_failed) is the result.
+  /// queue_full (nothing asked; `then` never runs) if a mailbox was full: check it first.
+  template <class Fn, class Reduce, class Then>
+  std::error_code map_reduce(Fn fn, Reduce reduce, Then then) const;
+  /// Stops every instance.
+  void stop() const {
+    for (const actor_ref<S>& r : *shards_) {
+      r.stop();
+    }
+  }
+
+ private:
+  friend class engine;
+  explicit sharded_ref(std::shared_ptr<const std::vector<actor_ref<S>>> shards) noexcept
+      : shards_(std::move(shards)) {}
+  std::shared_ptr<const std::vector<actor_ref<S>>> shards_;
+};
+
 namespace detail {
 inline actor* enter_actor(actor_cell& cell, std::uint32_t generation) noexcept {
   if (cell.running && cell.generation.load(std::memory_order_relaxed) == generation) [[likely]] {
@@ -286,5 +375,64 @@ inline actor* enter_actor(actor_cell& cell, std::uint32_t generation) noexcept {
   return nullptr;
 }
 }  // namespace detail
+
+template <class S>
+S* sharded_ref<S>::local() const noexcept {
+  event_loop* here = detail::loop_of_this_thread();
+  if (here == nullptr || shards_ == nullptr) {
+    return nullptr;
+  }
+  for (const actor_ref<S>& r : *shards_) {  // (as many as loops: a few)
+    if (r.loop_ == here) {
+      actor* a = detail::enter_actor(*r.cell_, r.generation_);
+      return a != nullptr ? static_cast<S*>(a) : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+template <class S>
+template <class Fn, class Reduce, class Then>
+std::error_code sharded_ref<S>::map_reduce(Fn fn, Reduce reduce, Then then) const {
+  using value = std::invoke_result_t<Fn&, S&>;
+  static_assert(!std::is_void_v<value>, "map_reduce: fn must return the value to reduce");
+  // Every answer comes back to one loop (`back`), so the fold needs no lock.
+  struct fold {
+    Reduce reduce;
+    Then then;
+    std::vector<std::optional<result<value>>> answers;
+    std::size_t left;
+  };
+  const std::size_t n = shards_->size();
+  auto state = std::make_shared<fold>(
+      fold{std::move(reduce), std::move(then), std::vector<std::optional<result<value>>>(n), n});
+  event_loop* here = detail::loop_of_this_thread();
+  const detail::reply_address back{here != nullptr ? here : (*shards_)[0].loop_, 0, 0, nullptr};
+  for (std::size_t i = 0; i < n; ++i) {
+    const actor_ref<S>& r = (*shards_)[i];
+    if (const std::error_code ec = detail::ask_actor<S>(
+            *r.loop_, r.cell_, r.generation_, fn,
+            [state, i](result<value> answer) {
+              state->answers[i].emplace(std::move(answer));
+              if (--state->left != 0) {
+                return;
+              }
+              result<value> folded = std::move(*state->answers[0]);
+              for (std::size_t k = 1; k < state->answers.size() && folded; ++k) {
+                result<value>& next = *state->answers[k];
+                if (!next) {
+                  folded = result<value>(next.error());
+                } else {
+                  folded = result<value>(state->reduce(std::move(*folded), std::move(*next)));
+                }
+              }
+              state->then(std::move(folded));
+            },
+            back)) {
+      return ec;  // (the instances asked already answer into a fold that never completes)
+    }
+  }
+  return {};
+}
 
 }  // namespace actnet

@@ -372,6 +372,19 @@ class engine {
     static_assert(std::is_base_of_v<actor, A>, "spawn_on<A>: A must derive from actnet::actor");
     return spawn_here<A>(loops_.at(loop)->index(), {}, std::forward<Args>(args)...);
   }
+  /// Thread-safe: a sharded service (seastar's sharded<S>): one service actor of class S per
+  /// loop, each made from a copy of `args` (instance i on loop i), returned as a sharded_ref
+  /// at once. See spawn for the life of each.
+  template <class S, class... Args>
+  sharded_ref<S> spawn_sharded(const Args&... args) {
+    static_assert(std::is_base_of_v<actor, S>, "spawn_sharded<S>: S must derive from actor");
+    auto shards = std::make_shared<std::vector<actor_ref<S>>>();
+    shards->reserve(loops_.size());
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      shards->push_back(spawn_on<S>(i, args...));
+    }
+    return sharded_ref<S>(std::move(shards));
+  }
   /// Thread-safe: open connections over all loops.
   [[nodiscard]] std::size_t count_connections() const noexcept;
   /// Thread-safe: service actors living over all loops (spawned, not yet stopped).
