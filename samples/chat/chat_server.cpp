@@ -2,20 +2,19 @@
 // loop, as "name: text", in the order it was sent (engine::broadcast). "/nick name" renames;
 // "/msg name text" goes straight to that one client, whichever loop holds it.
 //
-// Who is called what lives in a directory sharded over the loops, seastar-style: the name N
-// belongs to loop hash(N) % loops, and only that loop touches its part. Looking a name up or
-// claiming one is an ask to the owning loop; while it is out, this client's later lines wait
-// in its inbound buffer, so everything it sends keeps its order.
+// Who is called what lives in a sharded service (engine::spawn_sharded): one name_shard actor
+// per loop, the name N owned by the shard for_key(N) picks, and touched by that actor only.
+// Looking a name up or claiming one is an ask to its shard; while it is out, this client's later
+// lines wait in its inbound buffer, so everything it sends keeps its order.
+#include <actnet/actors/actor.hpp>
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
 #include <atomic>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <vector>
 
 #include "sample_main.hpp"
 
@@ -25,13 +24,37 @@ constexpr std::size_t max_line = 4096;  // longer: told, then closed
 constexpr std::size_t max_name = 32;
 constexpr int lines_per_slice = 256;  // the most lines one handler takes (see on_data)
 
-/// Names to clients, one shard per loop; shard i is touched on loop i only.
+/// The names one shard owns, and their clients. An actor: its loop runs it, one message at a
+/// time, so it needs no lock.
+class name_shard final : public actnet::actor {
+ public:
+  /// Whether `name` was free (it is `me`'s now).
+  bool claim(const std::string& name, actnet::conn_ref me) {
+    return names_.try_emplace(name, me).second;
+  }
+  /// Who holds `name` (an invalid ref for nobody).
+  [[nodiscard]] actnet::conn_ref find(const std::string& name) const {
+    const auto it = names_.find(name);
+    return it == names_.end() ? actnet::conn_ref{} : it->second;
+  }
+  /// `name` is free again, unless someone other than `me` holds it by now.
+  void release(const std::string& name, actnet::conn_ref me) {
+    if (const auto it = names_.find(name); it != names_.end() && it->second == me) {
+      names_.erase(it);
+    }
+  }
+
+ private:
+  std::unordered_map<std::string, actnet::conn_ref> names_;
+};
+
+/// What every client shares: the sharded names and the guest counter.
 struct directory {
-  std::vector<std::unordered_map<std::string, actnet::conn_ref>> shards;
+  actnet::sharded_ref<name_shard> shards;
   std::atomic<std::uint64_t> guests{0};
 
-  [[nodiscard]] std::size_t owner_of(std::string_view name) const {
-    return std::hash<std::string_view>{}(name) % shards.size();
+  [[nodiscard]] const actnet::actor_ref<name_shard>& owner_of(std::string_view name) const {
+    return shards.for_key(name);
   }
 };
 
@@ -57,11 +80,8 @@ class chat_client final : public actnet::connection {
   void on_open() override {
     name_ = "guest" + std::to_string(names_->guests.fetch_add(1) + 1);
     // Guest names are unique and cannot be claimed with /nick: registering needs no answer.
-    owner()
-        .loop(names_->owner_of(name_))
-        .post([names = names_, name = name_, me = ref()](actnet::event_loop& l) {
-          names->shards[l.index()].emplace(name, me);
-        });
+    (void)names_->owner_of(name_).tell(
+        [name = name_, me = ref()](name_shard& s) { (void)s.claim(name, me); });
     notice("welcome, you are " + name_);
   }
 
@@ -156,11 +176,9 @@ class chat_client final : public actnet::connection {
     // Claim the name on the loop that owns it; later lines wait for the answer.
     waiting_ = true;
     claiming_ = wanted;
-    ask(
-        owner().loop(names_->owner_of(wanted)),
-        [names = names_, name = std::string(wanted), me = ref()](actnet::event_loop& l) {
-          return names->shards[l.index()].try_emplace(name, me).second;
-        },
+    const std::error_code refused = ask(
+        names_->owner_of(wanted),
+        [name = std::string(wanted), me = ref()](name_shard& s) { return s.claim(name, me); },
         [this, name = std::string(wanted)](actnet::result<bool> claimed) {
           if (claimed && *claimed) {
             release(std::exchange(name_, name));
@@ -171,17 +189,17 @@ class chat_client final : public actnet::connection {
           claiming_.clear();
           resume();
         });
+    if (refused) {  // the shard's mailbox is full: nothing asked
+      notice("busy, try again: " + refused.message());
+      claiming_.clear();
+      resume();
+    }
   }
 
   void tell_one(std::string to, std::string_view text) {
     waiting_ = true;
-    ask(
-        owner().loop(names_->owner_of(to)),
-        [names = names_, to](actnet::event_loop& l) {
-          const auto& shard = names->shards[l.index()];
-          const auto it = shard.find(to);
-          return it == shard.end() ? actnet::conn_ref{} : it->second;
-        },
+    const std::error_code refused = ask(
+        names_->owner_of(to), [to](name_shard& s) { return s.find(to); },
         [this, to, line = name_ + " (private): " + std::string(text) + "\n"](
             actnet::result<actnet::conn_ref> found) {
           if (!found || !found->valid()) {
@@ -200,18 +218,15 @@ class chat_client final : public actnet::connection {
           }
           resume();
         });
+    if (refused) {
+      notice("busy, try again: " + refused.message());
+      resume();
+    }
   }
 
   // The name goes back to its shard, unless someone else holds it by then.
   void release(const std::string& name) {
-    owner()
-        .loop(names_->owner_of(name))
-        .post([names = names_, name, me = ref()](actnet::event_loop& l) {
-          auto& shard = names->shards[l.index()];
-          if (const auto it = shard.find(name); it != shard.end() && it->second == me) {
-            shard.erase(it);
-          }
-        });
+    (void)names_->owner_of(name).tell([name, me = ref()](name_shard& s) { s.release(name, me); });
   }
 
   void resume() {
@@ -248,5 +263,5 @@ int main(int argc, char** argv) {
   const auto flags = actnet::samples::parse_flags(argc, argv, usage);
   directory names;  // outlives the engine, whose connections point at it
   return actnet::samples::serve<chat_client>(
-      flags, [&names](actnet::engine& e) { names.shards.resize(e.loop_count()); }, &names);
+      flags, [&names](actnet::engine& e) { names.shards = e.spawn_sharded<name_shard>(); }, &names);
 }
