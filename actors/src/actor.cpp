@@ -100,9 +100,9 @@ std::pair<actor_cell*, std::uint32_t> actor_host::allocate() {
     free_.pop_back();
   } else {
     cell = &cells_.emplace_back();
+    cell->running_now = &loop_.meter_.running;  // (before any ref to it exists)
   }
   cell->pending = true;
-  cell->running_now = &loop_.meter_.running;
   live_.fetch_add(1, std::memory_order_relaxed);
   return {cell, cell->generation.load(std::memory_order_relaxed)};
 }

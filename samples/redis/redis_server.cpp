@@ -1,8 +1,10 @@
-// redis_server: a Redis-protocol (RESP2) string store, shared-nothing. The keyspace is split in
-// one shard per loop (by key hash) and only that loop touches its shard: a command for a key
-// on another loop is asked of that loop (connection::ask) and its answer comes back to the
-// connection, which sends replies in request order whatever order the answers arrive in.
-// Multi-key commands fan out to the shards they touch and gather the parts.
+// redis_server: a Redis-protocol (RESP2) string store, shared-nothing. The keyspace is a sharded
+// service (engine::spawn_sharded): one shard actor per loop, owning the keys for_key gives it.
+// A command for a key of this loop's shard runs on it at once (sharded_ref::local); one for
+// another shard is asked of it (connection::ask), and its answer comes back to the connection,
+// which sends replies in request order whatever order the answers arrive in. Multi-key
+// commands fan out to the shards they touch and gather the parts.
+#include <actnet/actors/actor.hpp>
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
 #include <algorithm>
@@ -47,12 +49,13 @@ struct value {
   std::int64_t expires_at = 0;  // steady-clock ms; 0: never
 };
 
-/// One loop's part of the keyspace; touched by that loop only.
-struct shard {
+/// One loop's part of the keyspace: an actor, so only its loop touches it.
+class shard final : public actnet::actor {
+ public:
   table<value> keys;
-  std::size_t expiry_segment = 0;  // active expiry: the next bucket to sample
-  std::size_t expiry_bucket = 0;
-  bool expiry_running = false;
+
+  /// Active expiry: a few buckets every 100 ms, from start to stop.
+  void on_start() override { expire_later(); }
 
   /// The live value of `key`, or null (an expired one is removed on the way).
   value* find(std::string_view key, std::int64_t now) {
@@ -96,21 +99,29 @@ struct shard {
       ++expiry_bucket;
     }
   }
+
+ private:
+  void expire_later() {
+    (void)after(100ms, [](actnet::actor& self) {
+      auto& s = static_cast<shard&>(self);
+      s.expire_some(now_ms());
+      s.expire_later();
+    });
+  }
+  std::size_t expiry_segment = 0;  // active expiry: the next bucket to sample
+  std::size_t expiry_bucket = 0;
 };
 
 struct keyspace {
-  std::vector<shard> shards;  // one per loop, by loop index
-  /// The shard of `key`: FNV-1a, cheaper than the tables' hash and independent of it (so the
-  /// keys of one shard still spread over its table's buckets); no hashing with one shard.
+  actnet::sharded_ref<shard> shards;  // shard i on loop i
+  /// The shard of `key`, as shards.for_key picks it (actnet::stable_hash: FNV-1a, cheaper than
+  /// the tables' hash and independent of it, so the keys of one shard still spread over its
+  /// table's buckets); no hashing with one shard.
   [[nodiscard]] std::size_t owner_of(std::string_view key) const {
     if (shards.size() == 1) {
       return 0;
     }
-    std::uint64_t h = 14695981039346656037ULL;
-    for (const char c : key) {
-      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-    }
-    return static_cast<std::size_t>(h % shards.size());
+    return static_cast<std::size_t>(actnet::stable_hash(key) % shards.size());
   }
 };
 
@@ -341,8 +352,6 @@ class redis_connection final : public actnet::connection {
  public:
   explicit redis_connection(keyspace* ks) : ks_(ks) {}
 
-  void on_open() override { start_expiry(); }
-
   /// A client that half-closes after its commands (`redis-cli < file` may) still gets every
   /// reply, those from other shards included: the connection closes once they are out.
   void on_peer_shutdown() override {
@@ -437,22 +446,22 @@ class redis_connection final : public actnet::connection {
   template <class Fn>
   void on_key(std::string_view key, std::string_view arg, Fn fn) {
     const std::size_t index = ks_->owner_of(key);
-    if (index == loop().index()) {
+    if (shard* here = local(index); here != nullptr) {
       if (waiting_.empty()) {
-        fn(out_, ks_->shards[index], key, arg, now_ms());
+        fn(out_, *here, key, arg, now_ms());
       } else {
         std::string reply;
-        fn(reply, ks_->shards[index], key, arg, now_ms());
+        fn(reply, *here, key, arg, now_ms());
         answer_now(std::move(reply));
       }
       return;
     }
     const std::uint64_t seq = answer_later();
     const std::error_code refused = ask(
-        owner().loop(index),
-        [ks = ks_, index, k = std::string(key), a = std::string(arg), fn](actnet::event_loop&) {
+        ks_->shards.on(index),
+        [k = std::string(key), a = std::string(arg), fn](shard& s) {
           std::string reply;
-          fn(reply, ks->shards[index], k, a, now_ms());
+          fn(reply, s, k, a, now_ms());
           return reply;
         },
         [this, seq](actnet::result<std::string> r) {
@@ -478,8 +487,8 @@ class redis_connection final : public actnet::connection {
     std::optional<std::uint64_t> seq;
     for (std::size_t k = 0; k < indices.size(); ++k) {
       const std::size_t index = indices[k];
-      if (index == loop().index()) {
-        g->parts[k] = part(index, ks_->shards[index], now_ms());
+      if (shard* here = local(index); here != nullptr) {
+        g->parts[k] = part(index, *here, now_ms());
         --g->missing;
         continue;
       }
@@ -492,10 +501,7 @@ class redis_connection final : public actnet::connection {
         }
       };
       const std::error_code refused = ask(
-          owner().loop(index),
-          [ks = ks_, index, part](actnet::event_loop&) {
-            return part(index, ks->shards[index], now_ms());
-          },
+          ks_->shards.on(index), [index, part](shard& s) { return part(index, s, now_ms()); },
           [g, k, part_done](actnet::result<Part> r) {
             if (r) {
               g->parts[k] = std::move(*r);
@@ -926,9 +932,9 @@ class redis_connection final : public actnet::connection {
       fill(seq, std::move(r));
     };
     const std::error_code refused = ask(
-        owner().loop(index),
-        [ks = ks_, index, g, at = std::move(at)](actnet::event_loop&) mutable {
-          return scan_keys(ks->shards[index], g->pattern, std::move(at), now_ms());
+        ks_->shards.on(index),
+        [g, at = std::move(at)](shard& s) mutable {
+          return scan_keys(s, g->pattern, std::move(at), now_ms());
         },
         [this, g, seq, index, shard_done](actnet::result<keys_slice> r) {
           if (!r) {
@@ -1015,21 +1021,17 @@ class redis_connection final : public actnet::connection {
     answer_now(std::move(r));
   }
 
-  /// Active expiry on this loop's shard: a few buckets every 100 ms, started by its first
-  /// connection and running until the engine stops.
-  void start_expiry() {
-    shard& mine = ks_->shards[loop().index()];
-    if (mine.expiry_running) {
-      return;
+  /// Shard `index` when it is this loop's and has started (to use at once), else null. Kept
+  /// once found: it outlives every connection (nothing stops it but the engine, after the
+  /// connections). Until it has started, commands for it are asked of it, as of the others.
+  [[nodiscard]] shard* local(std::size_t index) noexcept {
+    if (index != loop().index()) {
+      return nullptr;
     }
-    mine.expiry_running = true;
-    schedule_expiry(loop(), &mine);
-  }
-  static void schedule_expiry(actnet::event_loop& l, shard* s) {
-    l.after(100ms, [&l, s] {
-      s->expire_some(now_ms());
-      schedule_expiry(l, s);
-    });
+    if (local_ == nullptr) [[unlikely]] {
+      local_ = ks_->shards.local();
+    }
+    return local_;
   }
 
   struct pending {
@@ -1037,6 +1039,7 @@ class redis_connection final : public actnet::connection {
     bool ready = false;
   };
   keyspace* ks_;
+  shard* local_ = nullptr;  // this loop's shard, once started (see local())
   std::string out_;
   std::string joined_;
   std::vector<std::string_view> spare_args_;  // the parser's argument list, kept for reuse
@@ -1081,5 +1084,5 @@ int main(int argc, char** argv) {
   }
   keyspace ks;  // outlives the engine, whose connections and timers point at it
   return actnet::samples::serve<redis_connection>(
-      flags, [&ks](actnet::engine& e) { ks.shards.resize(e.loop_count()); }, &ks);
+      flags, [&ks](actnet::engine& e) { ks.shards = e.spawn_sharded<shard>(); }, &ks);
 }

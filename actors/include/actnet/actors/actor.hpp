@@ -35,7 +35,8 @@ namespace detail {
 /// Where an actor lives on its loop: made by the loop's actor_host, never freed before the
 /// loop, and used again by the next actor once its own has stopped (the generation then
 /// changes, so an actor_ref to the old one finds nothing). `generation` is written by the
-/// loop's thread, under the host's lock, and read by any; the rest is the loop's only.
+/// loop's thread, under the host's lock, and read by any; `pending` is set by spawn, under that
+/// lock, before the ref is given out; the rest is the loop's only.
 struct actor_cell {
   std::atomic<std::uint32_t> generation{1};
   actor* resident = nullptr;  // the actor, from on_start until it is freed
@@ -67,7 +68,10 @@ actor* enter_actor(actor_cell& cell, std::uint32_t generation) noexcept;
 void defer_to_start(actor_cell& cell, unique_function<void(actor*)> fn);
 /// Whether (cell, generation) is spawned but not started yet. Loop-thread only.
 [[nodiscard]] inline bool starting(const actor_cell& cell, std::uint32_t generation) noexcept {
-  return cell.pending && cell.generation.load(std::memory_order_relaxed) == generation;
+  // The generation first: `pending` is written by the spawning thread when the cell is taken
+  // again, and read here only for the generation that spawn published (the message carrying
+  // it came after).
+  return cell.generation.load(std::memory_order_relaxed) == generation && cell.pending;
 }
 /// event_loop::post (a bounded mailbox message: queue_full when it is full), where event_loop
 /// is complete (a template, so this header need not include event_loop.hpp).
