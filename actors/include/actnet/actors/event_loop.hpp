@@ -28,7 +28,7 @@ struct dial_options;
 namespace detail {
 class watchdog;
 class actor_host;
-}
+}  // namespace detail
 
 /// A loop actor. Its thread runs run(); everything it owns is touched by that thread only.
 /// The thread-safe members say so; the others assert the loop thread in debug builds.

@@ -14,9 +14,8 @@
 #include <system_error>
 #include <typeinfo>
 
-#include "actnet/actors/metrics.hpp"
-
 #include "actnet/actors/detail/actor_base.hpp"
+#include "actnet/actors/metrics.hpp"
 
 namespace actnet::detail {
 
