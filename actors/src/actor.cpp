@@ -9,6 +9,7 @@
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "guarded.hpp"
+#include "log.hpp"
 
 namespace actnet {
 
@@ -22,6 +23,23 @@ actor_host& host_of(event_loop& loop) noexcept {
 
 void defer_to_start(actor_cell& cell, unique_function<void(actor*)> fn) {
   cell.early.push_back(std::move(fn));
+}
+
+std::error_code submit_work(event_loop& loop, unique_function<void()> job) {
+  return loop.owner().workers().submit(std::move(job));
+}
+
+void send_to_loop(event_loop& loop, unique_function<void(event_loop&)> fn) {
+  actor_host::post_unbounded(
+      loop, [f = std::move(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
+}
+
+void log_task_failure(const char* what) noexcept {
+  try {
+    log().error("a coroutine handler threw: {}; it ended there", what);
+  } catch (...) {
+    // logging failed: nothing more to do
+  }
 }
 
 void count_dropped(event_loop& loop) noexcept {
@@ -262,13 +280,11 @@ bool actor::is_running() const noexcept {
 
 timer_id actor::after(std::chrono::nanoseconds delay, unique_function<void(actor&)> fn) {
   assert_in_loop_thread();
-  event_loop* loop = loop_;
-  return loop_->after(delay,
-                      [loop, cell = cell_, generation = generation_, f = std::move(fn)]() mutable {
-                        if (actor* a = detail::enter_actor(*cell, generation); a != nullptr) {
-                          f(*a);
-                        }
-                      });
+  return loop_->after(delay, [cell = cell_, generation = generation_, f = std::move(fn)]() mutable {
+    if (actor* a = detail::enter_actor(*cell, generation); a != nullptr) {
+      f(*a);
+    }
+  });
 }
 
 bool actor::cancel_timer(timer_id id) noexcept {

@@ -25,6 +25,7 @@
 #include "actnet/actors/detail/mailbox.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
+#include "actnet/actors/task.hpp"
 #include "actnet/actors/worker_pool.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
@@ -301,6 +302,37 @@ class asking_actor final : public actnet::actor {
   std::uint64_t left_ = 0;
 };
 
+// The same rally written as a coroutine: co_await ask, one round trip after another.
+class awaiting_actor final : public actnet::actor {
+ public:
+  awaiting_actor(actnet::actor_ref<answering_actor> peer, event_count* done)
+      : peer_(peer), done_(done) {}
+  actnet::task rally(std::uint64_t trips) {
+    for (std::uint64_t i = 0; i < trips; ++i) {
+      (void)co_await ask(peer_, [](answering_actor&) { return 1; });
+    }
+    done_->notify();
+  }
+
+ private:
+  actnet::actor_ref<answering_actor> peer_;
+  event_count* done_;
+};
+
+void pingpong_actors_await(benchmark::State& state) {
+  event_count done;  // before the engine: outlives every actor
+  actnet::engine e(with_loops(2));
+  const auto peer = e.spawn_on<answering_actor>(1);
+  const auto asker = e.spawn_on<awaiting_actor>(0, peer, &done);
+  const running_engine running(e);
+  measure_rallies(
+      state,
+      [&asker] {
+        (void)asker.tell([](awaiting_actor& a) { (void)a.rally(round_trips_per_rally); });
+      },
+      done, [&e] { return e.loop(0).wakeups() + e.loop(1).wakeups(); });
+}
+
 void pingpong_actors(benchmark::State& state) {
   event_count done;  // before the engine: outlives every actor
   actnet::engine e(with_loops(2));
@@ -554,6 +586,7 @@ void register_all() {
   })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/loops", &pingpong_loops)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/actors", &pingpong_actors)->UseRealTime();
+  benchmark::RegisterBenchmark("pingpong/actors_await", &pingpong_actors_await)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/conn_tell", &pingpong_conn_tell)->UseRealTime();
   benchmark::RegisterBenchmark("offload/roundtrip", &offload_roundtrip)
       ->ArgNames({"workers", "window"})

@@ -7,6 +7,7 @@
 #include <actnet/actors/actor.hpp>
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
+#include <actnet/actors/task.hpp>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -367,13 +368,13 @@ class redis_connection final : public actnet::connection {
       pause_reading();
       return;
     }
-    if (inbound_buffered() < needed_) {
+    if (holding_ || inbound_buffered() < needed_) {
       return;
     }
     const std::string_view bytes = actnet::samples::contiguous(peek_all(), joined_);
     std::size_t used = 0;
     needed_ = 0;
-    while (!quitting_) {
+    while (!quitting_ && !holding_) {
       resp::parse_result r = resp::parse(bytes.substr(used), std::move(spare_args_));
       if (r.status == resp::parse_status::incomplete) {
         needed_ = r.needed;
@@ -640,6 +641,15 @@ class redis_connection final : public actnet::connection {
       if (arity(n == 2)) {
         keys(std::string(args[1]));
       }
+    } else if (cmd == "COPY") {
+      if (arity(n == 3 || n == 4)) {
+        if (n == 4 && upper(args[3]) != "REPLACE") {
+          resp::error(reply, "ERR syntax error");
+          answer_now(std::move(reply));
+        } else {
+          (void)copy(answer_later(), std::string(args[1]), std::string(args[2]), n == 4);
+        }
+      }
     } else if (cmd == "QUIT") {
       resp::simple(reply, "OK");
       answer_now(std::move(reply));
@@ -888,6 +898,61 @@ class redis_connection final : public actnet::connection {
            });
   }
 
+  /// COPY source destination [REPLACE]: two answers in turn, the source's value from its shard,
+  /// then the write on the destination's; a coroutine (actnet::task) says it in that order. Not
+  /// atomic across the two shards: a write to either key between the steps may come first
+  /// (Redis Cluster refuses keys of two slots instead). The value's expiry goes with it.
+  actnet::task copy(std::uint64_t seq, std::string from, std::string to, bool replace) {
+    hold();  // the commands after it wait: they must see the copy
+    std::string reply;
+    // Each awaitable is named before its co_await: g++ 12 mishandles a temporary that owns a
+    // string (this lambda's capture) inside a co_await expression (see the README).
+    auto read = ask(ks_->shards.on(ks_->owner_of(from)), [from](shard& s) {
+      const value* v = s.find(from, now_ms());
+      return v != nullptr ? std::optional<value>(*v) : std::nullopt;
+    });
+    actnet::result<std::optional<value>> found = co_await read;
+    if (!found) {
+      reply = failure_reply(found.error());
+    } else if (!*found) {
+      resp::integer(reply, 0);  // no such source
+    } else {
+      auto write =
+          ask(ks_->shards.on(ks_->owner_of(to)), [to, v = std::move(**found), replace](shard& s) {
+            if (!replace && s.find(to, now_ms()) != nullptr) {
+              return false;
+            }
+            s.set(to, v.data, v.expires_at);
+            return true;
+          });
+      const actnet::result<bool> copied = co_await write;
+      if (!copied) {
+        reply = failure_reply(copied.error());
+      } else {
+        resp::integer(reply, *copied ? 1 : 0);
+      }
+    }
+    fill(seq, std::move(reply));
+    unhold();
+  }
+  /// A command that runs in steps holds the ones after it (they stay in the inbound buffer,
+  /// and the socket is not read meanwhile) until it is done.
+  void hold() {
+    holding_ = true;
+    pause_reading();
+  }
+  void unhold() {
+    holding_ = false;
+    if (!quitting_) {
+      resume_reading();
+      wake();  // on_data again, for what waited
+    }
+  }
+  /// The reply to an ask that failed: refused by a full mailbox, or its handler threw.
+  static std::string_view failure_reply(std::error_code ec) {
+    return ec == make_error_code(actnet::errc::queue_full) ? busy_reply : internal_error_reply;
+  }
+
   /// KEYS: each shard scanned in slices of bounded work (keys_slice_steps), one ask a slice,
   /// so that neither a large keyspace nor a costly pattern holds a loop: its other requests are
   /// served between slices. A table segment that grew between slices is scanned again.
@@ -1047,6 +1112,7 @@ class redis_connection final : public actnet::connection {
   std::uint64_t first_waiting_ = 0;
   std::size_t needed_ = 0;  // bytes to wait for before parsing again
   bool quitting_ = false;   // QUIT or a protocol error: close once the replies are out
+  bool holding_ = false;    // a command in steps (COPY) runs: the next ones wait for it
 };
 
 constexpr std::string_view usage =
@@ -1062,7 +1128,7 @@ constexpr std::string_view usage =
   --mailbox-cap N  messages a loop's mailbox holds before it refuses more (default 262144);
                  a command for a shard whose mailbox is full is answered "-ERR busy"
 RESP2 and inline commands: PING, ECHO, SET [EX|PX] [NX|XX], GET, DEL, EXISTS, INCR, DECR,
-INCRBY, DECRBY, MSET, MGET, EXPIRE, TTL, DBSIZE, FLUSHALL, KEYS, QUIT, SELECT 0, and enough
+INCRBY, DECRBY, MSET, MGET, EXPIRE, TTL, DBSIZE, FLUSHALL, KEYS, COPY, QUIT, SELECT 0, and enough
 of COMMAND, CONFIG, CLIENT and HELLO for redis-cli and redis-benchmark. Strings only; nothing
 is persisted. Prints "listening on URL" per listener; SIGINT or SIGTERM stops it.
 )";

@@ -225,6 +225,34 @@ TEST(redis_server_sample, a_pipeline_across_both_shards_is_answered_in_order) {
   ::close(fd);
 }
 
+TEST(redis_server_sample, copy_awaits_one_shard_then_the_other_and_answers_in_order) {
+  test::sample_process server = start_redis();
+  ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+  const int fd = test::connect_to(server.bound);
+  ASSERT_GE(fd, 0);
+  // 20 sources and their copies (over two shards, many pairs cross them), pipelined with the
+  // reads that check them: every reply in request order.
+  std::string requests;
+  std::string expected;
+  for (int i = 0; i < 20; ++i) {
+    const std::string v = "v" + std::to_string(i);
+    const std::string from = "src" + std::to_string(i);
+    const std::string to = "dst" + std::to_string(i);
+    requests += command({"SET", from, v}) + command({"COPY", from, to}) + command({"GET", to});
+    expected += "+OK\r\n:1\r\n$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+    requests += command({"SET", from, "new"}) + command({"COPY", from, to});
+    expected += "+OK\r\n:0\r\n";  // the destination exists
+    requests += command({"COPY", from, to, "REPLACE"}) + command({"GET", to});
+    expected += ":1\r\n$3\r\nnew\r\n";
+  }
+  requests += command({"COPY", "nothing", "dst0"}) + command({"COPY", "a", "b", "NOW"}) +
+              command({"COPY", "a"}) + "PING\r\n";
+  expected += ":0\r\n-ERR syntax error\r\n-ERR wrong number of arguments for 'copy' command\r\n";
+  expected += "+PONG\r\n";
+  EXPECT_EQ(exchange(fd, requests, expected.size()), expected);
+  ::close(fd);
+}
+
 TEST(redis_server_sample, a_full_shard_mailbox_answers_busy_and_the_connection_carries_on) {
   // A mailbox cap of 1: the pipelined commands for the other shard soon meet a full mailbox.
   test::sample_process server = start_redis({"--mailbox-cap", "1"});

@@ -16,6 +16,7 @@
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/detail/actor_base.hpp"
+#include "actnet/actors/task.hpp"
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/timer_queue.hpp"
@@ -119,6 +120,12 @@ std::error_code ask_actor(event_loop& loop, actor_cell* cell, std::uint32_t gene
 [[nodiscard]] reply_address reply_here(event_loop& target) noexcept;
 /// The loop whose thread calls (null on any other thread).
 [[nodiscard]] event_loop* loop_of_this_thread() noexcept;
+
+/// Queues `job` on `loop`'s engine's worker pool (worker_pool::submit's errors).
+std::error_code submit_work(event_loop& loop, unique_function<void()> job);
+/// Runs `fn(loop)` on `loop`: the engine's own message, never refused (an offload's result).
+void send_to_loop(event_loop& loop, unique_function<void(event_loop&)> fn);
+void log_offload_failure(const char* what) noexcept;
 
 void watch_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation, reply_address to,
                  unique_function<void()> fn);
@@ -257,6 +264,76 @@ class actor : public detail::actor_base {
         detail::make_question<event_loop>(std::forward<Fn>(fn), std::forward<Then>(then),
                                           reply_address()));
   }
+  /// Runs `work()` on the engine's worker pool, then `then(result)` back here as this actor
+  /// (not at all if it has stopped by then: dropped and counted). Results come back in the
+  /// order the work finishes. Errors as connection::offload (queue_full, engine_stopped); a
+  /// `work` that throws is logged and its `then` skipped.
+  template <class Work, class Then>
+  std::error_code offload(Work&& work, Then&& then) {
+    assert_in_loop_thread();
+    return detail::submit_work(*loop_, [loop = loop_, cell = cell_, generation = generation_,
+                                        w = std::forward<Work>(work),
+                                        t = std::forward<Then>(then)]() mutable {
+      using value = std::decay_t<decltype(w())>;
+      std::optional<value> made;
+      try {
+        made.emplace(w());
+      } catch (const std::exception& e) {
+        detail::log_offload_failure(e.what());
+      } catch (...) {
+        detail::log_offload_failure("unknown exception");
+      }
+      if (made) {
+        detail::send_to_loop(*loop, detail::actor_message<actor>(
+                                        cell, generation,
+                                        [t = std::move(t), v = std::move(*made)](actor* a) mutable {
+                                          if (a != nullptr) {
+                                            t(std::move(v));
+                                          }
+                                        }));
+      }
+    });
+  }
+
+  // -- awaiting (task.hpp): in a handler that returns actnet::task --
+
+  /// `co_await ask(target, fn)`: as ask(target, fn, then), resumed here as this actor with the
+  /// answer (result<R>, or std::error_code for an `fn` returning void).
+  template <class A, class Fn>
+  [[nodiscard]] auto ask(const actor_ref<A>& target, Fn fn) {
+    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, A&>>::type;
+    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
+      return this->ask(target, std::move(f), std::move(then));
+    });
+  }
+  template <class Conn, class Fn>
+  [[nodiscard]] auto ask(const conn_ref& target, Fn fn) {
+    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, Conn&>>::type;
+    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
+      return this->template ask<Conn>(target, std::move(f), std::move(then));
+    });
+  }
+  /// `co_await offload(work)`: `work()` on a worker, resumed here with result<T> (an
+  /// std::error_code for void work): the value, or why it did not run (queue_full,
+  /// engine_stopped); an exception `work` throws is rethrown here.
+  template <class Work>
+  [[nodiscard]] auto offload(Work work) {
+    using value = std::invoke_result_t<Work&>;
+    return detail::awaiting_offload<value>([this, w = detail::catching(std::move(work))](
+                                               auto then) mutable {
+      return this->offload(std::move(w), [t = std::move(then)](detail::outcome<value> o) mutable {
+        t(detail::offload_answer<value>(std::move(o)));
+      });
+    });
+  }
+  /// `co_await sleep(d)`: resumed here after `d` (never, and destroyed, if this actor stops).
+  [[nodiscard]] auto sleep(std::chrono::nanoseconds d) {
+    return detail::awaiting<std::error_code>([this, d](auto then) {
+      (void)this->after(d, [t = std::move(then)](actor&) mutable { t(std::error_code{}); });
+      return std::error_code{};
+    });
+  }
+
   /// Erlang's monitor: `fn()` runs here, as this actor, once `target` has stopped (at once, from
   /// the mailbox, if it has stopped already; not at all if this actor stops first).
   template <class A>

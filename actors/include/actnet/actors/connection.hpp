@@ -49,7 +49,7 @@ namespace detail {
 
 // offload(): the result (or, empty, a skipped sequence number) travels to its loop.
 void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
-void log_offload_failure(const char* what) noexcept;
+// (log_offload_failure: actor.hpp, included above)
 
 struct datagram_endpoint;  // detail/connection_state.hpp
 struct transport_state;
@@ -286,6 +286,54 @@ class connection : public detail::actor_base {
         target, 0, 0,
         detail::make_question<event_loop>(std::forward<Fn>(fn), std::forward<Then>(then),
                                           reply_address()));
+  }
+
+  // -- awaiting (task.hpp): in a handler that returns actnet::task --
+
+  /// `co_await ask(target, fn)`: as ask(target, fn, then), resumed here as this connection
+  /// with the answer (result<R>, or std::error_code for an `fn` returning void). If this
+  /// connection has closed by then, the coroutine is destroyed instead.
+  template <class A, class Fn>
+  [[nodiscard]] auto ask(const actor_ref<A>& target, Fn fn) {
+    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, A&>>::type;
+    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
+      return this->ask(target, std::move(f), std::move(then));
+    });
+  }
+  template <class Conn, class Fn>
+  [[nodiscard]] auto ask(const conn_ref& target, Fn fn) {
+    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, Conn&>>::type;
+    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
+      return this->template ask<Conn>(target, std::move(f), std::move(then));
+    });
+  }
+  template <class Fn>
+  [[nodiscard]] auto ask(event_loop& target, Fn fn) {
+    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, event_loop&>>::type;
+    return detail::awaiting<answer>([this, t = &target, f = std::move(fn)](auto then) mutable {
+      return this->ask(*t, std::move(f), std::move(then));
+    });
+  }
+  /// `co_await offload(work)`: `work()` on a worker, resumed here with result<T> (an
+  /// std::error_code for void work): the value, or why it did not run (queue_full,
+  /// engine_stopped, connection_closed); an exception `work` throws is rethrown here.
+  template <class Work>
+  [[nodiscard]] auto offload(Work work) {
+    using value = std::invoke_result_t<Work&>;
+    return detail::awaiting_offload<value>([this, w = detail::catching(std::move(work))](
+                                               auto then) mutable {
+      return this->offload(std::move(w), [t = std::move(then)](detail::outcome<value> o) mutable {
+        t(detail::offload_answer<value>(std::move(o)));
+      });
+    });
+  }
+  /// `co_await sleep(d)`: resumed here after `d` (never, and destroyed, if this connection
+  /// closes first).
+  [[nodiscard]] auto sleep(std::chrono::nanoseconds d) {
+    return detail::awaiting<std::error_code>([this, d](auto then) {
+      (void)this->after(d, [t = std::move(then)](connection&) mutable { t(std::error_code{}); });
+      return std::error_code{};
+    });
   }
 
   // -- outbound connections --
