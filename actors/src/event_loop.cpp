@@ -40,6 +40,7 @@ detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
                                       std::min(options.uring_buffer_size, options.read_buffer_size),
                                       options.uring_buffers}),
       mailbox_(detail::backend_waker{&backend_}),
+      mailbox_cap_(options.mailbox_cap),
       read_buffer_{std::make_unique<std::byte[]>(options.read_buffer_size),  // NOLINT
                    options.read_buffer_size},
       default_buffers_(options.inbound_cap == defaults::inbound_cap &&
@@ -510,12 +511,15 @@ void detail::loop_core::deliver_now(connection& c) {
 
 // The phases of one iteration, in order:
 //  1. wait   - block in the back end until I/O, the next timer's deadline or mail; not at all
-//              while work is pending (edge-triggered reads cut off by the chunk);
+//              while work is pending (edge-triggered reads cut off by the chunk, or mail the
+//              loop sent itself);
 //  2. io     - each event to the handler of its source (streams in line: the per-message path);
 //  3. resume - the edge-triggered reads cut off by the chunk, after every other connection's
 //              turn, so one busy peer cannot starve the rest;
 //  4. mail   - up to mailbox_budget messages, and for at most half the stall threshold, so a
-//              flood of messages (or a chain of them) cannot starve I/O either;
+//              flood of messages (or a chain of them) cannot starve I/O either: those the
+//              loop's handlers sent it (its local queue) and those of other threads (its
+//              mailbox), in turns;
 //  5. timers - what is due, after the I/O and mail that may have re-armed or cancelled it.
 // A close scheduled in any phase runs (reap) right after the handler that asked for it, never
 // inside it: no actor is destroyed while one of its handlers is on the stack.
@@ -562,6 +566,7 @@ void detail::loop_core::run() {
     meter_.bytes_out.add(std::exchange(tally_.bytes_out, 0));
   }
   meter_.timers.set(timers_.size());
+  local_depth_.store(local_mail_.size(), std::memory_order_relaxed);
   meter_.phase.store(loop_phase::waiting, std::memory_order_relaxed);
   if (graveyard_.empty()) [[likely]] {
     meter_.busy_since_ns.store(0, std::memory_order_relaxed);
@@ -587,8 +592,8 @@ void detail::loop_core::run() {
     timeout = timers_.next_timeout_ms(timers_read_ ? timers_read_at_ : timer_clock::now());
   }
   timers_read_ = false;
-  if (!continue_reading_.empty()) {
-    timeout = 0;
+  if (!continue_reading_.empty() || !local_mail_.empty()) {
+    timeout = 0;  // work is waiting: look for I/O without sleeping
   }
   end_busy(steady_ns());
   const result<std::size_t> ready = wait_for_events(timeout);
@@ -630,24 +635,45 @@ void detail::loop_core::run() {
   release_retired();
 }
 
+// In turns of up to a batch from each queue, the loop's own mail first: a flood in one queue
+// leaves the other its turn, and the time check (a clock read) is paid once a turn.
+template <class GoOn>
+std::size_t detail::loop_core::run_mail(std::size_t budget, GoOn&& go_on) {
+  constexpr std::size_t turn = 64;
+  const auto run = [this](detail::message && m) __attribute__((always_inline)) {
+    if (m.what == detail::message::kind::closure) [[likely]] {  // post(), tells to actors
+      meter_.running.store(nullptr, std::memory_order_relaxed);
+      (void)detail::guarded(*this, "a message handler",
+                            [&] { m.fn(self_, nullptr, detail::no_error()); });
+    } else {
+      handle(std::move(m));
+    }
+    reap();
+  };
+  std::size_t done = 0;
+  while (done < budget) {
+    std::size_t took = drain_local(run, std::min(turn, budget - done));
+    took += mailbox_.drain(run, std::min(turn, budget - done - took));
+    done += took;
+    if (took == 0 || !go_on()) {
+      break;
+    }
+  }
+  return done;
+}
+
 [[gnu::always_inline]] inline void detail::loop_core::mail_phase() {
   meter_.phase.store(loop_phase::mail, std::memory_order_relaxed);
   // Mail that handlers post to this loop in the phase (a chain of asks between its actors)
-  // is drained too, but not past half the stall threshold of the iteration's time: then I/O
+  // is run too, but not past half the stall threshold of the iteration's time: then I/O
   // and timers have their turn, and the rest waits for the next iteration.
-  const std::size_t handled = mailbox_.drain(
-      [this](detail::message&& m) {
-        handle(std::move(m));
-        reap();
-      },
-      options_.mailbox_budget,
-      [this] {
-        return stall_threshold_ns_ == 0 || steady_ns() - busy_began_ < stall_threshold_ns_ / 2;
-      });
+  const std::size_t handled = run_mail(options_.mailbox_budget, [this] {
+    return stall_threshold_ns_ == 0 || steady_ns() - busy_began_ < stall_threshold_ns_ / 2;
+  });
   if (handled != 0) {
     meter_.messages.add(handled);
     // What waited at the drain: those it took and those still waiting (approximately).
-    meter_.mailbox_high.raise_to(handled + mailbox_.size_approx());
+    meter_.mailbox_high.raise_to(handled + mailbox_.size_approx() + local_mail_.size());
   }
   release_retired();
 }
@@ -681,18 +707,19 @@ void detail::loop_core::stop_phase() {
 void detail::loop_core::drain_for_stop(timer_clock::time_point deadline) {
   // The messages already sent run: async writes, tells, asks. An accepted connection still on
   // its way is closed unserved.
-  while (timer_clock::now() < deadline && mailbox_.drain(
-                                              [this](detail::message&& m) {
-                                                if (m.what == detail::message::kind::adopt) {
-                                                  if (m.admitted) {
-                                                    owner_.release_admission();
-                                                  }
-                                                  return;  // the message closes its fd
-                                                }
-                                                handle(std::move(m));
-                                                reap();
-                                              },
-                                              options_.mailbox_budget) != 0) {
+  const auto run = [this](detail::message&& m) {
+    if (m.what == detail::message::kind::adopt) {
+      if (m.admitted) {
+        owner_.release_admission();
+      }
+      return;  // the message closes its fd
+    }
+    handle(std::move(m));
+    reap();
+  };
+  while (timer_clock::now() < deadline &&
+         mailbox_.drain(run, options_.mailbox_budget) + drain_local(run, options_.mailbox_budget) !=
+             0) {
   }
   // Every connection closes after its buffered output, until the deadline.
   for (std::size_t i = 0; i < slots_.size(); ++i) {

@@ -204,6 +204,7 @@ void detail::loop_core::release_idle_memory() noexcept {
   if (continue_reading_.empty()) {
     std::vector<conn_ref>().swap(continue_reading_);
   }
+  local_mail_.release_memory();
   backend_.shrink();
   block_pool::release_idle_memory();
 #if defined(__GLIBC__)

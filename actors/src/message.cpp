@@ -7,10 +7,8 @@
 
 namespace actnet {
 
-detail::message::~message() {
-  if (fd >= 0) {
-    ::close(fd);
-  }
+void detail::message::close_fd() noexcept {
+  ::close(std::exchange(fd, -1));
 }
 
 detail::message& detail::message::operator=(message&& other) noexcept {

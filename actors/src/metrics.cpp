@@ -214,7 +214,7 @@ loop_metrics loop_core::read_metrics() const noexcept {
   m.writes = meter_.writes.get();
   m.messages = meter_.messages.get();
   m.messages_sent = meter_.messages_sent.get();
-  m.mailbox_depth = mailbox_.size_approx();
+  m.mailbox_depth = mailbox_.size_approx() + local_depth_.load(std::memory_order_relaxed);
   m.mailbox_high = std::max(meter_.mailbox_high.get(), m.mailbox_depth);
   m.messages_refused = refused_.load(std::memory_order_relaxed);
   m.messages_dropped = dropped_.load(std::memory_order_relaxed);

@@ -571,6 +571,220 @@ TEST(sharded, local_is_the_calling_loops_instance_without_a_message) {
   }
 }
 
+// -- same-loop sends: the loop's local queue --
+
+// Records who sent each message, in the order they ran.
+class ledger final : public actor {
+ public:
+  struct entry {
+    int sender;
+    int seq;
+  };
+  void note(int sender, int seq) {
+    EXPECT_TRUE(loop().in_loop_thread());
+    entries_.push_back({sender, seq});
+  }
+  [[nodiscard]] const std::vector<entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<entry> entries_;
+};
+
+// Sends numbered notes to a ledger, `each` a handler (a burst, as an actor's would be).
+class note_sender final : public actor {
+ public:
+  note_sender(actor_ref<ledger> to, int id) : to_(to), id_(id) {}
+  void burst(int each) {
+    for (int i = 0; i < each; ++i) {
+      const int seq = next_++;
+      EXPECT_FALSE(to_.tell([id = id_, seq](ledger& l) { l.note(id, seq); }));
+    }
+  }
+  // A note to the ledger, then `go` to the relay on another loop: the relay's note is caused by
+  // this one's.
+  void note_then_go(const actor_ref<note_sender>& relay) {
+    const int seq = next_++;
+    EXPECT_FALSE(to_.tell([id = id_, seq](ledger& l) { l.note(id, seq); }));
+    EXPECT_FALSE(relay.tell([seq](note_sender& r) { r.note_as(seq); }));
+  }
+  void note_as(int seq) {
+    EXPECT_FALSE(to_.tell([id = id_, seq](ledger& l) { l.note(id, seq); }));
+  }
+
+ private:
+  actor_ref<ledger> to_;
+  int id_;
+  int next_ = 0;
+};
+
+TEST(actor, a_tell_to_an_actor_of_the_same_loop_runs_after_the_senders_handler) {
+  journal j;
+  running_engine e(test::small_options(1));
+  const actor_ref<counter> c = e->spawn<counter>(&j);
+  e.start();
+  std::promise<bool> ran_after;
+  std::atomic<bool> sender_returned{false};
+  ASSERT_FALSE(e->loop(0).post([&](event_loop&) {
+    ASSERT_FALSE(c.tell([&](counter& a) {
+      a.add(1);
+      ran_after.set_value(sender_returned.load());
+    }));
+    sender_returned = true;  // the tell has not run yet: it waits in the loop's own queue
+  }));
+  EXPECT_TRUE(ran_after.get_future().get());
+}
+
+// Three senders to one ledger at once: an actor of its loop (the local queue), an actor of
+// another loop and a thread of no loop (the mailbox). Each one's notes run in the order it sent
+// them; none is lost.
+TEST(actor, same_loop_tells_keep_their_order_beside_mail_from_other_threads) {
+  running_engine e(test::small_options(2));
+  const actor_ref<ledger> l = e->spawn_on<ledger>(0);
+  const actor_ref<note_sender> near = e->spawn_on<note_sender>(0, l, 1);
+  const actor_ref<note_sender> far = e->spawn_on<note_sender>(1, l, 2);
+  e.start();
+  constexpr int bursts = 50;
+  constexpr int each = 100;
+  std::thread outside([&l] {
+    for (int seq = 0; seq < bursts * each; ++seq) {
+      while (l.tell([seq](ledger& x) { x.note(3, seq); }) == make_error_code(errc::queue_full)) {
+        std::this_thread::yield();
+      }
+    }
+  });
+  for (int b = 0; b < bursts; ++b) {
+    ASSERT_FALSE(near.tell([](note_sender& s) { s.burst(each); }));
+    ASSERT_FALSE(far.tell([](note_sender& s) { s.burst(each); }));
+  }
+  outside.join();
+  std::vector<ledger::entry> got;
+  ASSERT_TRUE(eventually([&] {
+    std::promise<std::vector<ledger::entry>> seen;
+    EXPECT_FALSE(l.tell([&seen](ledger& x) { seen.set_value(x.entries()); }));
+    got = seen.get_future().get();
+    return got.size() == static_cast<std::size_t>(3 * bursts * each);
+  }));
+  std::array<int, 4> next{};
+  for (const ledger::entry& n : got) {
+    ASSERT_EQ(n.seq, next.at(n.sender)) << "sender " << n.sender << " out of order";
+    ++next.at(n.sender);
+  }
+  EXPECT_EQ(next[1], bursts * each);
+  EXPECT_EQ(next[2], bursts * each);
+  EXPECT_EQ(next[3], bursts * each);
+}
+
+// An actor of loop 1 notes, then has an actor of loop 0 note: the second note goes through
+// loop 0's local queue, the first through its mailbox, and the first still runs first.
+TEST(actor, a_same_loop_tell_runs_after_the_mail_that_caused_it) {
+  running_engine e(test::small_options(2));
+  const actor_ref<ledger> l = e->spawn_on<ledger>(0);
+  const actor_ref<note_sender> relay = e->spawn_on<note_sender>(0, l, 1);
+  const actor_ref<note_sender> first = e->spawn_on<note_sender>(1, l, 2);
+  e.start();
+  constexpr int rounds = 500;
+  for (int r = 0; r < rounds; ++r) {
+    ASSERT_FALSE(first.tell([relay](note_sender& s) { s.note_then_go(relay); }));
+  }
+  std::vector<ledger::entry> got;
+  ASSERT_TRUE(eventually([&] {
+    std::promise<std::vector<ledger::entry>> seen;
+    EXPECT_FALSE(l.tell([&seen](ledger& x) { seen.set_value(x.entries()); }));
+    got = seen.get_future().get();
+    return got.size() == static_cast<std::size_t>(2 * rounds);
+  }));
+  std::vector<bool> noted(rounds, false);
+  for (const ledger::entry& n : got) {
+    if (n.sender == 2) {
+      noted.at(n.seq) = true;
+    } else {
+      ASSERT_TRUE(noted.at(n.seq)) << "the relayed note " << n.seq << " overtook its cause";
+    }
+  }
+}
+
+TEST(actor, the_mailbox_cap_bounds_a_loops_sends_to_itself) {
+  journal j;
+  engine_options o = test::small_options(1);
+  o.mailbox_cap = 100;
+  running_engine e(o);
+  const actor_ref<counter> c = e->spawn<counter>(&j);
+  e.start();
+  std::promise<std::pair<int, int>> sent;
+  const std::uint64_t refused_before = e->loop(0).refused_messages();
+  ASSERT_FALSE(e->loop(0).post([&](event_loop&) {
+    int accepted = 0;
+    int refused = 0;
+    for (int i = 0; i < 150; ++i) {
+      const std::error_code ec = c.tell([i](counter& a) { a.add(i); });
+      ec == make_error_code(errc::queue_full) ? ++refused : ++accepted;
+    }
+    sent.set_value({accepted, refused});
+  }));
+  const auto [accepted, refused] = sent.get_future().get();
+  EXPECT_EQ(accepted, 100);
+  EXPECT_EQ(refused, 50);
+  EXPECT_EQ(e->loop(0).refused_messages() - refused_before, 50U);
+  // (This thread's question may run before some of the loop's own messages: no order among
+  // senders.)
+  std::vector<int> got;
+  ASSERT_TRUE(eventually([&] {
+    std::promise<std::vector<int>> seen;
+    EXPECT_FALSE(c.tell([&seen](counter& a) { seen.set_value(a.seen()); }));
+    got = seen.get_future().get();
+    return got.size() >= 100U;
+  }));
+  ASSERT_EQ(got.size(), 100U);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(got[i], i);
+  }
+}
+
+// Two actors of one loop tell each other without end: the loop still answers a thread's ask
+// (its mailbox gets its turn) and runs its timers; the chain ends when told to.
+class volley final : public actor {
+ public:
+  explicit volley(std::atomic<bool>* stop) : stop_(stop) {}
+  void set_peer(actor_ref<volley> peer) { peer_ = peer; }
+  void hit() {
+    ++hits_;
+    if (!stop_->load(std::memory_order_relaxed)) {
+      EXPECT_FALSE(peer_.tell([](volley& v) { v.hit(); }));
+    }
+  }
+  [[nodiscard]] long hits() const { return hits_; }
+
+ private:
+  std::atomic<bool>* stop_;
+  actor_ref<volley> peer_;
+  long hits_ = 0;
+};
+
+TEST(actor, an_endless_chain_of_same_loop_tells_leaves_other_mail_and_timers_their_turn) {
+  std::atomic<bool> stop{false};
+  running_engine e(test::small_options(1));
+  const actor_ref<volley> a = e->spawn<volley>(&stop);
+  const actor_ref<volley> b = e->spawn<volley>(&stop);
+  e.start();
+  ASSERT_FALSE(a.tell([b](volley& v) { v.set_peer(b); }));
+  ASSERT_FALSE(b.tell([a](volley& v) { v.set_peer(a); }));
+  ASSERT_FALSE(a.tell([](volley& v) { v.hit(); }));
+  for (int i = 0; i < 20; ++i) {
+    std::promise<long> hits;
+    ASSERT_FALSE(a.ask([](volley& v) { return v.hits(); },
+                       [&hits](result<long> r) { hits.set_value(r ? *r : -1); }));
+    auto answer = hits.get_future();
+    ASSERT_EQ(answer.wait_for(10s), std::future_status::ready) << "the chain starved the mailbox";
+    EXPECT_GT(answer.get(), 0);
+  }
+  std::promise<void> timer_ran;
+  ASSERT_FALSE(e->loop(0).post(
+      [&timer_ran](event_loop& l) { l.after(1ms, [&timer_ran] { timer_ran.set_value(); }); }));
+  ASSERT_EQ(timer_ran.get_future().wait_for(10s), std::future_status::ready)
+      << "the chain starved the timers";
+  stop = true;
+}
+
 TEST(actor, spawn_on_a_loop_that_does_not_exist_throws) {
   journal j;
   engine e(test::small_options(2));

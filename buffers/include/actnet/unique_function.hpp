@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <type_traits>
@@ -13,6 +14,9 @@ namespace actnet {
 template <class Signature>
 class unique_function;
 
+// Its storage is written by the callable it holds, never zeroed (a message per send would pay
+// for it): clang-tidy's member-init check is off for the class.
+// NOLINTBEGIN(cppcoreguidelines-pro-type-member-init)
 /// Holds any move-only callable. Callables up to inline_size bytes (and nothrow-movable) live
 /// inside the object; larger ones are put on the heap.
 template <class R, class... Args>
@@ -32,13 +36,17 @@ class unique_function<R(Args...)> {
       invoke_ = [](void* s, Args&&... args) -> R {
         return call<R>(*static_cast<D*>(s), std::forward<Args>(args)...);
       };
-      manage_ = [](void* self, void* to) noexcept {
-        auto* d = static_cast<D*>(self);
-        if (to != nullptr) {
-          ::new (to) D(std::move(*d));
-        }
-        d->~D();
-      };
+      // A closure of pointers and numbers (the usual message) has no manager: it moves as
+      // bytes and needs no destruction, so a move or a reset calls nothing.
+      if constexpr (!trivially_relocatable<D>) {
+        manage_ = [](void* self, void* to) noexcept {
+          auto* d = static_cast<D*>(self);
+          if (to != nullptr) {
+            ::new (to) D(std::move(*d));
+          }
+          d->~D();
+        };
+      }
     } else {
       *reinterpret_cast<D**>(storage_) = new D(std::forward<F>(f));
       invoke_ = [](void* s, Args&&... args) -> R {
@@ -85,6 +93,10 @@ class unique_function<R(Args...)> {
       sizeof(F) <= inline_size &&
       alignof(F) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<F>;
   // NOLINTEND(misc-redundant-expression)
+  /// Whether an inline F is moved by copying its bytes (and never destroyed).
+  template <class F>
+  static constexpr bool trivially_relocatable =
+      std::is_trivially_copyable_v<F>&& std::is_trivially_destructible_v<F>;
 
  private:
   // Calls `f`; a void signature discards whatever f returns.
@@ -100,6 +112,8 @@ class unique_function<R(Args...)> {
   void take(unique_function& other) noexcept {
     if (other.manage_ != nullptr) {
       other.manage_(other.storage_, storage_);
+    } else {
+      std::memcpy(storage_, other.storage_, inline_size);  // trivially relocatable, or empty
     }
     invoke_ = std::exchange(other.invoke_, nullptr);
     manage_ = std::exchange(other.manage_, nullptr);
@@ -112,9 +126,11 @@ class unique_function<R(Args...)> {
     manage_ = nullptr;
   }
 
-  alignas(std::max_align_t) std::byte storage_[inline_size]{};
+  // Not zeroed: written by the callable it holds (a move copies it as bytes, whatever they are).
+  alignas(std::max_align_t) std::byte storage_[inline_size];
   R (*invoke_)(void*, Args&&...) = nullptr;
   void (*manage_)(void* self, void* to) noexcept = nullptr;
 };
+// NOLINTEND(cppcoreguidelines-pro-type-member-init)
 
 }  // namespace actnet

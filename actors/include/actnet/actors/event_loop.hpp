@@ -60,8 +60,13 @@ class event_loop : private detail::loop_core, private detail::loop_jobs {
   /// mailbox holds engine_options::mailbox_cap messages.
   template <class F>
   std::error_code post(F&& fn) {
-    return post_user(
-        [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
+    auto closure = [f = std::forward<F>(fn)](event_loop& l, connection*, std::error_code) mutable {
+      f(l);
+    };
+    if (on_own_thread()) {  // a handler of this loop: its local queue, in line
+      return post_local(std::move(closure));
+    }
+    return post_user(std::move(closure));
   }
   /// Thread-safe: asks loop `target` (this one included) for a value without blocking
   /// (seastar's submit_to): `fn(event_loop&)` runs on `target`, and `then(answer)` runs back on

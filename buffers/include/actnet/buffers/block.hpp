@@ -56,7 +56,11 @@ class block {
   block& operator=(block&& other) noexcept;
   block(const block&) = delete;
   block& operator=(const block&) = delete;
-  ~block() { detail::list_node::destroy(node_); }
+  ~block() {
+    if (node_ != nullptr) {
+      detail::list_node::destroy(node_);
+    }
+  }
 
   [[nodiscard]] explicit operator bool() const noexcept { return node_ != nullptr; }
   /// The room not yet written.

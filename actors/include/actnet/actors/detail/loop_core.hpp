@@ -22,6 +22,7 @@
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/io_key.hpp"
+#include "actnet/actors/detail/local_queue.hpp"
 #include "actnet/actors/detail/log_limiter.hpp"
 #include "actnet/actors/detail/loop_backend.hpp"
 #include "actnet/actors/detail/loop_meter.hpp"
@@ -45,6 +46,11 @@ struct engine_options;
 namespace detail {
 
 struct redial;
+
+class loop_core;
+// The loop whose thread this is (null on any other): its sends go to its local queue, and
+// count in its messages_sent.
+inline thread_local loop_core* this_thread_loop = nullptr;
 
 struct backend_waker {
   loop_backend* target;
@@ -127,8 +133,28 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // Thread-safe: a user's message, refused with queue_full when the mailbox is full.
   [[nodiscard]] std::error_code send_bounded(detail::message&& m);
   [[nodiscard, gnu::cold]] std::error_code refuse_message() noexcept;  // counts, says queue_full
-  void post_fn(detail::message_fn fn);                                 // the engine's own
-  [[nodiscard]] std::error_code post_user(detail::message_fn fn);      // post(): bounded
+  // The local queue holds mailbox_cap messages: a handler that sends to its own loop without
+  // end is refused as any other sender would be.
+  [[nodiscard]] bool local_full() const noexcept {
+    return mailbox_cap_ != 0 && local_mail_.size() >= mailbox_cap_;
+  }
+  // Whether the calling thread is this loop's (then its sends are local).
+  [[nodiscard]] bool on_own_thread() const noexcept { return this_thread_loop == this; }
+  // post() from the loop's own thread, in line: the message made in its place in the local
+  // queue, with `closure` built into it.
+  template <class Closure>
+  [[gnu::always_inline]] std::error_code post_local(Closure&& closure) {
+    if (local_full()) [[unlikely]] {
+      return refuse_message();
+    }
+    local_mail_.emplace_with([&closure] {
+      return detail::message(detail::message::kind::closure, std::forward<Closure>(closure));
+    });
+    meter_.messages_sent.add();
+    return detail::no_error();
+  }
+  void post_fn(detail::message_fn fn);                             // the engine's own
+  [[nodiscard]] std::error_code post_user(detail::message_fn fn);  // post(): bounded
   void run();                       // the loop: its phases, in order, until stop
   void shut_down() noexcept;        // at the loop's destruction: close, drain the mailbox
   [[nodiscard]] bool wait_phase();  // false: the back end failed (logged; the engine stops)
@@ -141,6 +167,22 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // (-1: no limit; 0: does not block) unless the mailbox has mail. How many came.
   [[nodiscard]] result<std::size_t> wait_for_events(int timeout);
   void drain_stopped();  // after run(): fail or drop whatever is still in the mailbox
+  // Hands up to `budget` messages of the local queue to `handle`, oldest first, each where it
+  // lies (a handler may send more meanwhile); how many.
+  template <class Handler>
+  std::size_t drain_local(Handler&& handle, std::size_t budget) {
+    std::size_t done = 0;
+    while (done < budget && !local_mail_.empty()) {
+      handle(std::move(local_mail_.front()));
+      local_mail_.pop();
+      ++done;
+    }
+    return done;
+  }
+  // Runs up to `budget` messages, the mailbox's and the local queue's in turns of a batch
+  // each, while `go_on()` says so (asked after each turn); how many.
+  template <class GoOn>
+  std::size_t run_mail(std::size_t budget, GoOn&& go_on);
   void handle(detail::message&& m);
   void handle_unguarded(detail::message&& m);
   void run_timers(timer_clock::time_point now);
@@ -277,6 +319,9 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::atomic<std::thread::id> thread_id_{};
   detail::loop_backend backend_;
   mailbox<detail::message, detail::backend_waker> mailbox_;
+  local_queue<detail::message> local_mail_;  // sends from the loop's own thread
+  std::atomic<std::size_t> local_depth_{0};  // its size at the end of each busy part (metrics)
+  std::size_t mailbox_cap_;                  // engine_options::mailbox_cap (0: unbounded)
   timer_queue timers_;
   // Its generations run on through releases, so a conn_ref names one connection even after
   // the table was released and grown again.

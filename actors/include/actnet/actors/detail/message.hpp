@@ -27,12 +27,7 @@ struct message {
   message_fn fn;               // closure, tell, ask, async_write's completion
 
   /// `fn(loop, nullptr, {})` on the loop.
-  static message closure(message_fn fn) noexcept {
-    message m;
-    m.what = kind::closure;
-    m.fn = std::move(fn);
-    return m;
-  }
+  static message closure(message_fn fn) noexcept { return {kind::closure, std::move(fn)}; }
   /// A message for the connection (slot, generation): tell, ask (generation 0: the loop's own
   /// question), async_write (with `payload`; `fn` its completion), close, wake.
   static message to_actor(kind k, std::uint32_t slot, std::uint32_t generation,
@@ -63,6 +58,9 @@ struct message {
   }
 
   message() noexcept = default;
+  /// A message of kind `k` whose fn is made of `f` in place.
+  template <class F>
+  message(kind k, F&& f) : what(k), fn(std::forward<F>(f)) {}
   message(message&& other) noexcept
       : what(other.what),
         admitted(std::exchange(other.admitted, false)),
@@ -76,7 +74,14 @@ struct message {
   message& operator=(message&& other) noexcept;
   message(const message&) = delete;
   message& operator=(const message&) = delete;
-  ~message();  // closes an adopted fd that no loop took
+  ~message() {
+    if (fd >= 0) [[unlikely]] {
+      close_fd();  // an adopted fd that no loop took
+    }
+  }
+
+ private:
+  void close_fd() noexcept;
 };
 
 }  // namespace actnet::detail
