@@ -79,6 +79,10 @@ engine_options checked_options(engine_options o) {
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1)) {
     bad_option("busy_poll (us)", o.busy_poll.count(), "must be between 0 (none) and a second");
   }
+  if (o.mail_linger.count() < 0 || o.mail_linger > std::chrono::milliseconds(1)) {
+    bad_option("mail_linger (us)", o.mail_linger.count(),
+               "must be between 0 (none) and a millisecond");
+  }
   if (o.stall_threshold.count() < 0 || o.stall_threshold > std::chrono::hours(1)) {
     bad_option("stall_threshold (ms)", o.stall_threshold.count(),
                "must be between 0 (no detection) and an hour");

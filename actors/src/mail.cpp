@@ -87,7 +87,7 @@ void detail::loop_core::post_fn(detail::message_fn fn) {
   send(detail::message::closure(std::move(fn)));
 }
 
-void detail::loop_core::handle(detail::message&& m) {
+void detail::loop_core::handle(detail::message&& m) noexcept {
   // User code runs here (closures, tells, completions): an exception must not cross the loop.
   (void)detail::guarded(*this, "a message handler", [&] { handle_unguarded(std::move(m)); });
 }
@@ -158,12 +158,13 @@ void detail::loop_core::handle_unguarded(detail::message&& m) {
 }
 
 void detail::loop_core::drain_stopped() {
-  const auto fail_or_drop = [this](detail::message&& m) {
+  const auto fail_or_drop = [this](detail::message&& m) noexcept {
     if (m.admitted) {
       owner_.release_admission();  // an accepted connection no loop took
     }
     if (m.what == detail::message::kind::async_write && m.fn) {
-      m.fn(self_, nullptr, make_error_code(errc::engine_stopped));
+      (void)detail::guarded(*this, "an async_write completion",
+                            [&] { m.fn(self_, nullptr, make_error_code(errc::engine_stopped)); });
     } else if (m.what != detail::message::kind::adopt && m.what != detail::message::kind::stop) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
     }

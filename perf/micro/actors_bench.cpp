@@ -333,9 +333,12 @@ void pingpong_actors_await(benchmark::State& state) {
       done, [&e] { return e.loop(0).wakeups() + e.loop(1).wakeups(); });
 }
 
-void pingpong_actors(benchmark::State& state) {
+// `linger`: engine_options::mail_linger on both loops (0: the default, none).
+void pingpong_actors(benchmark::State& state, std::chrono::microseconds linger) {
   event_count done;  // before the engine: outlives every actor
-  actnet::engine e(with_loops(2));
+  actnet::engine_options o = with_loops(2);
+  o.mail_linger = linger;
+  actnet::engine e(o);
   const auto peer = e.spawn_on<answering_actor>(1);
   const auto asker = e.spawn_on<asking_actor>(0, peer, &done);
   const running_engine running(e);
@@ -585,7 +588,12 @@ void register_all() {
     actor_to_actor(s, true);
   })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/loops", &pingpong_loops)->UseRealTime();
-  benchmark::RegisterBenchmark("pingpong/actors", &pingpong_actors)->UseRealTime();
+  benchmark::RegisterBenchmark("pingpong/actors", [](benchmark::State& s) {
+    pingpong_actors(s, std::chrono::microseconds(0));
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("pingpong/actors_linger", [](benchmark::State& s) {
+    pingpong_actors(s, std::chrono::microseconds(5));
+  })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/actors_await", &pingpong_actors_await)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/conn_tell", &pingpong_conn_tell)->UseRealTime();
   benchmark::RegisterBenchmark("offload/roundtrip", &offload_roundtrip)

@@ -785,6 +785,42 @@ TEST(actor, an_endless_chain_of_same_loop_tells_leaves_other_mail_and_timers_the
   stop = true;
 }
 
+// Each link of the chain holds the loop 2 ms and tells itself the next: the loop hands the
+// chain on to its next iteration once half the stall threshold (10 ms) has gone, so I/O and
+// timers get their turn. (A slow machine makes the links longer: more iterations, not fewer.)
+class chain final : public actor {
+ public:
+  explicit chain(std::promise<void>* done) : done_(done) {}
+  void link(int left) {
+    std::this_thread::sleep_for(2ms);
+    if (left == 0) {
+      done_->set_value();
+      return;
+    }
+    EXPECT_FALSE(ref<chain>().tell([left](chain& c) { c.link(left - 1); }));
+  }
+
+ private:
+  std::promise<void>* done_;
+};
+
+TEST(actor, a_chain_of_same_loop_tells_is_cut_at_half_the_stall_threshold) {
+  std::promise<void> done;
+  engine_options o = test::small_options(1);
+  o.stall_threshold = 20ms;
+  running_engine e(o);
+  const actor_ref<chain> c = e->spawn<chain>(&done);
+  e.start();
+  ASSERT_TRUE(eventually([&] { return e->count_actors() == 1; }));
+  const std::uint64_t before = e->metrics().loops.at(0).iterations;
+  constexpr int links = 40;
+  ASSERT_FALSE(c.tell([](chain& x) { x.link(links - 1); }));
+  ASSERT_EQ(done.get_future().wait_for(30s), std::future_status::ready);
+  // At most 10 ms of links an iteration (5, and the one that crosses the line): 40 links take
+  // 7 iterations or more. Run in one, they would take one or two.
+  EXPECT_GE(e->metrics().loops.at(0).iterations - before, 7U);
+}
+
 TEST(actor, spawn_on_a_loop_that_does_not_exist_throws) {
   journal j;
   engine e(test::small_options(2));

@@ -507,6 +507,14 @@ TEST(engine, busy_poll_is_rejected_below_zero_and_past_a_second) {
   expect_rejected(o, "busy_poll (us) = 2000000");
 }
 
+TEST(engine, mail_linger_is_rejected_below_zero_and_past_a_millisecond) {
+  engine_options o;
+  o.mail_linger = std::chrono::microseconds(-1);
+  expect_rejected(o, "mail_linger (us) = -1");
+  o.mail_linger = std::chrono::microseconds(1001);
+  expect_rejected(o, "mail_linger (us) = 1001");
+}
+
 // -- busy polling --
 
 engine_options polling(std::chrono::microseconds spin) {
@@ -539,6 +547,41 @@ TEST(engine, a_busy_polling_loop_takes_mail_without_being_woken) {
   }
   EXPECT_LE(e->loop(0).wakeups() - before, static_cast<std::uint64_t>(late));
   RecordProperty("late_pings", late);
+}
+
+// Posts a closure to loop 0, waits until it has run, and returns when it ran.
+std::chrono::steady_clock::time_point ping_at(engine& e) {
+  std::promise<std::chrono::steady_clock::time_point> ran;
+  EXPECT_FALSE(
+      e.loop(0).post([&ran](event_loop&) { ran.set_value(std::chrono::steady_clock::now()); }));
+  auto when = ran.get_future();
+  EXPECT_EQ(when.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  return when.get();
+}
+
+// A thread's pings, each after the answer to the one before: with mail_linger longer than the
+// time from one ping's handler to the next ping, the loop is still watching its mailbox when
+// that comes, so it is not woken (a ping sent later than that, the test thread being slow to
+// wake on a loaded machine, may wake it: counted).
+TEST(engine, a_lingering_loop_takes_the_next_message_without_being_woken) {
+  engine_options o = test::small_options();
+  o.mail_linger = std::chrono::milliseconds(1);
+  running_engine e(o);
+  e.start();
+  auto ran = ping_at(*e);
+  const std::uint64_t before = e->loop(0).wakeups();
+  int late = 0;
+  for (int i = 0; i < 200; ++i) {
+    late += std::chrono::steady_clock::now() - ran > std::chrono::microseconds(900) ? 1 : 0;
+    ran = ping_at(*e);
+  }
+  EXPECT_LE(e->loop(0).wakeups() - before, static_cast<std::uint64_t>(late));
+  RecordProperty("late_pings", late);
+  // And it sleeps once the mail stops: a ping after a pause longer than the linger wakes it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::uint64_t idle = e->loop(0).wakeups();
+  ping(*e);
+  EXPECT_EQ(e->loop(0).wakeups() - idle, 1U);
 }
 
 TEST(engine, a_busy_polling_loop_runs_a_timer_due_before_its_polling_ends) {

@@ -183,7 +183,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // each, while `go_on()` says so (asked after each turn); how many.
   template <class GoOn>
   std::size_t run_mail(std::size_t budget, GoOn&& go_on);
-  void handle(detail::message&& m);
+  void handle(detail::message&& m) noexcept;  // guarded: what a handler throws is logged
   void handle_unguarded(detail::message&& m);
   void run_timers(timer_clock::time_point now);
   // Makes the connection (`make` may throw: logged, the fd closed) and registers it.
@@ -377,6 +377,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::int64_t busy_began_ = 0;
   std::int64_t wait_began_ = 0;
   std::int64_t stall_threshold_ns_ = 0;
+  std::int64_t mail_linger_ns_ = 0;  // engine_options::mail_linger
+  bool took_mail_ = false;           // this iteration took mail from the mailbox (not local)
   log_limiter stall_log_;
   std::vector<actor_base*> graveyard_;  // closed or stopped this iteration, freed by bury()
 };
