@@ -660,7 +660,7 @@ void detail::loop_core::run() {
 template <class GoOn>
 std::size_t detail::loop_core::run_mail(std::size_t budget, GoOn&& go_on) {
   constexpr std::size_t turn = 64;
-  const auto run = [this](detail::message && m) noexcept __attribute__((always_inline)) {
+  const auto run = [this](detail::message && m) __attribute__((always_inline)) {
     if (m.what == detail::message::kind::closure) [[likely]] {  // post(), tells to actors
       meter_.running.store(nullptr, std::memory_order_relaxed);
       (void)detail::guarded(*this, "a message handler",
