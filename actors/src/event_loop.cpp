@@ -484,6 +484,19 @@ void detail::loop_core::deliver_now(connection& c) {
   deliver(c);
 }
 
+namespace {
+// How often a lingering loop looks at its mailbox (mail_linger).
+constexpr std::int64_t linger_look_ns = 1000;
+
+[[gnu::always_inline]] inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+}  // namespace
+
 [[gnu::always_inline]] inline result<std::size_t> detail::loop_core::wait_for_events(int timeout) {
   if (timeout != 0 && options_.busy_poll.count() > 0) {
     // Polled without sleeping, so the mailbox is looked at here: its senders wake only a
@@ -505,21 +518,26 @@ void detail::loop_core::deliver_now(connection& c) {
   }
   if (std::exchange(took_mail_, false) && timeout != 0 && mail_linger_ns_ > 0 &&
       options_.busy_poll.count() == 0) {
-    // Mail came from other threads: more may be on its way (a sender's burst). Watch for it a
-    // little before sleeping, which would cost the sender a wake-up.
+    // Mail came from other threads: more may be on its way (a sender's burst, the answer to a
+    // question). Watch for it a little before sleeping, which would cost the sender a wake-up.
+    // A look every microsecond: looking all the time pulled the senders' cache lines across at
+    // every message they queued, and cost them more than the wake-ups.
     std::int64_t until = steady_ns() + mail_linger_ns_;
     if (timeout > 0) {  // not past the next timer
       until = std::min(until, steady_ns() + std::int64_t{timeout} * 1'000'000);
     }
+    std::int64_t now = 0;
     do {
+      const std::int64_t next = steady_ns() + linger_look_ns;
+      do {
+        cpu_relax();
+        now = steady_ns();
+      } while (now < next);
       if (mailbox_.size_approx() > 0) {
         timeout = 0;
         break;
       }
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } while (steady_ns() < until);
+    } while (now < until);
   }
   const bool may_sleep = timeout != 0 && mailbox_.prepare_to_sleep();
   result<std::size_t> ready = backend_.wait(may_sleep ? timeout : 0);

@@ -45,8 +45,9 @@ inline constexpr std::size_t mailbox_budget = 256;
 /// Messages a loop's mailbox may hold before users' sends get queue_full.
 inline constexpr std::size_t mailbox_cap = std::size_t{256} << 10;
 /// How long a loop that just took mail from other threads watches its mailbox before it sleeps
-/// (µs; 0: not at all).
-inline constexpr int mail_linger_us = 0;
+/// (µs; 0: not at all): long enough for the next message of a burst, or an answer from a loop
+/// that is awake, to come first.
+inline constexpr int mail_linger_us = 20;
 /// Each loop's read buffer: the most one read() takes, and so the most one on_data() sees
 /// fresh (gnet's ReadBufferCap).
 inline constexpr std::size_t read_buffer_size = std::size_t{64} << 10;
