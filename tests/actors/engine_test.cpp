@@ -584,6 +584,24 @@ TEST(engine, a_lingering_loop_takes_the_next_message_without_being_woken) {
   EXPECT_EQ(e->loop(0).wakeups() - idle, 1U);
 }
 
+// Two loops pinned to one CPU: a lingering loop would spin on the core the other waits for, so
+// neither lingers, and a loop asleep between pings is woken by each (most of them: one that
+// comes before the loop has gone to sleep needs no wake-up).
+TEST(engine, loops_that_outnumber_their_cpus_do_not_linger) {
+  engine_options o = test::small_options(2);
+  o.mail_linger = std::chrono::milliseconds(1);
+  o.cpu_affinity = {0};
+  running_engine e(o);
+  e.start();
+  (void)ping_at(*e);
+  const std::uint64_t before = e->loop(0).wakeups();
+  constexpr int pings = 50;
+  for (int i = 0; i < pings; ++i) {
+    (void)ping_at(*e);
+  }
+  EXPECT_GE(e->loop(0).wakeups() - before, static_cast<std::uint64_t>(pings / 2));
+}
+
 TEST(engine, a_busy_polling_loop_runs_a_timer_due_before_its_polling_ends) {
   running_engine e(polling(std::chrono::seconds(1)));
   e.start();

@@ -6,6 +6,7 @@
 #include <actnet/actors/engine.hpp>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -58,6 +59,7 @@ TEST(mailbox, four_producers_a_million_messages_each_to_a_sleeping_loop) {
   constexpr int per_producer = 1'000'000;
   engine_options o;
   o.loops = 1;
+  o.mail_linger = std::chrono::microseconds(0);  // the loop sleeps as soon as it runs dry
   engine e(o);
   std::thread runner([&e] { e.run(); });
 

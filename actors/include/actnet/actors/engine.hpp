@@ -120,8 +120,10 @@ struct engine_options {
   /// to this long before it sleeps, looking once a microsecond (no system call; I/O and timers
   /// wait for it): an answer or the next message that comes meanwhile is taken without the
   /// loop sleeping and its sender paying for the wake-up. Costs at most this much of a core
-  /// per such iteration; a loop that gets no mail from other threads never lingers. 0: sleep
-  /// at once; at most a millisecond. busy_poll, when set, polls in its place.
+  /// per such iteration; a loop that gets no mail from other threads never lingers, and no
+  /// loop lingers when the engine has more loops than CPUs to run them on (cpu_affinity's, or
+  /// the process's), where it would spin on a core another loop waits for. 0: sleep at once;
+  /// at most a millisecond. busy_poll, when set, polls in its place.
   std::chrono::microseconds mail_linger{defaults::mail_linger_us};
   /// The stall detector: a loop iteration whose handlers ran longer than this (a handler that
   /// blocks, or loops over far too much) is a stall, counted in loop_metrics::stalls and logged
