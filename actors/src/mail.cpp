@@ -169,7 +169,7 @@ void detail::loop_core::drain_stopped() {
       dropped_.fetch_add(1, std::memory_order_relaxed);
     }
   };
-  // A completion run here may send again (to this loop: to its local queue): drained too.
+  // A completion run here may send to this loop again: drained too, from either queue.
   while (mailbox_.drain(fail_or_drop, SIZE_MAX) + drain_local(fail_or_drop, SIZE_MAX) != 0) {
   }
 }

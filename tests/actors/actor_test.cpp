@@ -617,6 +617,17 @@ class note_sender final : public actor {
   int next_ = 0;
 };
 
+// Whether the ledger comes to hold `count` entries (asked again until it does, or time runs
+// out); `got` is what it held at the last look.
+bool ledger_holds(const actor_ref<ledger>& l, int count, std::vector<ledger::entry>& got) {
+  return eventually([&] {
+    std::promise<std::vector<ledger::entry>> seen;
+    EXPECT_FALSE(l.tell([&seen](ledger& x) { seen.set_value(x.entries()); }));
+    got = seen.get_future().get();
+    return got.size() == static_cast<std::size_t>(count);
+  });
+}
+
 TEST(actor, a_tell_to_an_actor_of_the_same_loop_runs_after_the_senders_handler) {
   journal j;
   running_engine e(test::small_options(1));
@@ -658,12 +669,7 @@ TEST(actor, same_loop_tells_keep_their_order_beside_mail_from_other_threads) {
   }
   outside.join();
   std::vector<ledger::entry> got;
-  ASSERT_TRUE(eventually([&] {
-    std::promise<std::vector<ledger::entry>> seen;
-    EXPECT_FALSE(l.tell([&seen](ledger& x) { seen.set_value(x.entries()); }));
-    got = seen.get_future().get();
-    return got.size() == static_cast<std::size_t>(3 * bursts * each);
-  }));
+  ASSERT_TRUE(ledger_holds(l, 3 * bursts * each, got));
   std::array<int, 4> next{};
   for (const ledger::entry& n : got) {
     ASSERT_EQ(n.seq, next.at(n.sender)) << "sender " << n.sender << " out of order";
@@ -687,12 +693,7 @@ TEST(actor, a_same_loop_tell_runs_after_the_mail_that_caused_it) {
     ASSERT_FALSE(first.tell([relay](note_sender& s) { s.note_then_go(relay); }));
   }
   std::vector<ledger::entry> got;
-  ASSERT_TRUE(eventually([&] {
-    std::promise<std::vector<ledger::entry>> seen;
-    EXPECT_FALSE(l.tell([&seen](ledger& x) { seen.set_value(x.entries()); }));
-    got = seen.get_future().get();
-    return got.size() == static_cast<std::size_t>(2 * rounds);
-  }));
+  ASSERT_TRUE(ledger_holds(l, 2 * rounds, got));
   std::vector<bool> noted(rounds, false);
   for (const ledger::entry& n : got) {
     if (n.sender == 2) {

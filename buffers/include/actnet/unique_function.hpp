@@ -14,9 +14,6 @@ namespace actnet {
 template <class Signature>
 class unique_function;
 
-// Its storage is written by the callable it holds, never zeroed (a message per send would pay
-// for it): clang-tidy's member-init check is off for the class.
-// NOLINTBEGIN(cppcoreguidelines-pro-type-member-init)
 /// Holds any move-only callable. Callables up to inline_size bytes (and nothrow-movable) live
 /// inside the object; larger ones are put on the heap.
 template <class R, class... Args>
@@ -126,11 +123,11 @@ class unique_function<R(Args...)> {
     manage_ = nullptr;
   }
 
-  // Not zeroed: written by the callable it holds (a move copies it as bytes, whatever they are).
-  alignas(std::max_align_t) std::byte storage_[inline_size];
+  // Zeroed (three vector stores), so that a move may copy all of it as bytes whatever the
+  // callable wrote of it.
+  alignas(std::max_align_t) std::byte storage_[inline_size]{};
   R (*invoke_)(void*, Args&&...) = nullptr;
   void (*manage_)(void* self, void* to) noexcept = nullptr;
 };
-// NOLINTEND(cppcoreguidelines-pro-type-member-init)
 
 }  // namespace actnet

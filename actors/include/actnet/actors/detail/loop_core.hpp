@@ -179,8 +179,8 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
     }
     return done;
   }
-  // Runs up to `budget` messages, the mailbox's and the local queue's in turns of a batch
-  // each, while `go_on()` says so (asked after each turn); how many.
+  // Runs up to `budget` messages, the local queue's and the mailbox's in turns of a batch
+  // each (the local queue's first), while `go_on()` says so (asked after each turn); how many.
   template <class GoOn>
   std::size_t run_mail(std::size_t budget, GoOn&& go_on);
   void handle(detail::message&& m) noexcept;  // guarded: what a handler throws is logged
