@@ -585,8 +585,9 @@ TEST(engine, a_lingering_loop_takes_the_next_message_without_being_woken) {
 }
 
 // Two loops pinned to one CPU: a lingering loop would spin on the core the other waits for, so
-// neither lingers, and a loop asleep between pings is woken by each (most of them: one that
-// comes before the loop has gone to sleep needs no wake-up).
+// neither lingers. Pings 200 us apart, well inside the 1 ms linger: a lingering loop would take
+// each without a wake-up; these loops have gone to sleep by then, and each ping wakes them (most
+// of them: on a slow machine the loop may not have got to its sleep yet).
 TEST(engine, loops_that_outnumber_their_cpus_do_not_linger) {
   engine_options o = test::small_options(2);
   o.mail_linger = std::chrono::milliseconds(1);
@@ -597,6 +598,7 @@ TEST(engine, loops_that_outnumber_their_cpus_do_not_linger) {
   const std::uint64_t before = e->loop(0).wakeups();
   constexpr int pings = 50;
   for (int i = 0; i < pings; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
     (void)ping_at(*e);
   }
   EXPECT_GE(e->loop(0).wakeups() - before, static_cast<std::uint64_t>(pings / 2));
