@@ -34,8 +34,7 @@ event_loop* detail::loop_core::current() noexcept {
 // sender's handler. Every other thread's goes through the mailbox.
 void detail::loop_core::send(detail::message&& m) {
   if (on_own_thread()) {
-    local_mail_.emplace_with([&m] { return std::move(m); });
-    meter_.messages_sent.add();
+    (void)queue_local([&m] { return std::move(m); }, false);
     return;
   }
   mailbox_.post(std::move(m));
@@ -49,12 +48,7 @@ std::error_code detail::loop_core::refuse_message() noexcept {
 
 std::error_code detail::loop_core::send_bounded(detail::message&& m) {
   if (on_own_thread()) {
-    if (local_full()) [[unlikely]] {
-      return refuse_message();
-    }
-    local_mail_.emplace_with([&m] { return std::move(m); });
-    meter_.messages_sent.add();
-    return detail::no_error();
+    return queue_local([&m] { return std::move(m); }, true);
   }
   if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
     return refuse_message();
@@ -68,12 +62,7 @@ std::error_code detail::loop_core::send_bounded(detail::message&& m) {
 // and the call cost it about a tenth of its instructions (callgrind, actors_bench mailbox/1to1).
 std::error_code detail::loop_core::post_user(detail::message_fn fn) {
   if (on_own_thread()) {
-    if (local_full()) [[unlikely]] {
-      return refuse_message();
-    }
-    local_mail_.emplace_with([&fn] { return detail::message::closure(std::move(fn)); });
-    meter_.messages_sent.add();
-    return detail::no_error();
+    return queue_local([&fn] { return detail::message::closure(std::move(fn)); }, true);
   }
   if (mailbox_.full(options_.mailbox_cap)) [[unlikely]] {
     return refuse_message();

@@ -140,18 +140,25 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   }
   // Whether the calling thread is this loop's (then its sends are local).
   [[nodiscard]] bool on_own_thread() const noexcept { return this_thread_loop == this; }
-  // post() from the loop's own thread, in line: the message made in its place in the local
-  // queue, with `closure` built into it.
-  template <class Closure>
-  [[gnu::always_inline]] std::error_code post_local(Closure&& closure) {
-    if (local_full()) [[unlikely]] {
+  // A send from the loop's own thread: the message `make()` returns, made in its place in the
+  // local queue; refused with queue_full past mailbox_cap when `bounded` (a user's send).
+  template <class Make>
+  [[gnu::always_inline]] std::error_code queue_local(Make&& make, bool bounded) {
+    if (bounded && local_full()) [[unlikely]] {
       return refuse_message();
     }
-    local_mail_.emplace_with([&closure] {
-      return detail::message(detail::message::kind::closure, std::forward<Closure>(closure));
-    });
+    local_mail_.emplace_with(std::forward<Make>(make));
     meter_.messages_sent.add();
     return detail::no_error();
+  }
+  // post() from the loop's own thread, in line, with `closure` built into its message.
+  template <class Closure>
+  [[gnu::always_inline]] std::error_code post_local(Closure&& closure) {
+    return queue_local(
+        [&closure] {
+          return detail::message(detail::message::kind::closure, std::forward<Closure>(closure));
+        },
+        true);
   }
   void post_fn(detail::message_fn fn);                             // the engine's own
   [[nodiscard]] std::error_code post_user(detail::message_fn fn);  // post(): bounded
