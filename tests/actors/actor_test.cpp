@@ -413,6 +413,52 @@ TEST(actor, a_watcher_hears_once_the_watched_actor_stops) {
       << "the watchers' own stops are not counters' and note nothing";
 }
 
+// A connection that watches a counter from on_open and tells its client when it stops.
+class watching_connection final : public connection {
+ public:
+  explicit watching_connection(actor_ref<counter>* target) : target_(*target) {}
+  void on_open() override {
+    watch(target_, [this] {
+      EXPECT_TRUE(loop().in_loop_thread());
+      (void)write("down\n");
+    });
+    (void)write("watching\n");
+  }
+
+ private:
+  actor_ref<counter> target_;
+};
+
+TEST(actor, a_connection_watches_a_service_actor) {
+  journal j;
+  running_engine e(test::small_options(2));
+  actor_ref<counter> c = e->spawn_on<counter>(1, &j);
+  const address bound = e->listen<watching_connection>("tcp://127.0.0.1:0", &c);
+  e.start();
+  const int watching = test::connect_to(bound);
+  const int closing = test::connect_to(bound);
+  ASSERT_GE(watching, 0);
+  ASSERT_GE(closing, 0);
+  EXPECT_EQ(test::recv_exact(watching, 9), "watching\n");
+  EXPECT_EQ(test::recv_exact(closing, 9), "watching\n");
+  // A watcher that has closed hears nothing: its notice is dropped and counted.
+  ::close(closing);
+  ASSERT_TRUE(eventually([&] { return e->count_connections() == 1; }));
+  const std::uint64_t dropped_before =
+      e->loop(0).dropped_messages() + e->loop(1).dropped_messages();
+  c.stop();
+  EXPECT_EQ(test::recv_exact(watching, 5), "down\n");
+  EXPECT_TRUE(eventually([&] {
+    return e->loop(0).dropped_messages() + e->loop(1).dropped_messages() == dropped_before + 1;
+  }));
+  // Watching an actor that has stopped already: told at once.
+  const int late = test::connect_to(bound);
+  ASSERT_GE(late, 0);
+  EXPECT_EQ(test::recv_exact(late, 14), "watching\ndown\n");
+  ::close(late);
+  ::close(watching);
+}
+
 // The README's example: a rate limiter shared by every connection, refilled by its own timer
 // (every `period`: a second in the README).
 class limiter : public actor {

@@ -112,6 +112,10 @@ class worker_actor final : public actor {
     auto named = ask(store_, [word](store&) { return word.size(); });
     const result<std::size_t> size = co_await named;
     seen.push_back("named " + std::to_string(size ? *size : 0));
+    const result<std::size_t> index =
+        co_await ask(owner().loop(1), [](event_loop& l) { return l.index(); });
+    seen.push_back("loop " + std::to_string(index ? *index : 99) +
+                   (here() ? " here" : " elsewhere"));
     done->set_value(seen);
   }
 
@@ -130,7 +134,7 @@ TEST(task, a_service_actor_awaits_an_ask_a_sleep_and_offloads_on_its_own_loop) {
   EXPECT_EQ(done.get_future().get(),
             (std::vector<std::string>{"ask 1 here", "slept long enough here",
                                       "offload on a worker here", "caught bad input here",
-                                      "ask failed: the handler threw", "named 24"}));
+                                      "ask failed: the handler threw", "named 24", "loop 1 here"}));
 }
 
 // Sleeps in a coroutine per connection; the client leaves meanwhile.

@@ -33,6 +33,9 @@ class actor_ref;
 
 namespace detail {
 
+template <class Self>
+class actor_awaits;  // below: the co_await forms connection and actor share
+
 /// Where an actor lives on its loop: made by the loop's actor_host, never freed before the
 /// loop, and used again by the next actor once its own has stopped (the generation then
 /// changes, so an actor_ref to the old one finds nothing). `generation` is written by the
@@ -186,6 +189,8 @@ class actor_ref {
   friend class actor;
   friend class engine;
   friend class connection;
+  template <class>
+  friend class detail::actor_awaits;
   actor_ref(event_loop* loop, detail::actor_cell* cell, std::uint32_t generation) noexcept
       : loop_(loop), cell_(cell), generation_(generation) {}
 
@@ -194,13 +199,83 @@ class actor_ref {
   std::uint32_t generation_ = 0;
 };
 
+namespace detail {
+
+/// What connection and actor share (CRTP: Self is the class deriving from it): the coroutine
+/// forms of ask, offload and sleep, for a handler that returns actnet::task (task.hpp), and
+/// watch(). Each resumes (or runs) on Self's loop, as that actor; if it has gone by then
+/// (closed, stopped), the coroutine is destroyed instead (the callback does not run).
+template <class Self>
+class actor_awaits {
+ public:
+  /// `co_await ask(target, fn)`: as ask(target, fn, then), resumed here with the answer
+  /// (result<R>, or std::error_code for an `fn` returning void). Targets as ask: a service
+  /// actor, a connection of class Conn, or a loop.
+  template <class A, class Fn>
+  [[nodiscard]] auto ask(const actor_ref<A>& target, Fn fn) {
+    using answer = typename answer_of<std::invoke_result_t<Fn&, A&>>::type;
+    return awaiting<answer>([s = &self(), target, f = std::move(fn)](auto then) mutable {
+      return s->ask(target, std::move(f), std::move(then));
+    });
+  }
+  template <class Conn, class Fn>
+  [[nodiscard]] auto ask(const conn_ref& target, Fn fn) {
+    using answer = typename answer_of<std::invoke_result_t<Fn&, Conn&>>::type;
+    return awaiting<answer>([s = &self(), target, f = std::move(fn)](auto then) mutable {
+      return s->template ask<Conn>(target, std::move(f), std::move(then));
+    });
+  }
+  template <class Fn>
+  [[nodiscard]] auto ask(event_loop& target, Fn fn) {
+    using answer = typename answer_of<std::invoke_result_t<Fn&, event_loop&>>::type;
+    return awaiting<answer>([s = &self(), t = &target, f = std::move(fn)](auto then) mutable {
+      return s->ask(*t, std::move(f), std::move(then));
+    });
+  }
+  /// `co_await offload(work)`: `work()` on a worker, resumed here with result<T> (an
+  /// std::error_code for void work): the value, or why it did not run (queue_full,
+  /// engine_stopped, connection_closed); an exception `work` throws is rethrown here.
+  template <class Work>
+  [[nodiscard]] auto offload(Work work) {
+    using value = std::invoke_result_t<Work&>;
+    return awaiting_offload<value>([s = &self(), w = catching(std::move(work))](auto then) mutable {
+      return s->offload(std::move(w), [t = std::move(then)](outcome<value> o) mutable {
+        t(offload_answer<value>(std::move(o)));
+      });
+    });
+  }
+  /// `co_await sleep(d)`: resumed here after `d` (never, and destroyed, if this actor closes or
+  /// stops first).
+  [[nodiscard]] auto sleep(std::chrono::nanoseconds d) {
+    return awaiting<std::error_code>([s = &self(), d](auto then) {
+      (void)s->after(d, [t = std::move(then)](auto&) mutable { t(std::error_code{}); });
+      return std::error_code{};
+    });
+  }
+
+  /// Erlang's monitor: `fn()` runs here, as this actor, once service actor `target` has
+  /// stopped (at once, from the mailbox, if it has stopped already; not at all if this actor
+  /// closes or stops first).
+  template <class A>
+  void watch(const actor_ref<A>& target, unique_function<void()> fn) {
+    self().assert_in_loop_thread();
+    watch_actor(*target.loop_, target.cell_, target.generation_, self().reply_address(),
+                std::move(fn));
+  }
+
+ private:
+  Self& self() noexcept { return static_cast<Self&>(*this); }
+};
+
+}  // namespace detail
+
 /// A service actor: state and behaviour that belong to no connection (a directory, a cache, a
 /// rate limiter), living on one loop and reached by message through actor_ref. Derive from it,
 /// override what you need, and make one with engine::spawn. The constructor runs on the
 /// spawning thread; every other member runs on the actor's loop (its handlers, timers, and the
 /// messages sent to it), one at a time, so an actor needs no lock for its own state. Debug
 /// builds assert the thread.
-class actor : public detail::actor_base {
+class actor : public detail::actor_base, public detail::actor_awaits<actor> {
  public:
   actor() = default;
   actor(const actor&) = delete;
@@ -295,53 +370,9 @@ class actor : public detail::actor_base {
     });
   }
 
-  // -- awaiting (task.hpp): in a handler that returns actnet::task --
-
-  /// `co_await ask(target, fn)`: as ask(target, fn, then), resumed here as this actor with the
-  /// answer (result<R>, or std::error_code for an `fn` returning void).
-  template <class A, class Fn>
-  [[nodiscard]] auto ask(const actor_ref<A>& target, Fn fn) {
-    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, A&>>::type;
-    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
-      return this->ask(target, std::move(f), std::move(then));
-    });
-  }
-  template <class Conn, class Fn>
-  [[nodiscard]] auto ask(const conn_ref& target, Fn fn) {
-    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, Conn&>>::type;
-    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
-      return this->template ask<Conn>(target, std::move(f), std::move(then));
-    });
-  }
-  /// `co_await offload(work)`: `work()` on a worker, resumed here with result<T> (an
-  /// std::error_code for void work): the value, or why it did not run (queue_full,
-  /// engine_stopped); an exception `work` throws is rethrown here.
-  template <class Work>
-  [[nodiscard]] auto offload(Work work) {
-    using value = std::invoke_result_t<Work&>;
-    return detail::awaiting_offload<value>([this, w = detail::catching(std::move(work))](
-                                               auto then) mutable {
-      return this->offload(std::move(w), [t = std::move(then)](detail::outcome<value> o) mutable {
-        t(detail::offload_answer<value>(std::move(o)));
-      });
-    });
-  }
-  /// `co_await sleep(d)`: resumed here after `d` (never, and destroyed, if this actor stops).
-  [[nodiscard]] auto sleep(std::chrono::nanoseconds d) {
-    return detail::awaiting<std::error_code>([this, d](auto then) {
-      (void)this->after(d, [t = std::move(then)](actor&) mutable { t(std::error_code{}); });
-      return std::error_code{};
-    });
-  }
-
-  /// Erlang's monitor: `fn()` runs here, as this actor, once `target` has stopped (at once, from
-  /// the mailbox, if it has stopped already; not at all if this actor stops first).
-  template <class A>
-  void watch(const actor_ref<A>& target, unique_function<void()> fn) {
-    assert_in_loop_thread();
-    detail::watch_actor(*target.loop_, target.cell_, target.generation_, reply_address(),
-                        std::move(fn));
-  }
+  // The co_await forms of ask, offload and sleep, and watch(): actor_awaits, above.
+  using detail::actor_awaits<actor>::ask;
+  using detail::actor_awaits<actor>::offload;
 
   /// Debug builds: aborts unless called on this actor's loop thread.
   void assert_in_loop_thread() const noexcept;
@@ -349,6 +380,7 @@ class actor : public detail::actor_base {
  private:
   friend class engine;
   friend class detail::actor_host;
+  friend class detail::actor_awaits<actor>;
   [[nodiscard]] detail::reply_address reply_address() const noexcept {
     return {loop_, 0, generation_, cell_};
   }

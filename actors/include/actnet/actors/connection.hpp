@@ -94,7 +94,7 @@ struct timeouts {
 /// send buffer: resource_unavailable_try_again) is dropped and its error returned, and the
 /// connection stays open. An empty write sends an empty datagram; writev takes at most 64
 /// parts (argument_list_too_long beyond). See engine::listen for socket actors and sessions.
-class connection : public detail::actor_base {
+class connection : public detail::actor_base, public detail::actor_awaits<connection> {
  public:
   connection();  // (out of line: what it keeps beyond the per-message fields is a detail)
   connection(const connection&) = delete;
@@ -288,53 +288,10 @@ class connection : public detail::actor_base {
                                           reply_address()));
   }
 
-  // -- awaiting (task.hpp): in a handler that returns actnet::task --
-
-  /// `co_await ask(target, fn)`: as ask(target, fn, then), resumed here as this connection
-  /// with the answer (result<R>, or std::error_code for an `fn` returning void). If this
-  /// connection has closed by then, the coroutine is destroyed instead.
-  template <class A, class Fn>
-  [[nodiscard]] auto ask(const actor_ref<A>& target, Fn fn) {
-    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, A&>>::type;
-    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
-      return this->ask(target, std::move(f), std::move(then));
-    });
-  }
-  template <class Conn, class Fn>
-  [[nodiscard]] auto ask(const conn_ref& target, Fn fn) {
-    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, Conn&>>::type;
-    return detail::awaiting<answer>([this, target, f = std::move(fn)](auto then) mutable {
-      return this->template ask<Conn>(target, std::move(f), std::move(then));
-    });
-  }
-  template <class Fn>
-  [[nodiscard]] auto ask(event_loop& target, Fn fn) {
-    using answer = typename detail::answer_of<std::invoke_result_t<Fn&, event_loop&>>::type;
-    return detail::awaiting<answer>([this, t = &target, f = std::move(fn)](auto then) mutable {
-      return this->ask(*t, std::move(f), std::move(then));
-    });
-  }
-  /// `co_await offload(work)`: `work()` on a worker, resumed here with result<T> (an
-  /// std::error_code for void work): the value, or why it did not run (queue_full,
-  /// engine_stopped, connection_closed); an exception `work` throws is rethrown here.
-  template <class Work>
-  [[nodiscard]] auto offload(Work work) {
-    using value = std::invoke_result_t<Work&>;
-    return detail::awaiting_offload<value>([this, w = detail::catching(std::move(work))](
-                                               auto then) mutable {
-      return this->offload(std::move(w), [t = std::move(then)](detail::outcome<value> o) mutable {
-        t(detail::offload_answer<value>(std::move(o)));
-      });
-    });
-  }
-  /// `co_await sleep(d)`: resumed here after `d` (never, and destroyed, if this connection
-  /// closes first).
-  [[nodiscard]] auto sleep(std::chrono::nanoseconds d) {
-    return detail::awaiting<std::error_code>([this, d](auto then) {
-      (void)this->after(d, [t = std::move(then)](connection&) mutable { t(std::error_code{}); });
-      return std::error_code{};
-    });
-  }
+  // The co_await forms of ask, offload and sleep, and watch(): detail::actor_awaits
+  // (actor.hpp).
+  using detail::actor_awaits<connection>::ask;
+  using detail::actor_awaits<connection>::offload;
 
   // -- outbound connections --
 
@@ -447,6 +404,7 @@ class connection : public detail::actor_base {
   friend class detail::loop_core;
   friend class detail::dialer;
   friend class detail::datagram_sockets;
+  friend class detail::actor_awaits<connection>;
   friend void detail::attach_layer(connection& c, std::unique_ptr<detail::byte_layer> layer);
   enum class state : std::uint8_t { open, closing, closed };
   // What keeps a connection off the per-message path, whose one test is path_ == 0 (reading)
