@@ -514,6 +514,8 @@ void detail::loop_core::deliver_now(connection& c) {
 namespace {
 // How often a lingering loop looks at its mailbox (mail_linger).
 constexpr std::int64_t linger_look_ns = 1000;
+// How long a busy-polling loop watches its mailbox between two polls of its back end.
+constexpr std::int64_t busy_look_ns = 1000;
 
 [[gnu::always_inline]] inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -534,6 +536,18 @@ constexpr std::int64_t linger_look_ns = 1000;
       until = std::min(until, start + std::chrono::milliseconds(timeout));
     }
     do {
+      // The mailbox between polls of the back end, which are system calls: mail that comes
+      // during one would wait for it to return (a round trip between two polling loops:
+      // 0.58 us polling the back end alone, 0.48 us so, perf/README).
+      const std::int64_t next = steady_ns() + busy_look_ns;
+      do {
+        for (int look = 0; look < 8; ++look) {  // (the clock is read once in 8 looks)
+          if (mailbox_.size_approx() > 0) {
+            return std::size_t{0};  // (the back end: polled at the next iteration)
+          }
+          cpu_relax();
+        }
+      } while (steady_ns() < next);
       result<std::size_t> ready = backend_.wait(0);
       if (!ready || *ready > 0 || mailbox_.size_approx() > 0) {
         return ready;

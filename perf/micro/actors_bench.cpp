@@ -334,11 +334,14 @@ void pingpong_actors_await(benchmark::State& state) {
 }
 
 // `linger`: engine_options::mail_linger on both loops (0: none, so each loop sleeps between
-// the halves of every round trip and is woken for the next).
-void pingpong_actors(benchmark::State& state, std::chrono::microseconds linger) {
+// the halves of every round trip and is woken for the next); `busy_poll` likewise (it polls
+// in the linger's place: each loop keeps a core).
+void pingpong_actors(benchmark::State& state, std::chrono::microseconds linger,
+                     std::chrono::microseconds busy_poll = {}) {
   event_count done;  // before the engine: outlives every actor
   actnet::engine_options o = with_loops(2);
   o.mail_linger = linger;
+  o.busy_poll = busy_poll;
   actnet::engine e(o);
   const auto peer = e.spawn_on<answering_actor>(1);
   const auto asker = e.spawn_on<asking_actor>(0, peer, &done);
@@ -594,6 +597,9 @@ void register_all() {
   })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/actors_asleep", [](benchmark::State& s) {
     pingpong_actors(s, std::chrono::microseconds(0));
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("pingpong/actors_busy_poll", [](benchmark::State& s) {
+    pingpong_actors(s, std::chrono::microseconds(0), std::chrono::microseconds(200));
   })->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/actors_await", &pingpong_actors_await)->UseRealTime();
   benchmark::RegisterBenchmark("pingpong/conn_tell", &pingpong_conn_tell)->UseRealTime();

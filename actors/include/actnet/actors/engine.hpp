@@ -112,9 +112,11 @@ struct engine_options {
   std::size_t max_connections = 0;
   /// Before a loop blocks in epoll_wait it keeps polling without blocking for this long, so a
   /// request that comes within it is taken without the loop going to sleep and its sender
-  /// paying for the wake-up (Netty's busy-wait strategy, bounded). It trades a core's idle time
-  /// for latency and for the cost of sleeping and waking: for a loop that has its own core.
-  /// 0 (the default): no polling; at most one second.
+  /// paying for the wake-up (Netty's busy-wait strategy, bounded); between two polls of I/O it
+  /// watches its mailbox for a microsecond, so mail is not held up by a system call in
+  /// progress (I/O readiness may then be seen up to a microsecond later). It trades a core's idle
+  /// time for latency and for the cost of sleeping and waking: for a loop that has its own core. 0
+  /// (the default): no polling; at most one second.
   std::chrono::microseconds busy_poll{0};
   /// After an iteration that took mail from other threads, a loop watches its mailbox for up
   /// to this long before it sleeps, looking once a microsecond (no system call; I/O and timers
