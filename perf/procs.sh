@@ -38,3 +38,33 @@ stop_all_and_clean() {
   [ -z "${tmp:-}" ] || rm -rf "$tmp"
   exit "$status"
 }
+
+# Starts `taskset -c CPU SERVER ARGS... --listen tcp://127.0.0.1:0` in the background and waits
+# (up to 5 s) for its "listening on" line: sets server_pid and server_port, or dies.
+start_listening_server() {
+  local cpu=$1 server=$2 n
+  shift 2
+  taskset -c "$cpu" "$server" "$@" --listen tcp://127.0.0.1:0 \
+    >"$tmp/server.out" 2>"$tmp/server.err" &
+  server_pid=$!
+  started_pids+=("$server_pid")
+  for ((n = 0; n < 100; n++)); do
+    grep -q '^listening on' "$tmp/server.out" 2>/dev/null && break
+    alive "$server_pid" || die "$server exited: $(tail -c 2000 "$tmp/server.err")"
+    sleep 0.05
+  done
+  server_port=$(sed -n 's|^listening on tcp://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/server.out" | head -1)
+  [ -n "$server_port" ] || die "$server did not say where it listens"
+}
+
+# Sets `order` to the arguments after ROUND, turned round in every even round (an A/B's
+# interleaving: neither build always runs first).
+round_order() {
+  local round=$1 i
+  shift
+  order=("$@")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = $#; i >= 1; i--)); do order+=("${!i}"); done
+  fi
+}
