@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "actnet/actors/detail/connection_state.hpp"
+#include "actnet/actors/detail/kcp_state.hpp"
 #include "actnet/actors/detail/tls_layer.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
@@ -28,7 +29,7 @@ connection::connection() = default;
 connection::~connection() = default;
 
 bool connection::is_datagram() const noexcept {
-  return dgram() != nullptr;
+  return dgram() != nullptr && kcp() == nullptr;
 }
 
 engine& connection::owner() const noexcept {
@@ -52,8 +53,8 @@ std::error_code connection::gather(std::size_t n) {
 }
 
 std::error_code connection::keep_fresh_slow() {
-  if (dgram() != nullptr) {
-    fresh_ = {};  // a datagram's unconsumed bytes end with it
+  if (dgram() != nullptr && kcp() == nullptr) {
+    fresh_ = {};  // a datagram's unconsumed bytes end with it (a KCP stream's are kept)
     return {};
   }
   const std::error_code ec = in_.write(fresh_);
@@ -138,7 +139,7 @@ std::error_code connection::read(std::span<std::byte> out) noexcept {
 
 void connection::pause_reading() noexcept {
   assert_in_loop_thread();
-  if (pause_asked_ || (dgram() != nullptr && dgram()->socket != nullptr)) {
+  if (pause_asked_ || (dgram() != nullptr && dgram()->socket != nullptr && kcp() == nullptr)) {
     return;
   }
   pause_asked_ = true;
@@ -147,7 +148,9 @@ void connection::pause_reading() noexcept {
     return;  // the peer's FIN stopped reading already
   }
   set_read_paused(true);
-  if (state_ == state::open) {
+  // (A KCP conversation keeps reading its datagrams, acks included: what it received waits in
+  // KCP, whose window closes.)
+  if (state_ == state::open && kcp() == nullptr) {
     loop_->update_interest(*this);
   }
 }
@@ -172,7 +175,7 @@ void connection::resume_reading() noexcept {
   const bool edge_triggered = loop_->options_.edge_triggered;
   if ((dgram() == nullptr &&
        (edge_triggered || layer() != nullptr || loop_->backend_.is_uring())) ||
-      (dgram() != nullptr && !dgram()->held.empty())) {
+      (dgram() != nullptr && (!dgram()->held.empty() || kcp() != nullptr))) {
     // Edge-triggered, the edge that announced what waits in the socket has passed; a layer may
     // hold plain bytes it decoded before the pause; on io_uring, bytes that completed before
     // the receive was cancelled wait in the connection. Each way: read next iteration.
@@ -183,7 +186,7 @@ void connection::resume_reading() noexcept {
       return;
     }
   }
-  if (!edge_triggered || dgram() != nullptr) {
+  if ((!edge_triggered || dgram() != nullptr) && kcp() == nullptr) {
     loop_->update_interest(*this);
   }
 }
@@ -367,7 +370,22 @@ void connection::dial_here(std::string_view url, std::function<std::unique_ptr<c
                            std::function<void(result<conn_ref>)> done) {
   assert_in_loop_thread();
   const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
-  const address to = address::parse(secure ? std::string_view(secure->plain) : url);
+  const std::optional<std::string> kcp = detail::kcp_plain_url(url);
+  const address to = address::parse(secure ? std::string_view(secure->plain)
+                                    : kcp  ? std::string_view(*kcp)
+                                           : url);
+  if (kcp || options.kcp) {
+    const kcp_options tuning = options.kcp.value_or(kcp_options{});
+    if (to.transport() != transport::udp || to.multicast()) {
+      throw std::invalid_argument("actnet: dial('" + std::string(url) + "'): KCP needs a udp peer");
+    }
+    try {
+      detail::check_kcp_options(tuning, loop_->options_.read_buffer_size);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("actnet: dial('" + std::string(url) + "'): " + e.what());
+    }
+    make = detail::kcp_client_factory(std::move(make), tuning);
+  }
   if (secure || options.tls) {
     tls_options tls = options.tls.value_or(tls_options{});
     if (secure && tls.server_name.empty()) {

@@ -56,6 +56,9 @@ std::error_code connection::fail(std::error_code ec) noexcept {
 }
 
 void connection::want_write(bool on) noexcept {
+  if ((path_ & not_plain) != 0 && kcp() != nullptr) {
+    return;  // KCP's acks drain the output (drain_kcp), not the socket's readiness
+  }
   if ((path_ & ring_sends) != 0) {
     // io_uring: queued to go out before the loop's next wait (and kept queued while a send is
     // in flight: its completion drains on).
@@ -191,7 +194,7 @@ bool connection::sends_now(std::size_t bytes) const noexcept {
 
 std::error_code connection::send_datagram(std::span<const std::span<const std::byte>> parts,
                                           const sockaddr* to, socklen_t to_length) {
-  if (state_ != state::open) {
+  if (state_ == state::closed) {  // (closing: a KCP conversation still sends what it owes)
     return errc::connection_closed;
   }
   if (to == nullptr) {
@@ -353,7 +356,8 @@ std::error_code connection::flush() {
 }
 
 bool connection::output_waiting() const noexcept {
-  return !out_.empty() || ((path_ & ring_sends) != 0 && loop_->backend_.uring().sending(fd_));
+  return !out_.empty() || ((path_ & ring_sends) != 0 && loop_->backend_.uring().sending(fd_)) ||
+         ((path_ & not_plain) != 0 && kcp() != nullptr && kcp_unacknowledged());
 }
 
 std::error_code connection::drain_to_ring() {
@@ -389,6 +393,9 @@ std::error_code connection::drain_to_ring() {
 }
 
 std::error_code connection::drain_output() {
+  if ((path_ & not_plain) != 0 && kcp() != nullptr) {
+    return drain_kcp();
+  }
   if ((path_ & ring_sends) != 0) {
     return drain_to_ring();
   }

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <memory>
 #include <new>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <utility>
@@ -21,15 +22,17 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/connection_state.hpp"
+#include "actnet/actors/detail/kcp_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/defaults.hpp"
 
 namespace actnet::detail {
 
-/// A peer's address as a hash key: family, port, IP and (IPv6) scope.
+/// A peer's address as a hash key: family, port, IP and (IPv6) scope; and, on a KCP listener,
+/// the conversation.
 struct peer_key {
-  std::array<std::uint64_t, 3> words{};
+  std::array<std::uint64_t, 4> words{};
   friend bool operator==(const peer_key&, const peer_key&) = default;
 };
 
@@ -46,8 +49,9 @@ struct peer_key_hash {
   }
 };
 
-peer_key key_of_peer(const sockaddr_storage& peer) noexcept {
+peer_key key_of_peer(const sockaddr_storage& peer, std::uint32_t conv = 0) noexcept {
   peer_key k;
+  k.words[3] = conv;
   auto* bytes = reinterpret_cast<unsigned char*>(k.words.data());  // NOLINT
   bytes[0] = static_cast<unsigned char>(peer.ss_family);
   if (peer.ss_family == AF_INET) {
@@ -85,7 +89,8 @@ class udp_router final : public connection {
   std::unordered_map<peer_key, connection*, peer_key_hash> sessions;
 };
 
-connection* datagram_sockets::open_session(udp_router& router, const peer_key& key) {
+connection* datagram_sockets::open_session(udp_router& router, const peer_key& key,
+                                           std::uint32_t conv) {
   const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
   std::unique_ptr<connection> c = loop_.make_connection(l.make);
   if (c == nullptr) {
@@ -97,6 +102,14 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
   endpoint->socket = &router;
   endpoint->last_seen = timer_clock::now();
   c->set_datagram(std::move(endpoint));
+  if (l.options.kcp) {
+    try {
+      attach_kcp(*c, conv, *l.options.kcp);
+    } catch (const std::bad_alloc&) {
+      note_dropped("a new KCP conversation, out of memory");
+      return nullptr;
+    }
+  }
   tracking_ = true;  // (for good: a loop that serves UDP once keeps hearing of closes)
   connection* session =
       loop_.install(std::move(c), router.fd_, detail::loop_core::watch::none, true);
@@ -113,7 +126,7 @@ void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wai
   // One timer per session, moved forward only when it fires: datagrams cost no timer work.
   loop_.after(wait, [this, session] {
     connection* c = loop_.find(session.slot_, session.generation_);
-    if (c == nullptr || !c->is_open()) {
+    if (c == nullptr || c->state_ == connection::state::closed) {
       return;
     }
     const auto& router = static_cast<const udp_router&>(*c->dgram()->socket);
@@ -198,23 +211,36 @@ bool datagram_sockets::hand_on(connection& c, std::span<const std::byte> datagra
   connection* to = &c;
   if (ep.routes) {
     auto& router = static_cast<udp_router&>(c);
-    const peer_key key = key_of_peer(ep.peer);
     const engine::listener& l = loop_.owner_.listeners_[router.listener_index];
-    if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
+    // A KCP listener's conversations: by peer and conversation id, the first segment's.
+    const std::optional<std::uint32_t> conv =
+        l.options.kcp ? kcp_conversation(datagram) : std::optional<std::uint32_t>(0);
+    const peer_key key = key_of_peer(ep.peer, conv.value_or(0));
+    if (!conv) {
+      note_dropped("too short for a KCP segment");
+      to = nullptr;
+    } else if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
       to = found->second;
     } else if (router.sessions.size() >= l.options.max_sessions) {
       note_dropped("from a new peer past max_sessions");
       to = nullptr;
+    } else if (l.options.kcp && !opens_conversation(datagram)) {
+      note_dropped("KCP: no data segment to open a conversation");  // (a late ack, a probe)
+      to = nullptr;
     } else {
-      to = open_session(router, key);
+      to = open_session(router, key, *conv);
     }
-    if (to != nullptr && to->is_open()) {  // (a closing session's datagrams end with it)
+    // (A closing session's datagrams end with it; a closing KCP conversation's acks count.)
+    if (to != nullptr &&
+        (to->is_open() || (to->kcp() != nullptr && to->state_ == connection::state::closing))) {
       to->dgram()->last_seen = timer_clock::now();
     } else {
       to = nullptr;
     }
   }
-  if (to != nullptr) {
+  if (to != nullptr && to->kcp() != nullptr) {
+    kcp_received(*to, datagram);
+  } else if (to != nullptr) {
     to->fresh_ = datagram;
     loop_.deliver_now(*to);
   }
@@ -231,9 +257,11 @@ connection* datagram_sockets::reader(io_key key) {
   // The generation matters: a socket actor closed earlier in this batch may have had its
   // slot taken by another connection since.
   connection* c = loop_.find(key.slot(), key.generation());
-  return c != nullptr && c->is_open() && c->dgram() != nullptr && c->dgram()->socket == nullptr
-             ? c
-             : nullptr;
+  // (A dialed KCP conversation that is closing still reads: the acks it waits for.)
+  const bool reading =
+      c != nullptr &&
+      (c->is_open() || (c->kcp() != nullptr && c->state_ == connection::state::closing));
+  return reading && c->dgram() != nullptr && c->dgram()->socket == nullptr ? c : nullptr;
 }
 
 void datagram_sockets::on_datagram(io_key key, std::span<const std::byte> bytes,
@@ -251,7 +279,7 @@ void datagram_sockets::on_datagram(io_key key, std::span<const std::byte> bytes,
   }
   datagram_endpoint& ep = *c->dgram();
   from_length = std::min<socklen_t>(from_length, sizeof ep.peer);
-  if (c->read_paused() || !ep.held.empty()) {
+  if ((c->read_paused() && c->kcp() == nullptr) || !ep.held.empty()) {
     try {  // (after a pause, behind what was held: in order)
       datagram_endpoint::held_datagram& h = ep.held.emplace_back();
       h.bytes.assign(bytes.begin(), bytes.end());
@@ -293,6 +321,11 @@ void datagram_sockets::on_datagram_send_failed(io_key key, int res) {
 }
 
 void datagram_sockets::on_resumed(connection& c) {
+  if (c.kcp() != nullptr) {
+    kcp_deliver(c);  // what KCP received while reading was paused
+    loop_.reap();
+    return;
+  }
   datagram_endpoint& ep = *c.dgram();
   std::vector<datagram_endpoint::held_datagram> held;
   held.swap(ep.held);
@@ -320,7 +353,7 @@ datagram_sockets::datagram_sockets(event_loop& loop) : loop_(loop) {
 }
 
 void datagram_sockets::on_io(io_key key, std::uint32_t /*events*/) {
-  if (connection* c = reader(key); c != nullptr && !c->read_paused()) {
+  if (connection* c = reader(key); c != nullptr && (!c->read_paused() || c->kcp() != nullptr)) {
     readable(*c);
   }
 }
@@ -345,7 +378,8 @@ void datagram_sockets::closed(connection& c, std::error_code /*reason*/, bool st
   }
   const datagram_endpoint& ep = *c.dgram();
   if (ep.socket != nullptr) {
-    static_cast<udp_router&>(*ep.socket).sessions.erase(key_of_peer(ep.peer));
+    const std::uint32_t conv = c.kcp() != nullptr ? c.kcp()->session.conv() : 0;
+    static_cast<udp_router&>(*ep.socket).sessions.erase(key_of_peer(ep.peer, conv));
   } else if (!ep.connected && !stopping) {
     // A socket actor closed while serving: its socket must leave the port's SO_REUSEPORT
     // group, or the kernel keeps sending it peers nobody reads. (Loop 0's is a duplicate of

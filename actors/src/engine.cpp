@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "actnet/actors/detail/byte_layer.hpp"
+#include "actnet/actors/detail/kcp_state.hpp"
 #include "actnet/actors/detail/tls_layer.hpp"
 #include "actnet/error.hpp"
 #include "engine_options.hpp"
@@ -89,10 +90,30 @@ address engine::listen(std::string_view url, factory make, const listen_options&
     throw std::logic_error("actnet: listen('" + std::string(url) + "') after run()");
   }
   const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
-  const address wanted = address::parse(secure ? std::string_view(secure->plain) : url);
+  const std::optional<std::string> kcp = detail::kcp_plain_url(url);
+  const address wanted = address::parse(secure ? std::string_view(secure->plain)
+                                        : kcp  ? std::string_view(*kcp)
+                                               : url);
   const auto bad = [&](const std::string& what) {
     throw std::invalid_argument("actnet: listen('" + std::string(url) + "'): " + what);
   };
+  listen_options effective = options;
+  if (options.kcp && !kcp) {
+    bad("listen_options::kcp needs a kcp://, kcp4:// or kcp6:// address");
+  }
+  if (kcp) {
+    if (wanted.multicast()) {
+      bad("KCP over a multicast group");
+    }
+    // A conversation per peer and conversation id: UDP's sessions, routed by both.
+    effective.kcp = options.kcp.value_or(kcp_options{});
+    effective.udp_sessions = true;
+    try {
+      detail::check_kcp_options(*effective.kcp, options_.read_buffer_size);
+    } catch (const std::invalid_argument& e) {
+      bad(e.what());
+    }
+  }
   if (secure.has_value() != options.tls.has_value()) {
     bad(secure ? "a tls address needs listen_options::tls"
                : "listen_options::tls needs a tls://, tls4://, tls6:// or tls+unix:// address");
@@ -146,7 +167,7 @@ address engine::listen(std::string_view url, factory make, const listen_options&
       siblings.push_back(std::move(*sibling));
     }
   }
-  listeners_.push_back({bound, std::move(*fd), std::move(make), wanted, options,
+  listeners_.push_back({bound, std::move(*fd), std::move(make), wanted, effective,
                         std::move(siblings), std::move(tls), std::move(tls_counts)});
   return listeners_.back().bound;
 }
@@ -238,6 +259,14 @@ void engine::socket_actor_closed(std::size_t index, std::size_t loop) noexcept {
 }
 
 void engine::dial(std::string_view url, factory make, const dial_options& options, dial_done done) {
+  if (const std::optional<std::string> kcp = detail::kcp_plain_url(url)) {
+    dial_options with = options;
+    if (!with.kcp) {
+      with.kcp.emplace();
+    }
+    dial(address::parse(*kcp), std::move(make), with, std::move(done));
+    return;
+  }
   const std::optional<detail::tls_url> secure = detail::parse_tls_url(url);
   if (!secure) {
     dial(address::parse(url), std::move(make), options, std::move(done));
@@ -279,6 +308,17 @@ void engine::dial(const address& to, factory make, const dial_options& options, 
       throw std::invalid_argument("actnet: dial('" + to.to_string() + "'): TLS over udp");
     }
     make = detail::tls_client_factory(std::move(make), *options.tls, to, logger_);
+  }
+  if (options.kcp) {
+    if (to.transport() != transport::udp || to.multicast()) {
+      throw std::invalid_argument("actnet: dial('" + to.to_string() + "'): KCP needs a udp peer");
+    }
+    try {
+      detail::check_kcp_options(*options.kcp, options_.read_buffer_size);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("actnet: dial('" + to.to_string() + "'): " + e.what());
+    }
+    make = detail::kcp_client_factory(std::move(make), *options.kcp);
   }
   std::shared_ptr<detail::redial> again = prepare_dial(to, make, options, done);
   post_dial(to, std::move(make), options, std::move(done), std::move(again));

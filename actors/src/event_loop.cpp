@@ -163,7 +163,7 @@ std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
 }
 
 void detail::loop_core::read_from(connection& c) {
-  if (backend_.is_uring()) {
+  if (backend_.is_uring() || c.dgram() != nullptr) {
     read_held(c);  // (its bytes come with completions: only what was held is read here)
     return;
   }

@@ -11,6 +11,7 @@
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/byte_layer.hpp"
 #include "actnet/actors/detail/connection_state.hpp"
+#include "actnet/actors/detail/kcp_state.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -53,6 +54,9 @@ void connection::set_datagram(std::unique_ptr<detail::datagram_endpoint> endpoin
 }
 
 std::error_code connection::write_special(std::span<const std::span<const std::byte>> parts) {
+  if (xport_->kcp != nullptr) {
+    return write_kcp(parts);
+  }
   if (xport_->datagram != nullptr) {
     return send_datagram(parts);
   }

@@ -27,6 +27,7 @@
 #include "actnet/buffers/ring_buffer.hpp"
 #include "actnet/error.hpp"
 #include "actnet/reactor/address.hpp"
+#include "actnet/reactor/kcp.hpp"
 #include "actnet/reactor/socket.hpp"
 #include "actnet/reactor/syscalls.hpp"
 #include "actnet/reactor/timer_queue.hpp"
@@ -53,11 +54,14 @@ void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<v
 
 struct datagram_endpoint;  // detail/connection_state.hpp
 struct transport_state;
+struct kcp_state;  // detail/kcp_state.hpp
 struct conn_timing;
 class byte_layer;
 
 // Makes `c`, not yet open, read and write through `layer` (a stream only).
 void attach_layer(connection& c, std::unique_ptr<byte_layer> layer);
+// Makes `c`, not yet open, a KCP conversation `conv` over its datagrams (kcp_transport.cpp).
+void attach_kcp(connection& c, std::uint32_t conv, const kcp_options& options);
 
 }  // namespace detail
 
@@ -369,7 +373,7 @@ class connection : public detail::actor_base, public detail::actor_awaits<connec
   [[nodiscard]] bool is_open() const noexcept {
     return state_ == state::open;
   }
-  /// A UDP socket actor or session.
+  /// A UDP socket actor or session (a KCP conversation is a stream: false).
   [[nodiscard]] bool is_datagram() const noexcept;
   /// A TLS connection's protocol version, cipher, ALPN protocol, SNI name and peer certificate
   /// subject; empty() on a plain one.
@@ -406,6 +410,7 @@ class connection : public detail::actor_base, public detail::actor_awaits<connec
   friend class detail::datagram_sockets;
   friend class detail::actor_awaits<connection>;
   friend void detail::attach_layer(connection& c, std::unique_ptr<detail::byte_layer> layer);
+  friend void detail::attach_kcp(connection& c, std::uint32_t conv, const kcp_options& options);
   enum class state : std::uint8_t { open, closing, closed };
   // What keeps a connection off the per-message path, whose one test is path_ == 0 (reading)
   // or path_ without paused == 0 (writing).
@@ -473,7 +478,13 @@ class connection : public detail::actor_base, public detail::actor_awaits<connec
   // In line in detail/connection_state.hpp, which defines what they point to.
   [[nodiscard]] detail::datagram_endpoint* dgram() const noexcept;  // UDP only
   [[nodiscard]] detail::byte_layer* layer() const noexcept;         // a layered stream only
+  [[nodiscard]] detail::kcp_state* kcp() const noexcept;            // a KCP conversation only
   void set_datagram(std::unique_ptr<detail::datagram_endpoint> endpoint);
+  // A KCP conversation: `parts` to the output, then as much of the output into KCP as its
+  // window allows (drain_kcp); the output then waits for KCP's acks, which drain on.
+  std::error_code write_kcp(std::span<const std::span<const std::byte>> parts);
+  std::error_code drain_kcp();
+  [[nodiscard]] bool kcp_unacknowledged() const noexcept;  // sent into KCP, not yet acked
   // A write on a connection that is not a plain stream: one datagram, or through the layer.
   std::error_code write_special(std::span<const std::span<const std::byte>> parts);
   // A layered stream: `parts`' wire form to the output, sent at once when nothing waited.

@@ -27,6 +27,7 @@
 #include "actnet/balancer/balancer.hpp"
 #include "actnet/defaults.hpp"
 #include "actnet/reactor/address.hpp"
+#include "actnet/reactor/kcp.hpp"
 #include "actnet/reactor/socket.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 
@@ -198,6 +199,8 @@ struct dial_options {
   /// then hears of the connection at the end of its handshake, and of a failed handshake as a
   /// failed dial (errc::tls_*).
   std::optional<tls_options> tls;
+  /// KCP's tuning for a kcp:// dial (unset: kcp_options' defaults; only for kcp://).
+  std::optional<kcp_options> kcp;
 };
 
 /// What a dial ends with: the new connection's address (on_open has run), or why it failed.
@@ -234,6 +237,10 @@ struct listen_options {
   /// TLS: required by (and only for) tls:// tls4:// tls6:// tls+unix:// addresses. One
   /// context per listener, shared by its loops; engine::reload_tls replaces it.
   std::optional<tls_options> tls;
+  /// KCP's tuning for a kcp:// kcp4:// kcp6:// address (unset: kcp_options' defaults; only for
+  /// those). Each conversation (a peer address and a conversation id) is a connection actor;
+  /// session_idle_timeout and max_sessions apply to conversations as to UDP sessions.
+  std::optional<kcp_options> kcp;
 };
 
 /// A server: listen() on one or more addresses, then run() until stop().

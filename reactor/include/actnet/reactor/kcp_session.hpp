@@ -49,6 +49,7 @@ class kcp_session {
 
   [[nodiscard]] std::uint32_t conv() const noexcept { return conv_; }
   [[nodiscard]] std::size_t mss() const noexcept { return mss_; }
+  [[nodiscard]] std::uint32_t send_window() const noexcept { return send_window_; }
 
   /// Takes one datagram from the peer at time `now`.
   kcp_input input(std::span<const std::byte> datagram, std::uint32_t now);
@@ -66,7 +67,7 @@ class kcp_session {
   void update(std::uint32_t now);
   /// Sends what is due now: acks, window probes, new segments the windows allow, resends.
   void flush(std::uint32_t now);
-  /// When update() must run next (now, at the latest the next interval).
+  /// When update() must run next: its next flush (now, at the latest the next interval).
   [[nodiscard]] std::uint32_t next_update(std::uint32_t now) const noexcept;
   /// Whether a flush would send anything or anything waits for an ack or a resend: a
   /// conversation with no work needs no update until input or send.

@@ -37,6 +37,7 @@ struct datagram_endpoint {
 };
 
 class byte_layer;
+struct kcp_state;
 
 /// What a connection that is not a plain stream keeps: its datagram endpoint (UDP socket actors
 /// and sessions) or its byte layer (detail/byte_layer.hpp).
@@ -47,7 +48,8 @@ struct transport_state {
   ~transport_state();
   std::unique_ptr<datagram_endpoint> datagram;
   std::unique_ptr<byte_layer> layer;
-  bool layer_ended = false;  // encode_end has run
+  std::unique_ptr<kcp_state> kcp;  // a KCP conversation over the datagram endpoint
+  bool layer_ended = false;        // encode_end has run
   // A layer with a handshake (TLS): on_open waits for it, and on_close runs only after on_open.
   bool handshaking = false;
   timer_id handshake_deadline = 0;
@@ -75,6 +77,10 @@ inline detail::datagram_endpoint* connection::dgram() const noexcept {
 
 inline detail::byte_layer* connection::layer() const noexcept {
   return xport_ == nullptr ? nullptr : xport_->layer.get();
+}
+
+inline detail::kcp_state* connection::kcp() const noexcept {
+  return xport_ == nullptr ? nullptr : xport_->kcp.get();
 }
 
 }  // namespace actnet

@@ -6,12 +6,15 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <system_error>
+#include <vector>
 
 #include "actnet/actors/conn_ref.hpp"
 #include "actnet/actors/detail/log_limiter.hpp"
 #include "actnet/actors/detail/loop_core.hpp"
+#include "actnet/reactor/timer_queue.hpp"
 #include "actnet/reactor/unique_fd.hpp"
 
 namespace actnet {
@@ -52,8 +55,36 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   /// socket the loop has closed leaves the port's SO_REUSEPORT group.
   void closed(connection& c, std::error_code reason, bool stopping) noexcept override;
 
+  // -- KCP conversations (kcp_transport.cpp): one clock a loop drives them all --
+
+  /// A datagram for KCP connection `c`: into its conversation (a bad one dropped and counted);
+  /// then its output drained (acks may have opened the window), its received bytes to on_data,
+  /// and its next update scheduled.
+  void kcp_received(connection& c, std::span<const std::byte> datagram);
+  /// c's received bytes to on_data, while it is open and not paused.
+  void kcp_deliver(connection& c);
+  /// c was written to: flushed once its handler is done (one flush for a batch of writes).
+  void kcp_touch(connection& c);
+  /// An entry of the clock: `who` is due for an update at `at` (kcp_clock_ms).
+  struct kcp_due {
+    std::uint64_t at;
+    conn_ref who;
+  };
+
  private:
-  connection* open_session(udp_router& router, const peer_key& key);  // null: logged
+  // The dirty conversations flushed (a message to this loop, after the handlers that wrote).
+  void kcp_flush();
+  // c's next update put on the clock (or none: nothing to send, to ack or to wait for).
+  void kcp_schedule(connection& c, std::uint64_t now);
+  void kcp_tick();                   // the clock's timer: the updates that are due
+  std::vector<kcp_due> kcp_heap_;    // earliest first (a heap); stale entries are skipped
+  std::vector<conn_ref> kcp_dirty_;  // written to since their last flush
+  timer_id kcp_timer_ = 0;
+  std::uint64_t kcp_timer_at_ = 0;
+  bool kcp_flush_posted_ = false;
+
+  // null: logged. `conv`: a KCP listener's conversation (0 for UDP).
+  connection* open_session(udp_router& router, const peer_key& key, std::uint32_t conv);
   // One datagram read from c's socket (its sender in c's endpoint): to c's on_data, or to its
   // session's. false: c closed.
   bool hand_on(connection& c, std::span<const std::byte> datagram);

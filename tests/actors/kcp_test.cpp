@@ -1,0 +1,314 @@
+// KCP conversations as connection actors (kcp:// listeners and dials), on each back end: bytes
+// echoed in order and byte for byte in fast and normal modes, in one write and in many; a close
+// that waits for its output to be acknowledged; a conversation whose peer goes quiet closed at
+// the idle timeout; datagrams that open no conversation (too short, no data) dropped and
+// counted; the cap on conversations; bad urls and options refused by name.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <actnet/actors/engine.hpp>
+#include <actnet/reactor/kcp.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "actors/test_util.hpp"
+
+namespace actnet {
+namespace {
+
+using test::eventually;
+using test::running_engine;
+using namespace std::chrono_literals;
+
+class kcp_echo final : public connection {
+  void on_data() override { (void)write(next_all()); }
+};
+
+// Byte i of what a sender sends.
+std::byte pattern_byte(std::size_t i) {
+  return static_cast<std::byte>((i * 131 + (i >> 8) * 7) & 0xff);
+}
+
+// What a sender saw, for the test thread.
+struct transfer {
+  std::mutex mutex;
+  std::vector<std::byte> got;
+  std::size_t expected = 0;
+  std::promise<void> done;
+  bool told = false;
+  std::atomic<int> closes{0};
+  std::error_code close_reason;
+};
+
+// Sends `total` bytes in writes of `chunk` from on_open and collects what comes back.
+class kcp_sender final : public connection {
+ public:
+  kcp_sender(transfer* t, std::size_t total, std::size_t chunk)
+      : t_(t), total_(total), chunk_(chunk) {}
+  void on_open() override {
+    std::vector<std::byte> bytes(total_);
+    for (std::size_t i = 0; i < total_; ++i) {
+      bytes[i] = pattern_byte(i);
+    }
+    for (std::size_t at = 0; at < total_; at += chunk_) {
+      ASSERT_FALSE(write(std::span(bytes).subspan(at, std::min(chunk_, total_ - at))));
+    }
+  }
+  void on_data() override {
+    const byte_views all = next_all();
+    const std::lock_guard lock(t_->mutex);
+    for (const auto part : {all.first, all.second}) {
+      t_->got.insert(t_->got.end(), part.begin(), part.end());
+    }
+    if (t_->got.size() >= t_->expected && !t_->told) {
+      t_->told = true;
+      t_->done.set_value();
+    }
+  }
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(t_->mutex);
+    t_->close_reason = reason;
+    ++t_->closes;
+  }
+
+ private:
+  transfer* t_;
+  std::size_t total_;
+  std::size_t chunk_;
+};
+
+kcp_options fast() {
+  kcp_options o;
+  o.nodelay = true;
+  o.interval = 10ms;
+  o.fast_resend = 2;
+  o.congestion_control = false;
+  o.send_window = 128;
+  o.receive_window = 128;
+  return o;
+}
+
+void expect_pattern(const std::vector<std::byte>& got, std::size_t total) {
+  ASSERT_EQ(got.size(), total);
+  for (std::size_t i = 0; i < total; ++i) {
+    if (got[i] != pattern_byte(i)) {
+      ADD_FAILURE() << "byte " << i << " differs";
+      return;
+    }
+  }
+}
+
+// Echoes `total` bytes written `chunk` at a time through a kcp:// listener and back.
+void echo_through(const std::optional<kcp_options>& tuning, std::size_t loops, std::size_t total,
+                  std::size_t chunk) {
+  running_engine e(test::small_options(loops));
+  listen_options lo;
+  lo.kcp = tuning;
+  const address bound = e->listen<kcp_echo>(lo, "kcp://127.0.0.1:0");
+  e.start();
+  transfer t;
+  t.expected = total;
+  dial_options d;
+  d.kcp = tuning;
+  std::promise<result<conn_ref>> dialed;
+  e->dial<kcp_sender>(
+      "kcp://127.0.0.1:" + std::to_string(bound.port()), d,
+      [&dialed](result<conn_ref> r) { dialed.set_value(r); }, &t, total, chunk);
+  ASSERT_TRUE(dialed.get_future().get().has_value());
+  ASSERT_EQ(t.done.get_future().wait_for(60s), std::future_status::ready);
+  const std::lock_guard lock(t.mutex);
+  expect_pattern(t.got, total);
+}
+
+TEST(kcp, a_dial_echoes_a_mebibyte_through_a_listener_in_fast_mode) {
+  echo_through(fast(), 2, 1 << 20, 1 << 20);
+}
+
+TEST(kcp, normal_mode_echoes_in_order_too) {
+  echo_through(std::nullopt, 1, 64 * 1024, 64 * 1024);
+}
+
+TEST(kcp, many_small_writes_arrive_in_order) {
+  echo_through(fast(), 1, 2000 * 64, 64);
+}
+
+// Writes `total` bytes and closes at once: the close waits for KCP's acks.
+class write_and_close final : public connection {
+ public:
+  explicit write_and_close(std::size_t total) : total_(total) {}
+  void on_open() override {
+    std::vector<std::byte> bytes(total_);
+    for (std::size_t i = 0; i < total_; ++i) {
+      bytes[i] = pattern_byte(i);
+    }
+    (void)write(bytes);
+    close();
+  }
+
+ private:
+  std::size_t total_;
+};
+
+// Sends one byte to open the conversation, then collects.
+class opener final : public connection {
+ public:
+  explicit opener(transfer* t) : t_(t) {}
+  void on_open() override { (void)write(std::string_view("!")); }
+  void on_data() override {
+    const byte_views all = next_all();
+    const std::lock_guard lock(t_->mutex);
+    for (const auto part : {all.first, all.second}) {
+      t_->got.insert(t_->got.end(), part.begin(), part.end());
+    }
+    if (t_->got.size() >= t_->expected && !t_->told) {
+      t_->told = true;
+      t_->done.set_value();
+    }
+  }
+
+ private:
+  transfer* t_;
+};
+
+TEST(kcp, a_close_after_a_write_waits_until_the_peer_has_every_byte) {
+  constexpr std::size_t total = 512 * 1024;
+  running_engine e(test::small_options(1));
+  listen_options lo;
+  lo.kcp = fast();
+  const address bound = e->listen<write_and_close>(lo, "kcp://127.0.0.1:0", total);
+  e.start();
+  transfer t;
+  t.expected = total;
+  dial_options d;
+  d.kcp = fast();
+  e->dial<opener>(
+      "kcp://127.0.0.1:" + std::to_string(bound.port()), d, [](result<conn_ref>) {}, &t);
+  ASSERT_EQ(t.done.get_future().wait_for(60s), std::future_status::ready);
+  {
+    const std::lock_guard lock(t.mutex);
+    expect_pattern(t.got, total);
+  }
+  // The server's side closes once its last segment is acknowledged; the client's stays.
+  EXPECT_TRUE(eventually([&] { return e->count_connections() == 1; }));
+}
+
+// Notes its close.
+class noting final : public connection {
+ public:
+  explicit noting(transfer* t) : t_(t) {}
+  void on_close(std::error_code reason) override {
+    const std::lock_guard lock(t_->mutex);
+    t_->close_reason = reason;
+    ++t_->closes;
+  }
+
+ private:
+  transfer* t_;
+};
+
+// A loopback UDP socket that sends raw datagrams to `port`.
+class raw_udp {
+ public:
+  explicit raw_udp(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    to_.sin_family = AF_INET;
+    to_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to_.sin_port = htons(port);
+  }
+  raw_udp(const raw_udp&) = delete;
+  raw_udp& operator=(const raw_udp&) = delete;
+  ~raw_udp() { ::close(fd_); }
+  void send(const std::vector<std::byte>& d) const {
+    ASSERT_EQ(
+        ::sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to_),  // NOLINT
+                 sizeof to_),
+        static_cast<ssize_t>(d.size()));
+  }
+
+ private:
+  int fd_;
+  sockaddr_in to_{};
+};
+
+std::vector<std::byte> segment(std::uint32_t conv, detail::kcp_command cmd, std::string_view data) {
+  detail::kcp_header h;
+  h.conv = conv;
+  h.cmd = cmd;
+  h.wnd = 32;
+  h.len = static_cast<std::uint32_t>(data.size());
+  std::vector<std::byte> b(detail::kcp_header::size + data.size());
+  detail::write_kcp_header(h, b);
+  std::memcpy(b.data() + detail::kcp_header::size, data.data(), data.size());
+  return b;
+}
+
+std::uint64_t dropped(engine& e) {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < e.loop_count(); ++i) {
+    n += e.loop(i).datagrams_dropped();
+  }
+  return n;
+}
+
+TEST(kcp, a_conversation_whose_peer_goes_quiet_closes_at_the_idle_timeout) {
+  running_engine e(test::small_options(1));
+  transfer t;
+  listen_options lo;
+  lo.session_idle_timeout = 200ms;
+  const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);
+  e.start();
+  const raw_udp peer(bound.port());
+  peer.send(segment(77, detail::kcp_command::push, "hello"));
+  ASSERT_TRUE(eventually([&] { return t.closes.load() == 1; }));
+  const std::lock_guard lock(t.mutex);
+  EXPECT_EQ(t.close_reason, std::errc::timed_out);
+}
+
+TEST(kcp, datagrams_that_open_no_conversation_are_dropped_and_counted) {
+  running_engine e(test::small_options(1));
+  transfer t;
+  listen_options lo;
+  lo.max_sessions = 1;
+  const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);
+  e.start();
+  const raw_udp peer(bound.port());
+  peer.send({std::byte{1}, std::byte{2}});                // shorter than a header
+  peer.send(segment(5, detail::kcp_command::ack, ""));    // no data: opens nothing
+  peer.send(segment(6, detail::kcp_command::push, "a"));  // opens conversation 6
+  peer.send(segment(7, detail::kcp_command::push, "b"));  // past max_sessions
+  ASSERT_TRUE(eventually([&] { return dropped(*e) == 3; }));
+  EXPECT_EQ(e->count_connections(), 1U);
+}
+
+TEST(kcp, bad_urls_and_options_are_refused_by_name) {
+  engine e(test::small_options(1));
+  listen_options lo;
+  lo.kcp = kcp_options{};
+  EXPECT_THROW((void)e.listen<kcp_echo>(lo, "udp://127.0.0.1:0"), std::invalid_argument);
+  lo.kcp->interval = 1ms;
+  try {
+    (void)e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0");
+    ADD_FAILURE() << "an interval of 1 ms was taken";
+  } catch (const std::invalid_argument& err) {
+    EXPECT_NE(std::string(err.what()).find("kcp_options::interval = 1 ms"), std::string::npos)
+        << err.what();
+  }
+  lo.kcp = kcp_options{};
+  lo.kcp->mtu = 20;
+  EXPECT_THROW((void)e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0"), std::invalid_argument);
+  dial_options d;
+  d.kcp = kcp_options{};
+  EXPECT_THROW(e.dial<kcp_echo>("tcp://127.0.0.1:9", d, [](result<conn_ref>) {}),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace actnet
