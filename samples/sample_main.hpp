@@ -86,12 +86,15 @@ class slicer {
   bool pending_ = false;
 };
 
-/// `url` with a TLS scheme (tls, tls4, tls6, tls+unix) written as its plain one, for checking
-/// it with address::parse before a run; other urls as they are.
+/// `url` with a TLS or KCP scheme (tls, tls4, tls6, tls+unix, kcp, kcp4, kcp6) written as the
+/// plain one it runs over, for checking it with address::parse before a run; other urls as
+/// they are.
 inline std::string plain_url(std::string url) {
   for (const auto& [secure, clear] :
        {std::pair{"tls+unix://", "unix://"}, std::pair{"tls4://", "tcp4://"},
-        std::pair{"tls6://", "tcp6://"}, std::pair{"tls://", "tcp://"}}) {
+        std::pair{"tls6://", "tcp6://"}, std::pair{"tls://", "tcp://"},
+        std::pair{"kcp4://", "udp4://"}, std::pair{"kcp6://", "udp6://"},
+        std::pair{"kcp://", "udp://"}}) {
     if (url.starts_with(secure)) {
       return clear + url.substr(std::string_view(secure).size());
     }
@@ -105,7 +108,29 @@ struct common_flags {
   // --tls-cert and --tls-key (with --tls-ca, --tls-client-auth): the tls:// listeners' settings.
   std::optional<tls_options> tls;
   std::string metrics;  // --metrics URL: engine::serve_metrics there
+  // --kcp-mode: the kcp:// listeners' tuning (unset: kcp_options' defaults, the normal mode).
+  std::optional<kcp_options> kcp;
 };
+
+/// --kcp-mode's value: KCP's normal mode (kcp_options' defaults) or its fast mode (no delay,
+/// a 10 ms interval, fast resend after 2 acks, no congestion window), as kcp-go's users set
+/// them; both with windows of 128 segments.
+inline kcp_options kcp_mode_flag(std::string_view mode) {
+  kcp_options o;
+  if (mode == "fast") {
+    o.nodelay = true;
+    o.interval = std::chrono::milliseconds(10);
+    o.fast_resend = 2;
+    o.congestion_control = false;
+  } else if (mode != "normal") {
+    std::fprintf(stderr, "--kcp-mode: expected fast or normal, got %.*s\n",
+                 static_cast<int>(mode.size()), mode.data());
+    std::exit(2);
+  }
+  o.send_window = 128;
+  o.receive_window = 128;
+  return o;
+}
 
 /// The TLS flags every server sample takes, as the usage text says them.
 inline constexpr std::string_view tls_usage =
@@ -123,6 +148,8 @@ inline constexpr std::string_view metrics_usage =
     R"(  --metrics URL    serve Prometheus metrics at GET /metrics on URL (tcp://, unix://, tls://)
   --count-io       count bytes and system calls in the metrics too (engine_options::count_io)
   --stall-ms MS    the stall detector's threshold (default 25; 0: off)
+KCP:
+  --kcp-mode MODE  fast or normal, for kcp:// kcp4:// kcp6:// listeners (default: normal)
 )";
 
 /// Parses the shared flags; `extra(flag, value_or_null)` handles a sample's own flags and
@@ -183,6 +210,9 @@ inline common_flags parse_flags(
       ++i;
     } else if (arg == "--metrics" && value != nullptr) {
       f.metrics = value;
+      ++i;
+    } else if (arg == "--kcp-mode" && value != nullptr) {
+      f.kcp = kcp_mode_flag(value);
       ++i;
     } else if (arg == "--count-io") {
       f.options.count_io = true;
@@ -269,8 +299,13 @@ int serve(const common_flags& flags, const std::function<void(engine&)>& setup =
         lo.tls = flags.tls;
         secure.push_back(i);
       }
+      const bool kcp = url.starts_with("kcp");
+      if (kcp) {
+        lo.kcp = flags.kcp;
+      }
       const address bound = e.listen<Conn>(lo, url, args...);
-      std::printf("listening on %s%s\n", bound.to_string().c_str(), lo.tls ? " (TLS)" : "");
+      std::printf("listening on %s%s\n", bound.to_string().c_str(),
+                  lo.tls ? " (TLS)" : (kcp ? " (KCP)" : ""));
     }
     if (!flags.metrics.empty()) {
       listen_options lo;

@@ -1,5 +1,5 @@
-// echo_server: writes back every byte it receives, over TCP, unix sockets and UDP (one class
-// for all three). The smallest actnet server, and the one the perf harness measures.
+// echo_server: writes back every byte it receives, over TCP, unix sockets, UDP, TLS and KCP
+// (one class for all of them). The smallest actnet server, and the one the perf harness measures.
 #include <actnet/actors/connection.hpp>
 #include <array>
 #include <cstring>
@@ -21,7 +21,8 @@ constexpr std::string_view usage =
                    [--reuseport]
   --listen URL   tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://HOST:PORT (each
                  datagram echoed to its sender), unix://PATH or unix://@NAME, tls://HOST:PORT
-                 (with --tls-cert and --tls-key) or tls+unix://PATH (repeatable,
+                 (with --tls-cert and --tls-key), tls+unix://PATH or kcp://HOST:PORT (a KCP
+                 conversation per peer and conversation id; see --kcp-mode) (repeatable,
                  mixed kinds welcome; default tcp://127.0.0.1:7000; port 0 picks a free port)
   --loops N      loop threads (0 = one per hardware thread; default 0)
   --backend B    epoll (default), io_uring or automatic

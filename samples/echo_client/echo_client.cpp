@@ -35,6 +35,8 @@ struct settings {
   std::chrono::milliseconds timeout = 60s;
   // --tls, or a tls:// url: the dials' TLS settings (the server's certificate checked).
   std::optional<actnet::tls_options> tls;
+  // --kcp-mode, for a kcp:// url.
+  std::optional<actnet::kcp_options> kcp;
 };
 
 /// What every connection reports to; the run ends when each has finished or failed.
@@ -191,9 +193,10 @@ class echo_probe final : public actnet::connection {
 constexpr std::string_view usage =
     R"(usage: echo_client [--connect URL] [--conns N] [--messages M] [--size BYTES]
                    [--pipeline P] [--loops L] [--backend B] [--timeout-s T]
-                   [--tls] [--tls-ca FILE] [--tls-server-name NAME]
+                   [--tls] [--tls-ca FILE] [--tls-server-name NAME] [--kcp-mode MODE]
   --connect URL    the echo server: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT or unix://PATH,
-                   or tls:// tls4:// tls6:// tls+unix:// for TLS (default tcp://127.0.0.1:7000)
+                   tls:// tls4:// tls6:// tls+unix:// for TLS, or kcp:// kcp4:// kcp6:// for
+                   KCP over UDP (default tcp://127.0.0.1:7000)
   --conns N        connections (default 10)
   --messages M     messages per connection (default 1000)
   --size BYTES     bytes per message (default 64)
@@ -205,6 +208,7 @@ constexpr std::string_view usage =
   --tls-ca FILE    the CA certificates that sign the server's (default: the system's store)
   --tls-server-name NAME  the name to check the server's certificate against and send as SNI
                    (default: the url's host)
+  --kcp-mode MODE  fast or normal (the default), for a kcp:// url
 Each connection sends its messages, checks every byte of every echo, and closes. Prints a
 summary (messages/s, errors); exits 1 on any wrong byte, early close or failed connection.
 )";
@@ -248,6 +252,8 @@ bool parse(int argc, char** argv, settings& s) {
       (s.tls ? *s.tls : s.tls.emplace()).ca_file = value;
     } else if (flag == "--tls-server-name") {
       (s.tls ? *s.tls : s.tls.emplace()).server_name = value;
+    } else if (flag == "--kcp-mode") {
+      s.kcp = actnet::samples::kcp_mode_flag(value);
     } else {
       std::fprintf(stderr, "bad or unknown flag: %s %s (try --help)\n", argv[i - 1], value);
       return false;
@@ -273,6 +279,9 @@ int main(int argc, char** argv) {
     (void)actnet::address::parse(actnet::samples::plain_url(s.connect));  // throws when bad
     actnet::dial_options dial;
     dial.tls = s.tls;
+    if (s.connect.starts_with("kcp")) {
+      dial.kcp = s.kcp;
+    }
     std::chrono::steady_clock::time_point start;
     e.on_boot([&](actnet::engine& eng) {
       start = std::chrono::steady_clock::now();

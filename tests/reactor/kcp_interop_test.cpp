@@ -1,8 +1,8 @@
-// kcp_session against kcp-go (tests/tools/kcp_peer, built from Debian's
-// golang-github-xtaci-kcp-dev) over real UDP on loopback, both ways, in fast and normal modes:
-// actnet's conversations as a client of kcp-go's echo server, and as an echo server for kcp-go's
-// client; 1 MiB at once and many small writes, every byte checked. The UDP side here is a small
-// poll loop of the test's own (the protocol is what is under test).
+// kcp_session, and the kcp:// transport made of it, against kcp-go (tests/tools/kcp_peer, built
+// from Debian's golang-github-xtaci-kcp-dev) over real UDP on loopback, both ways, in fast and
+// normal modes: actnet's conversations as a client of kcp-go's echo server, and as an echo server
+// for kcp-go's client; 1 MiB at once and many small writes, every byte checked. The UDP side here
+// is a small poll loop of the test's own (the protocol is what is under test).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <actnet/actors/engine.hpp>
 #include <actnet/reactor/kcp.hpp>
 #include <actnet/reactor/kcp_session.hpp>
 #include <array>
@@ -20,8 +21,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -31,6 +34,14 @@
 namespace actnet::detail {
 namespace {
 
+using actnet::byte_views;
+using actnet::conn_ref;
+using actnet::connection;
+using actnet::dial_options;
+using actnet::engine;
+using actnet::engine_options;
+using actnet::listen_options;
+using actnet::result;
 using bytes = std::vector<std::byte>;
 using namespace std::chrono_literals;
 
@@ -271,6 +282,95 @@ TEST_P(kcp_interop, kcp_gos_client_against_actnets_echo_server) {
   EXPECT_EQ(status, 0) << "kcp_peer client: " << said << " (echoed " << echoed << " bytes)";
   EXPECT_EQ(said, "ok " + std::to_string(total) + " bytes\n");
   EXPECT_EQ(echoed, total);
+}
+
+// The same through actnet's transport: a kcp:// listener of the engine echoing to kcp-go's
+// client, and a kcp:// dial of the engine against kcp-go's echo server.
+class transport_echo final : public connection {
+  void on_data() override { (void)write(next_all()); }
+};
+
+struct collected {
+  std::mutex mutex;
+  bytes got;
+  std::size_t expected = 0;
+  std::promise<void> done;
+  bool told = false;
+};
+
+class transport_sender final : public connection {
+ public:
+  transport_sender(collected* c, std::size_t chunk) : c_(c), chunk_(chunk) {}
+  void on_open() override {
+    const bytes all = pattern(c_->expected);
+    for (std::size_t at = 0; at < all.size(); at += chunk_) {
+      (void)write(std::span(all).subspan(at, std::min(chunk_, all.size() - at)));
+    }
+  }
+  void on_data() override {
+    const byte_views in = next_all();
+    const std::lock_guard lock(c_->mutex);
+    for (const auto part : {in.first, in.second}) {
+      c_->got.insert(c_->got.end(), part.begin(), part.end());
+    }
+    if (c_->got.size() >= c_->expected && !c_->told) {
+      c_->told = true;
+      c_->done.set_value();
+    }
+  }
+
+ private:
+  collected* c_;
+  std::size_t chunk_;
+};
+
+TEST_P(kcp_interop, kcp_gos_client_against_a_kcp_listener_of_the_engine) {
+  const auto [fast, total, chunk] = GetParam();
+  engine_options eo;
+  eo.loops = 2;
+  engine e(eo);
+  listen_options lo;
+  lo.kcp = mode(fast);
+  const address bound = e.listen<transport_echo>(lo, "kcp://127.0.0.1:0");
+  std::thread runner([&e] { e.run(); });
+  peer_process client({"client", "--connect", "127.0.0.1:" + std::to_string(bound.port()), "--mode",
+                       fast ? "fast" : "normal", "--bytes", std::to_string(total), "--chunk",
+                       std::to_string(chunk), "--seconds", "90"});
+  int status = -1;
+  const auto deadline = std::chrono::steady_clock::now() + 100s;
+  while (status < 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    status = client.poll_exit();
+  }
+  const std::string said = status >= 0 ? client.line() : "(still running)";
+  e.stop();
+  runner.join();
+  EXPECT_EQ(status, 0) << "kcp_peer client: " << said;
+  EXPECT_EQ(said, "ok " + std::to_string(total) + " bytes\n");
+}
+
+TEST_P(kcp_interop, a_kcp_dial_of_the_engine_against_kcp_gos_echo_server) {
+  const auto [fast, total, chunk] = GetParam();
+  peer_process server({"server", "--mode", fast ? "fast" : "normal", "--seconds", "120"});
+  const std::string listening = server.line();
+  const std::size_t colon = listening.rfind(':');
+  ASSERT_NE(colon, std::string::npos) << listening;
+  engine_options eo;
+  eo.loops = 1;
+  engine e(eo);
+  std::thread runner([&e] { e.run(); });
+  collected c;
+  c.expected = total;
+  dial_options d;
+  d.kcp = mode(fast);
+  e.dial<transport_sender>(
+      "kcp://127.0.0.1:" + listening.substr(colon + 1, listening.size() - colon - 2), d,
+      [](result<conn_ref>) {}, &c, chunk);
+  const bool done = c.done.get_future().wait_for(90s) == std::future_status::ready;
+  e.stop();
+  runner.join();
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(c.got == pattern(total));
 }
 
 std::string case_name(const ::testing::TestParamInfo<interop_case>& c) {

@@ -1,4 +1,4 @@
-// samples/echo_client: drives the echo server over tcp and unix and passes; a wrong byte, an
+// samples/echo_client: drives the echo server over tcp, unix and kcp and passes; a wrong byte, an
 // early close or a refused connection make it fail, saying why.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -38,6 +38,23 @@ TEST(echo_client_sample, verifies_every_byte_from_the_echo_server_over_tcp_and_u
   const int status = server.stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ::unlink(path.c_str());
+}
+
+TEST(echo_client_sample, verifies_every_byte_from_the_echo_server_over_kcp_in_both_modes) {
+  for (const std::string mode : {"fast", "normal"}) {
+    test::sample_process server(
+        ACTNET_ECHO_SERVER, {"--listen", "kcp://127.0.0.1:0", "--loops", "2", "--kcp-mode", mode},
+        0, 1);
+    ASSERT_EQ(server.addresses.size(), 1U) << server.first_line;
+    const outcome o =
+        run_client("--connect kcp://127.0.0.1:" + std::to_string(server.addresses[0].port()) +
+                   " --kcp-mode " + mode + " --conns 20 --messages 100 --size 700 --pipeline 4");
+    EXPECT_EQ(o.exit_code, 0) << o.output;
+    EXPECT_NE(o.output.find("2000 messages echoed"), std::string::npos) << o.output;
+    EXPECT_NE(o.output.find("; 0 failed connections"), std::string::npos) << o.output;
+    const int status = server.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
 }
 
 TEST(echo_client_sample, a_refused_connection_fails_the_run) {

@@ -67,7 +67,7 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   void kcp_touch(connection& c);
   /// An entry of the clock: `who` is due for an update at `at` (kcp_clock_ms).
   struct kcp_due {
-    std::uint64_t at;
+    std::uint64_t at = 0;
     conn_ref who;
   };
 
