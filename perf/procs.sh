@@ -39,13 +39,15 @@ stop_all_and_clean() {
   exit "$status"
 }
 
-# Starts `taskset -c CPU SERVER ARGS... --listen tcp://127.0.0.1:0` in the background and waits
-# (up to 5 s) for its "listening on" line: sets server_pid and server_port, or dies.
+# Starts `taskset -c CPU SERVER ARGS...` in the background and waits (up to 5 s) for its
+# "listening on ...:PORT" line: sets server_pid and server_port, or dies.
 start_listening_server() {
   local cpu=$1 server=$2 n
   shift 2
-  taskset -c "$cpu" "$server" "$@" --listen tcp://127.0.0.1:0 \
-    >"$tmp/server.out" 2>"$tmp/server.err" &
+  # (Removed first: the child truncates the file only once it runs, and until then the last
+  # server's line would be read for this one's.)
+  rm -f "$tmp/server.out"
+  taskset -c "$cpu" "$server" "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
   server_pid=$!
   started_pids+=("$server_pid")
   for ((n = 0; n < 100; n++)); do
@@ -53,7 +55,7 @@ start_listening_server() {
     alive "$server_pid" || die "$server exited: $(tail -c 2000 "$tmp/server.err")"
     sleep 0.05
   done
-  server_port=$(sed -n 's|^listening on tcp://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/server.out" | head -1)
+  server_port=$(sed -n 's|^listening on .*:\([0-9]*\).*|\1|p' "$tmp/server.out" | head -1)
   [ -n "$server_port" ] || die "$server did not say where it listens"
 }
 

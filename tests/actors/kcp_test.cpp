@@ -20,70 +20,22 @@
 #include <string>
 #include <vector>
 
+#include "actors/kcp_test_util.hpp"
 #include "actors/test_util.hpp"
 
 namespace actnet {
 namespace {
 
+using test::echo_record;
 using test::eventually;
+using test::kcp_pattern;
+using test::kcp_pattern_byte;
+using test::pattern_sender;
 using test::running_engine;
 using namespace std::chrono_literals;
 
 class kcp_echo final : public connection {
   void on_data() override { (void)write(next_all()); }
-};
-
-// Byte i of what a sender sends.
-std::byte pattern_byte(std::size_t i) {
-  return static_cast<std::byte>((i * 131 + (i >> 8) * 7) & 0xff);
-}
-
-// What a sender saw, for the test thread.
-struct transfer {
-  std::mutex mutex;
-  std::vector<std::byte> got;
-  std::size_t expected = 0;
-  std::promise<void> done;
-  bool told = false;
-  std::atomic<int> closes{0};
-  std::error_code close_reason;
-};
-
-// Sends `total` bytes in writes of `chunk` from on_open and collects what comes back.
-class kcp_sender final : public connection {
- public:
-  kcp_sender(transfer* t, std::size_t total, std::size_t chunk)
-      : t_(t), total_(total), chunk_(chunk) {}
-  void on_open() override {
-    std::vector<std::byte> bytes(total_);
-    for (std::size_t i = 0; i < total_; ++i) {
-      bytes[i] = pattern_byte(i);
-    }
-    for (std::size_t at = 0; at < total_; at += chunk_) {
-      ASSERT_FALSE(write(std::span(bytes).subspan(at, std::min(chunk_, total_ - at))));
-    }
-  }
-  void on_data() override {
-    const byte_views all = next_all();
-    const std::lock_guard lock(t_->mutex);
-    for (const auto part : {all.first, all.second}) {
-      t_->got.insert(t_->got.end(), part.begin(), part.end());
-    }
-    if (t_->got.size() >= t_->expected && !t_->told) {
-      t_->told = true;
-      t_->done.set_value();
-    }
-  }
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(t_->mutex);
-    t_->close_reason = reason;
-    ++t_->closes;
-  }
-
- private:
-  transfer* t_;
-  std::size_t total_;
-  std::size_t chunk_;
 };
 
 kcp_options fast() {
@@ -100,7 +52,7 @@ kcp_options fast() {
 void expect_pattern(const std::vector<std::byte>& got, std::size_t total) {
   ASSERT_EQ(got.size(), total);
   for (std::size_t i = 0; i < total; ++i) {
-    if (got[i] != pattern_byte(i)) {
+    if (got[i] != kcp_pattern_byte(i)) {
       ADD_FAILURE() << "byte " << i << " differs";
       return;
     }
@@ -110,17 +62,17 @@ void expect_pattern(const std::vector<std::byte>& got, std::size_t total) {
 // Echoes `total` bytes written `chunk` at a time through a kcp:// listener and back.
 void echo_through(const std::optional<kcp_options>& tuning, std::size_t loops, std::size_t total,
                   std::size_t chunk) {
+  echo_record t;  // before the engine: its connections write to it until they close
+  t.expected = total;
   running_engine e(test::small_options(loops));
   listen_options lo;
   lo.kcp = tuning;
   const address bound = e->listen<kcp_echo>(lo, "kcp://127.0.0.1:0");
   e.start();
-  transfer t;
-  t.expected = total;
   dial_options d;
   d.kcp = tuning;
   std::promise<result<conn_ref>> dialed;
-  e->dial<kcp_sender>(
+  e->dial<pattern_sender>(
       "kcp://127.0.0.1:" + std::to_string(bound.port()), d,
       [&dialed](result<conn_ref> r) { dialed.set_value(r); }, &t, total, chunk);
   ASSERT_TRUE(dialed.get_future().get().has_value());
@@ -146,11 +98,7 @@ class write_and_close final : public connection {
  public:
   explicit write_and_close(std::size_t total) : total_(total) {}
   void on_open() override {
-    std::vector<std::byte> bytes(total_);
-    for (std::size_t i = 0; i < total_; ++i) {
-      bytes[i] = pattern_byte(i);
-    }
-    (void)write(bytes);
+    (void)write(kcp_pattern(total_));
     close();
   }
 
@@ -158,36 +106,22 @@ class write_and_close final : public connection {
   std::size_t total_;
 };
 
-// Sends one byte to open the conversation, then collects.
-class opener final : public connection {
+// Sends one byte to open the conversation, then records what comes back.
+class opener final : public pattern_sender {
  public:
-  explicit opener(transfer* t) : t_(t) {}
+  explicit opener(echo_record* r) : pattern_sender(r, 0, 1) {}
   void on_open() override { (void)write(std::string_view("!")); }
-  void on_data() override {
-    const byte_views all = next_all();
-    const std::lock_guard lock(t_->mutex);
-    for (const auto part : {all.first, all.second}) {
-      t_->got.insert(t_->got.end(), part.begin(), part.end());
-    }
-    if (t_->got.size() >= t_->expected && !t_->told) {
-      t_->told = true;
-      t_->done.set_value();
-    }
-  }
-
- private:
-  transfer* t_;
 };
 
 TEST(kcp, a_close_after_a_write_waits_until_the_peer_has_every_byte) {
   constexpr std::size_t total = 512 * 1024;
+  echo_record t;  // before the engine: its connections write to it until they close
+  t.expected = total;
   running_engine e(test::small_options(1));
   listen_options lo;
   lo.kcp = fast();
   const address bound = e->listen<write_and_close>(lo, "kcp://127.0.0.1:0", total);
   e.start();
-  transfer t;
-  t.expected = total;
   dial_options d;
   d.kcp = fast();
   e->dial<opener>(
@@ -204,15 +138,11 @@ TEST(kcp, a_close_after_a_write_waits_until_the_peer_has_every_byte) {
 // Notes its close.
 class noting final : public connection {
  public:
-  explicit noting(transfer* t) : t_(t) {}
-  void on_close(std::error_code reason) override {
-    const std::lock_guard lock(t_->mutex);
-    t_->close_reason = reason;
-    ++t_->closes;
-  }
+  explicit noting(echo_record* r) : record_(r) {}
+  void on_close(std::error_code reason) override { record_->closed(reason); }
 
  private:
-  transfer* t_;
+  echo_record* record_;
 };
 
 // A loopback UDP socket that sends raw datagrams to `port`.
@@ -259,22 +189,25 @@ std::uint64_t dropped(engine& e) {
 }
 
 TEST(kcp, a_conversation_whose_peer_goes_quiet_closes_at_the_idle_timeout) {
+  echo_record t;  // before the engine: its connections write to it until they close
   running_engine e(test::small_options(1));
-  transfer t;
   listen_options lo;
   lo.session_idle_timeout = 200ms;
   const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);
   e.start();
   const raw_udp peer(bound.port());
   peer.send(segment(77, detail::kcp_command::push, "hello"));
-  ASSERT_TRUE(eventually([&] { return t.closes.load() == 1; }));
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(t.mutex);
+    return t.closes == 1;
+  }));
   const std::lock_guard lock(t.mutex);
   EXPECT_EQ(t.close_reason, std::errc::timed_out);
 }
 
 TEST(kcp, datagrams_that_open_no_conversation_are_dropped_and_counted) {
+  echo_record t;  // before the engine: its connections write to it until they close
   running_engine e(test::small_options(1));
-  transfer t;
   listen_options lo;
   lo.max_sessions = 1;
   const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);

@@ -31,6 +31,8 @@
 #include <tuple>
 #include <vector>
 
+#include "actors/kcp_test_util.hpp"
+
 namespace actnet::detail {
 namespace {
 
@@ -45,13 +47,9 @@ using actnet::result;
 using bytes = std::vector<std::byte>;
 using namespace std::chrono_literals;
 
-// kcp_peer's pattern: byte i is (i*131 + (i>>8)*7) mod 256.
+// kcp_peer's pattern (actors/kcp_test_util.hpp).
 bytes pattern(std::size_t n) {
-  bytes b(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    b[i] = static_cast<std::byte>((i * 131 + (i >> 8) * 7) & 0xff);
-  }
-  return b;
+  return actnet::test::kcp_pattern(n);
 }
 
 std::uint32_t now_ms() {
@@ -290,40 +288,6 @@ class transport_echo final : public connection {
   void on_data() override { (void)write(next_all()); }
 };
 
-struct collected {
-  std::mutex mutex;
-  bytes got;
-  std::size_t expected = 0;
-  std::promise<void> done;
-  bool told = false;
-};
-
-class transport_sender final : public connection {
- public:
-  transport_sender(collected* c, std::size_t chunk) : c_(c), chunk_(chunk) {}
-  void on_open() override {
-    const bytes all = pattern(c_->expected);
-    for (std::size_t at = 0; at < all.size(); at += chunk_) {
-      (void)write(std::span(all).subspan(at, std::min(chunk_, all.size() - at)));
-    }
-  }
-  void on_data() override {
-    const byte_views in = next_all();
-    const std::lock_guard lock(c_->mutex);
-    for (const auto part : {in.first, in.second}) {
-      c_->got.insert(c_->got.end(), part.begin(), part.end());
-    }
-    if (c_->got.size() >= c_->expected && !c_->told) {
-      c_->told = true;
-      c_->done.set_value();
-    }
-  }
-
- private:
-  collected* c_;
-  std::size_t chunk_;
-};
-
 TEST_P(kcp_interop, kcp_gos_client_against_a_kcp_listener_of_the_engine) {
   const auto [fast, total, chunk] = GetParam();
   engine_options eo;
@@ -355,17 +319,17 @@ TEST_P(kcp_interop, a_kcp_dial_of_the_engine_against_kcp_gos_echo_server) {
   const std::string listening = server.line();
   const std::size_t colon = listening.rfind(':');
   ASSERT_NE(colon, std::string::npos) << listening;
+  actnet::test::echo_record c;  // before the engine: its connection writes to it until it closes
+  c.expected = total;
   engine_options eo;
   eo.loops = 1;
   engine e(eo);
   std::thread runner([&e] { e.run(); });
-  collected c;
-  c.expected = total;
   dial_options d;
   d.kcp = mode(fast);
-  e.dial<transport_sender>(
+  e.dial<actnet::test::pattern_sender>(
       "kcp://127.0.0.1:" + listening.substr(colon + 1, listening.size() - colon - 2), d,
-      [](result<conn_ref>) {}, &c, chunk);
+      [](result<conn_ref>) {}, &c, total, chunk);
   const bool done = c.done.get_future().wait_for(90s) == std::future_status::ready;
   e.stop();
   runner.join();
