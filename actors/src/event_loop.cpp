@@ -164,7 +164,9 @@ std::uint64_t detail::loop_core::key_of(const connection& c) noexcept {
 
 void detail::loop_core::read_from(connection& c) {
   if (backend_.is_uring() || c.dgram() != nullptr) {
-    read_held(c);  // (its bytes come with completions: only what was held is read here)
+    // (On io_uring bytes come with completions, and a datagram connection's with each
+    // datagram: only what was held back, or what KCP kept while paused, is read here.)
+    read_held(c);
     return;
   }
   if (c.xport_ != nullptr) {
