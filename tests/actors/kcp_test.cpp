@@ -39,14 +39,7 @@ class kcp_echo final : public connection {
 };
 
 kcp_options fast() {
-  kcp_options o;
-  o.nodelay = true;
-  o.interval = 10ms;
-  o.fast_resend = 2;
-  o.congestion_control = false;
-  o.send_window = 128;
-  o.receive_window = 128;
-  return o;
+  return test::kcp_mode(true);
 }
 
 void expect_pattern(const std::vector<std::byte>& got, std::size_t total) {

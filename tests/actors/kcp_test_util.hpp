@@ -4,6 +4,7 @@
 #pragma once
 
 #include <actnet/actors/connection.hpp>
+#include <chrono>
 #include <cstddef>
 #include <future>
 #include <mutex>
@@ -23,6 +24,21 @@ inline std::vector<std::byte> kcp_pattern(std::size_t n) {
     b[i] = kcp_pattern_byte(i);
   }
   return b;
+}
+
+/// KCP's fast mode (no delay, 10 ms interval, fast resend after 2 acks, no congestion window)
+/// or its normal mode (kcp_options' defaults), as kcp_peer sets them: windows of 128 both ways.
+inline kcp_options kcp_mode(bool fast) {
+  kcp_options o;
+  if (fast) {
+    o.nodelay = true;
+    o.interval = std::chrono::milliseconds(10);
+    o.fast_resend = 2;
+    o.congestion_control = false;
+  }
+  o.send_window = 128;
+  o.receive_window = 128;
+  return o;
 }
 
 /// What a sender saw, for the test thread: the bytes that came back (`done` once `expected` of

@@ -59,16 +59,7 @@ std::uint32_t now_ms() {
 }
 
 kcp_options mode(bool fast) {
-  kcp_options o;
-  if (fast) {
-    o.nodelay = true;
-    o.interval = 10ms;
-    o.fast_resend = 2;
-    o.congestion_control = false;
-  }
-  o.send_window = 128;
-  o.receive_window = 128;
-  return o;
+  return actnet::test::kcp_mode(fast);
 }
 
 // A UDP socket on 127.0.0.1 and the conversations on it, one per (peer port, conv).
