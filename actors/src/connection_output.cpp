@@ -89,12 +89,16 @@ std::error_code connection::buffer_rest(std::span<const std::byte> rest) {
   return {};
 }
 
+void connection::start_write_clock() {
+  timing_->last_write = timer_clock::now();  // the write timeout counts from here
+  if (timing_->limits.write.count() > 0) {
+    arm_timeouts(timing_->last_write + timing_->limits.write);
+  }
+}
+
 void connection::after_buffering(bool was_empty) {
   if (timing_ != nullptr && was_empty) {
-    timing().last_write = timer_clock::now();  // the write timeout counts from here
-    if (timing_->limits.write.count() > 0) {
-      arm_timeouts(timing_->last_write + timing_->limits.write);
-    }
+    start_write_clock();
   }
   want_write(true);
   if (!above_high_ && out_.size() >= loop_->options_.outbound_high_watermark) [[unlikely]] {

@@ -39,8 +39,8 @@ void connection::set_timeouts(const timeouts& limits) {
   if (limits.idle.count() < 0 || limits.read.count() < 0 || limits.write.count() < 0) {
     throw std::invalid_argument("actnet: set_timeouts: a timeout must not be negative (0: none)");
   }
-  if (dgram() != nullptr || state_ == state::closed) {
-    return;  // streams only (UDP sessions have session_idle_timeout)
+  if ((dgram() != nullptr && kcp() == nullptr) || state_ == state::closed) {
+    return;  // streams and KCP only (UDP sessions have session_idle_timeout)
   }
   if (!limits.any() && timing_ == nullptr) {
     return;

@@ -117,9 +117,22 @@ connection* datagram_sockets::open_session(udp_router& router, const peer_key& k
     return nullptr;
   }
   router.sessions.emplace(key, session);
-  watch_idle(session->ref(), l.options.session_idle_timeout);
+  watch_idle(session->ref(), idle_limit(*session));
   loop_.open(*session);
   return session;
+}
+
+std::chrono::nanoseconds datagram_sockets::idle_limit(const connection& c) const {
+  if (c.kcp() != nullptr) {
+    return c.kcp()->idle_timeout;  // a listener's conversation or a dial's
+  }
+  const auto& router = static_cast<const udp_router&>(*c.dgram()->socket);
+  return loop_.owner_.listeners_[router.listener_index].options.session_idle_timeout;
+}
+
+void datagram_sockets::kcp_dialed(connection& c) {
+  c.dgram()->last_seen = timer_clock::now();
+  watch_idle(c.ref(), idle_limit(c));
 }
 
 void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wait) {
@@ -129,9 +142,7 @@ void datagram_sockets::watch_idle(conn_ref session, std::chrono::nanoseconds wai
     if (c == nullptr || c->state_ == connection::state::closed) {
       return;
     }
-    const auto& router = static_cast<const udp_router&>(*c->dgram()->socket);
-    const std::chrono::nanoseconds idle =
-        loop_.owner_.listeners_[router.listener_index].options.session_idle_timeout;
+    const std::chrono::nanoseconds idle = idle_limit(*c);
     const auto quiet = timer_clock::now() - c->dgram()->last_seen;
     if (quiet >= idle) {
       loop_.schedule_close(*c, std::make_error_code(std::errc::timed_out));
@@ -221,8 +232,10 @@ bool datagram_sockets::hand_on(connection& c, std::span<const std::byte> datagra
       to = nullptr;
     } else if (const auto found = router.sessions.find(key); found != router.sessions.end()) {
       to = found->second;
-    } else if (router.sessions.size() >= l.options.max_sessions) {
-      note_dropped("from a new peer past max_sessions");
+    } else if (router.sessions.size() >=
+               (l.options.kcp ? l.options.kcp->max_conversations : l.options.max_sessions)) {
+      note_dropped(l.options.kcp ? "KCP: a new conversation past max_conversations"
+                                 : "from a new peer past max_sessions");
       to = nullptr;
     } else if (l.options.kcp && !opens_conversation(datagram)) {
       note_dropped("KCP: no data segment to open a conversation");  // (a late ack, a probe)
@@ -239,6 +252,9 @@ bool datagram_sockets::hand_on(connection& c, std::span<const std::byte> datagra
     }
   }
   if (to != nullptr && to->kcp() != nullptr) {
+    if (ep.connected) {
+      ep.last_seen = timer_clock::now();  // a dial's conversation (a listener's is above)
+    }
     kcp_received(*to, datagram);
   } else if (to != nullptr) {
     to->fresh_ = datagram;

@@ -12,6 +12,7 @@
 
 #include "actnet/actors/connection.hpp"
 #include "actnet/actors/detail/connection_state.hpp"
+#include "actnet/actors/detail/datagram_sockets.hpp"
 #include "actnet/actors/engine.hpp"
 #include "actnet/actors/event_loop.hpp"
 #include "actnet/error.hpp"
@@ -176,6 +177,11 @@ void dialer::connected(std::uint32_t id, std::error_code failure, bool settled) 
         opened = conn->ref();
         failure = {};
         made = conn;
+        if (conn->kcp() != nullptr) {  // its idle timeout starts (kcp_transport.cpp)
+          static_cast<datagram_sockets*>(
+              loop_.handlers_[static_cast<std::size_t>(io_kind::datagram)])
+              ->kcp_dialed(*conn);
+        }
         loop_.open(*conn);
       }
     }

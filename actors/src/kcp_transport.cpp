@@ -59,6 +59,13 @@ void check_kcp_options(const kcp_options& o, std::size_t read_buffer_size) {
   if (o.receive_window < 1 || o.receive_window > 65'535) {
     bad("receive_window = " + std::to_string(o.receive_window) + ": must be 1 to 65,535 segments");
   }
+  if (o.idle_timeout.count() <= 0 || o.idle_timeout > std::chrono::hours(24 * 365)) {
+    bad("idle_timeout = " + std::to_string(o.idle_timeout.count()) +
+        " ms: must be between 1 ms and a year");
+  }
+  if (o.max_conversations == 0) {
+    bad("max_conversations = 0: must be at least 1");
+  }
   if (o.mtu < 50 || o.mtu > 65'507 || o.mtu > read_buffer_size) {
     bad("mtu = " + std::to_string(o.mtu) +
         ": must be 50 to 65,507 bytes, and at most read_buffer_size (" +
@@ -133,6 +140,7 @@ const char* why_refused(kcp_input verdict) noexcept {
 void datagram_sockets::kcp_received(connection& c, std::span<const std::byte> datagram) {
   kcp_state& k = *c.kcp();
   const std::uint64_t now = kcp_clock_ms();
+  const std::size_t unacknowledged = k.session.unacknowledged_bytes();
   kcp_input verdict = kcp_input::ok;
   try {
     verdict = k.session.input(datagram, static_cast<std::uint32_t>(now));
@@ -143,9 +151,19 @@ void datagram_sockets::kcp_received(connection& c, std::span<const std::byte> da
   if (verdict != kcp_input::ok) {
     note_dropped(why_refused(verdict));
   }
+  const bool acked = k.session.unacknowledged_bytes() < unacknowledged;
+  if (acked && c.timing_ != nullptr) {
+    c.note_sent();  // the peer acknowledged bytes: the idle and write timeouts' clock
+  }
   // Acks may have opened the window for the output, or acknowledged what a close waits for.
   if (!c.out_.empty() || c.state_ == connection::state::closing) {
     (void)c.drain_kcp();
+  }
+  // Acks owed, and segments the peer's acks have just let out, go once this batch of datagrams
+  // is read (one flush for the batch), not at the next interval: the windows turn over in a
+  // round trip, not in an interval.
+  if (k.session.acks_owed() != 0 || (acked && k.session.sends_waiting())) {
+    kcp_touch(c);
   }
   kcp_deliver(c);
 }
@@ -165,6 +183,9 @@ void datagram_sockets::kcp_deliver(connection& c) {
     });
     if (used == 0) {
       break;
+    }
+    if (c.timing_ != nullptr) {
+      c.note_read();
     }
     c.fresh_ = std::span<const std::byte>(buffer.data(), used);
     loop_.deliver_now(c);
@@ -275,7 +296,7 @@ bool connection::kcp_unacknowledged() const noexcept {
 }
 
 std::error_code connection::write_kcp(std::span<const std::span<const std::byte>> parts) {
-  const bool was_empty = out_.empty();
+  const bool was_waiting = output_waiting();  // in the output, or in KCP unacknowledged
   for (const std::span<const std::byte> part : parts) {
     if (part.empty()) {
       continue;
@@ -290,8 +311,13 @@ std::error_code connection::write_kcp(std::span<const std::span<const std::byte>
   if (const std::error_code ec = drain_kcp()) {
     return ec;
   }
-  if (!out_.empty() && state_ != state::closed) {
-    after_buffering(was_empty);  // the rest waits for acks: the high watermark may be crossed
+  if (state_ != state::closed) {
+    if (timing_ != nullptr && !was_waiting && output_waiting()) {
+      start_write_clock();  // bytes wait for acks now: the write timeout counts from here
+    }
+    if (!out_.empty()) {
+      after_buffering(false);  // the rest waits for acks: the high watermark may be crossed
+    }
   }
   return {};
 }

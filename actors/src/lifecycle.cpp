@@ -79,7 +79,7 @@ void detail::loop_core::open(connection& c) {
   meter_.opened.add();
   note_running(c);
   const bool opened = detail::guarded(*this, "on_open", [&] {
-    if (options_.connection_timeouts.any() && c.dgram() == nullptr) {
+    if (options_.connection_timeouts.any() && (c.dgram() == nullptr || c.kcp() != nullptr)) {
       c.set_timeouts(options_.connection_timeouts);
     }
     c.on_open();

@@ -371,11 +371,13 @@ void kcp_session::flush(std::uint32_t now) {
   if (congestion_control_) {
     window = std::min(window, cwnd_);
   }
+  bool new_segments = false;
   while (!snd_queue_.empty() && diff(snd_nxt_, snd_una_ + window) < 0) {
     out_segment s = std::move(snd_queue_.front());
     snd_queue_.pop_front();
     s.sn = snd_nxt_++;
     snd_buf_.push_back(std::move(s));
+    new_segments = true;
   }
 
   const std::uint32_t resend_after =
@@ -399,7 +401,10 @@ void kcp_session::flush(std::uint32_t now) {
       s.resend_at = current_ + s.rto;
       lost = true;
       ++counters_.retransmits;
-    } else if (s.fast_acks >= resend_after && s.sends <= fast_resend_limit) {
+    } else if ((s.fast_acks >= resend_after || (s.fast_acks > 0 && !new_segments)) &&
+               s.sends <= fast_resend_limit) {
+      // Fast resend; or early resend, as kcp-go does: with nothing new to send, no further
+      // acks will come to reach the threshold (the end of a burst), so one later ack will do.
       send_now = true;
       s.fast_acks = 0;
       s.resend_at = current_ + s.rto;

@@ -1,15 +1,19 @@
 // echo_client: drives an echo server with N connections, each sending M messages of a given size
 // (P in flight at a time), and checks every byte that comes back. The connections are actnet
 // connection actors on an engine with no listener, made with engine::dial: the same classes
-// serve both sides. Prints a summary and exits non-zero on any wrong byte, early close or failed
-// connection.
+// serve both sides. Prints a summary (messages a second, round-trip percentiles) and exits non-zero
+// on any wrong byte, early close or failed connection.
 #include <actnet/actors/connection.hpp>
 #include <actnet/actors/engine.hpp>
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,6 +41,60 @@ struct settings {
   std::optional<actnet::tls_options> tls;
   // --kcp-mode, for a kcp:// url.
   std::optional<actnet::kcp_options> kcp;
+};
+
+/// Round-trip times (a message's send to the last byte of its echo), in nanoseconds, in
+/// log-linear buckets: exact below 32 ns, then 32 buckets per power of two (within 3%).
+class latency_histogram {
+ public:
+  void add(std::uint64_t ns) noexcept {
+    ++counts_[index(ns)];
+    max_ = std::max(max_, ns);
+  }
+  void merge(const latency_histogram& other) noexcept {
+    for (std::size_t i = 0; i < buckets; ++i) {
+      counts_[i] += other.counts_[i];
+    }
+    max_ = std::max(max_, other.max_);
+  }
+  /// The upper edge of the bucket holding the q-quantile (0 < q <= 1); 0 when empty.
+  [[nodiscard]] std::uint64_t quantile(double q) const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : counts_) {
+      total += c;
+    }
+    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < buckets; ++i) {
+      seen += counts_[i];
+      if (seen >= rank && seen > 0) {
+        return std::min(upper_edge(i), max_);
+      }
+    }
+    return max_;
+  }
+  [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
+
+ private:
+  static constexpr unsigned sub_bits = 5;
+  static constexpr std::size_t buckets = (64 - sub_bits + 1) << sub_bits;
+  static std::size_t index(std::uint64_t ns) noexcept {
+    if (ns < (1U << sub_bits)) {
+      return static_cast<std::size_t>(ns);
+    }
+    const unsigned shift = static_cast<unsigned>(std::bit_width(ns)) - 1 - sub_bits;
+    return ((shift + 1) << sub_bits) + ((ns >> shift) & ((1U << sub_bits) - 1));
+  }
+  static std::uint64_t upper_edge(std::size_t i) noexcept {
+    if (i < (1U << sub_bits)) {
+      return i;
+    }
+    const std::size_t shift = (i >> sub_bits) - 1;
+    const std::uint64_t low = ((1ULL << sub_bits) | (i & ((1U << sub_bits) - 1))) << shift;
+    return low + (1ULL << shift) - 1;
+  }
+  std::array<std::uint64_t, buckets> counts_{};
+  std::uint64_t max_ = 0;
 };
 
 /// What every connection reports to; the run ends when each has finished or failed.
@@ -94,6 +152,25 @@ class run_state {
   }
   [[nodiscard]] std::uint64_t echoed() const noexcept { return echoed_.load(); }
 
+  /// The calling loop thread's histogram (one per loop: connections of a loop share it).
+  latency_histogram& latencies() {
+    thread_local latency_histogram* mine = nullptr;
+    if (mine == nullptr) {
+      const std::lock_guard lock(mutex_);
+      mine = &histograms_.emplace_back();
+    }
+    return *mine;
+  }
+  /// Every loop's, merged: after the run.
+  [[nodiscard]] latency_histogram all_latencies() {
+    const std::lock_guard lock(mutex_);
+    latency_histogram all;
+    for (const latency_histogram& h : histograms_) {
+      all.merge(h);
+    }
+    return all;
+  }
+
  private:
   const settings& settings_;
   actnet::engine& engine_;
@@ -105,6 +182,7 @@ class run_state {
   std::size_t failed_ = 0;
   bool stopped_ = false;
   std::vector<std::string> errors_;
+  std::deque<latency_histogram> histograms_;  // (a deque: each stays where it is)
 };
 
 /// Byte j of message k on connection id: a pattern that differs between connections, messages
@@ -120,6 +198,8 @@ class echo_probe final : public actnet::connection {
   void on_open() override {
     id_ = run_->next_id();
     message_.resize(cfg_.size);
+    sent_at_.resize(cfg_.pipeline);
+    latencies_ = &run_->latencies();
     while (sent_ < cfg_.messages && sent_ < cfg_.pipeline) {
       send_next();
     }
@@ -144,6 +224,10 @@ class echo_probe final : public actnet::connection {
           ++j;
         }
       }
+      latencies_->add(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                               sent_at_[received_ % cfg_.pipeline])
+              .count()));
       ++received_;
       run_->echoed(1);
       if (sent_ < cfg_.messages) {
@@ -173,6 +257,7 @@ class echo_probe final : public actnet::connection {
     for (std::size_t j = 0; j < cfg_.size; ++j) {
       message_[j] = pattern(id_, sent_, j);
     }
+    sent_at_[sent_ % cfg_.pipeline] = std::chrono::steady_clock::now();
     ++sent_;
     if (const std::error_code ec = write(message_); ec) {
       error_ = "connection " + std::to_string(id_) + ": write failed: " + ec.message();
@@ -188,6 +273,8 @@ class echo_probe final : public actnet::connection {
   bool complete_ = false;
   std::string error_;
   std::vector<std::byte> message_;
+  std::vector<std::chrono::steady_clock::time_point> sent_at_;  // of the messages in flight
+  latency_histogram* latencies_ = nullptr;                      // this loop's
 };
 
 constexpr std::string_view usage =
@@ -210,7 +297,7 @@ constexpr std::string_view usage =
                    (default: the url's host)
   --kcp-mode MODE  fast or normal (the default), for a kcp:// url
 Each connection sends its messages, checks every byte of every echo, and closes. Prints a
-summary (messages/s, errors); exits 1 on any wrong byte, early close or failed connection.
+summary (messages/s, round-trip p50/p99/p99.9/max, errors); exits 1 on any wrong byte, early close or failed connection.
 )";
 
 bool parse(int argc, char** argv, settings& s) {
@@ -315,6 +402,11 @@ int main(int argc, char** argv) {
         timed_out ? "timed out" : "done", seconds, static_cast<unsigned long long>(echoed),
         static_cast<double>(echoed) / seconds, static_cast<double>(echoed * s.size) / seconds / 1e6,
         failed, failed == 1 ? "" : "s");
+    const latency_histogram rtt = run.all_latencies();
+    std::printf(
+        "round trip: p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+        static_cast<double>(rtt.quantile(0.5)) / 1e3, static_cast<double>(rtt.quantile(0.99)) / 1e3,
+        static_cast<double>(rtt.quantile(0.999)) / 1e3, static_cast<double>(rtt.max()) / 1e3);
     for (const std::string& error : run.errors()) {
       std::fprintf(stderr, "error: %s\n", error.c_str());
     }

@@ -1,8 +1,9 @@
 // KCP conversations as connection actors (kcp:// listeners and dials), on each back end: bytes
 // echoed in order and byte for byte in fast and normal modes, in one write and in many; a close
 // that waits for its output to be acknowledged; a conversation whose peer goes quiet closed at
-// the idle timeout; datagrams that open no conversation (too short, no data) dropped and
-// counted; the cap on conversations; bad urls and options refused by name.
+// kcp_options::idle_timeout; the connection timeouts (read, write) on a conversation; datagrams
+// that open no conversation (too short, no data) dropped and counted; the cap on conversations; bad
+// urls and options refused by name.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <actnet/actors/engine.hpp>
+#include <actnet/error.hpp>
 #include <actnet/reactor/kcp.hpp>
 #include <atomic>
 #include <chrono>
@@ -185,7 +187,9 @@ TEST(kcp, a_conversation_whose_peer_goes_quiet_closes_at_the_idle_timeout) {
   echo_record t;  // before the engine: its connections write to it until they close
   running_engine e(test::small_options(1));
   listen_options lo;
-  lo.session_idle_timeout = 200ms;
+  lo.kcp = kcp_options{};
+  lo.kcp->idle_timeout = 200ms;
+  lo.session_idle_timeout = 1h;  // UDP sessions' alone: a conversation has its own
   const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);
   e.start();
   const raw_udp peer(bound.port());
@@ -202,16 +206,89 @@ TEST(kcp, datagrams_that_open_no_conversation_are_dropped_and_counted) {
   echo_record t;  // before the engine: its connections write to it until they close
   running_engine e(test::small_options(1));
   listen_options lo;
-  lo.max_sessions = 1;
+  lo.kcp = kcp_options{};
+  lo.kcp->max_conversations = 1;
   const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &t);
   e.start();
   const raw_udp peer(bound.port());
   peer.send({std::byte{1}, std::byte{2}});                // shorter than a header
   peer.send(segment(5, detail::kcp_command::ack, ""));    // no data: opens nothing
   peer.send(segment(6, detail::kcp_command::push, "a"));  // opens conversation 6
-  peer.send(segment(7, detail::kcp_command::push, "b"));  // past max_sessions
+  peer.send(segment(7, detail::kcp_command::push, "b"));  // past max_conversations
   ASSERT_TRUE(eventually([&] { return dropped(*e) == 3; }));
   EXPECT_EQ(e->count_connections(), 1U);
+}
+
+TEST(kcp, the_connection_timeouts_apply_a_read_timeout_to_a_quiet_conversation) {
+  echo_record server;  // before the engine: its connections write to them until they close
+  echo_record client;
+  engine_options eo = test::small_options(1);
+  eo.connection_timeouts.read = 200ms;
+  running_engine e(eo);
+  listen_options lo;
+  lo.kcp = fast();
+  const address bound = e->listen<noting>(lo, "kcp://127.0.0.1:0", &server);
+  e.start();
+  dial_options d;
+  d.kcp = fast();
+  // One byte, then silence: KCP still acks it, but nothing is read after it.
+  e->dial<opener>(
+      "kcp://127.0.0.1:" + std::to_string(bound.port()), d, [](result<conn_ref>) {}, &client);
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(server.mutex);
+    return server.closes == 1;
+  }));
+  const std::lock_guard lock(server.mutex);
+  EXPECT_EQ(server.close_reason, make_error_code(errc::read_timeout));
+}
+
+// Reads nothing (its window closes), after opening the conversation with one byte.
+class deaf_opener final : public pattern_sender {
+ public:
+  explicit deaf_opener(echo_record* r) : pattern_sender(r, 0, 1) {}
+  void on_open() override {
+    pause_reading();
+    (void)write(std::string_view("!"));
+  }
+};
+
+// Writes 4 MiB at its first byte, with a write timeout of 300 ms.
+class flooder final : public connection {
+ public:
+  explicit flooder(echo_record* r) : record_(r) {}
+  void on_data() override {
+    (void)next_all();
+    if (!wrote_) {
+      wrote_ = true;
+      set_timeouts({.write = 300ms});
+      (void)write(kcp_pattern(4 << 20));
+    }
+  }
+  void on_close(std::error_code reason) override { record_->closed(reason); }
+
+ private:
+  echo_record* record_;
+  bool wrote_ = false;
+};
+
+TEST(kcp, a_write_timeout_closes_a_conversation_whose_peer_stopped_reading) {
+  echo_record server;  // before the engine: its connections write to them until they close
+  echo_record client;
+  running_engine e(test::small_options(1));
+  listen_options lo;
+  lo.kcp = fast();
+  const address bound = e->listen<flooder>(lo, "kcp://127.0.0.1:0", &server);
+  e.start();
+  dial_options d;
+  d.kcp = fast();
+  e->dial<deaf_opener>(
+      "kcp://127.0.0.1:" + std::to_string(bound.port()), d, [](result<conn_ref>) {}, &client);
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(server.mutex);
+    return server.closes == 1;
+  }));
+  const std::lock_guard lock(server.mutex);
+  EXPECT_EQ(server.close_reason, make_error_code(errc::write_timeout));
 }
 
 TEST(kcp, bad_urls_and_options_are_refused_by_name) {
@@ -229,6 +306,12 @@ TEST(kcp, bad_urls_and_options_are_refused_by_name) {
   }
   lo.kcp = kcp_options{};
   lo.kcp->mtu = 20;
+  EXPECT_THROW((void)e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0"), std::invalid_argument);
+  lo.kcp = kcp_options{};
+  lo.kcp->idle_timeout = 0ms;
+  EXPECT_THROW((void)e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0"), std::invalid_argument);
+  lo.kcp = kcp_options{};
+  lo.kcp->max_conversations = 0;
   EXPECT_THROW((void)e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0"), std::invalid_argument);
   dial_options d;
   d.kcp = kcp_options{};

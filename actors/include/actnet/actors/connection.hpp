@@ -65,7 +65,7 @@ void attach_kcp(connection& c, std::uint32_t conv, const kcp_options& options);
 
 }  // namespace detail
 
-/// A stream connection's time limits (engine_options::timeouts, connection::set_timeouts);
+/// A stream or KCP connection's time limits (engine_options::timeouts, connection::set_timeouts);
 /// 0 turns one off. Each closes the connection at once (buffered output dropped) with its
 /// error as on_close's reason. They are checked to the millisecond, from the loop's clock.
 struct timeouts {
@@ -500,6 +500,7 @@ class connection : public detail::actor_base, public detail::actor_awaits<connec
   // After output was buffered (`was_empty`: none waited before): the write timeout's clock, the
   // high watermark, and EPOLLOUT.
   void after_buffering(bool was_empty);
+  void start_write_clock();  // output waits now (timing_ set): the write timeout counts from here
   // After buffered output went out (`progressed`: some did): the low watermark.
   void after_draining(bool progressed);
   void writable_changed(bool writable);

@@ -96,7 +96,7 @@ struct engine_options {
   /// fires: the cap closes first.
   std::size_t outbound_high_watermark = defaults::outbound_high_watermark;
   std::size_t outbound_low_watermark = defaults::outbound_low_watermark;
-  /// Every stream connection's idle, read and write timeouts (connection::set_timeouts changes
+  /// Every stream and KCP connection's idle, read and write timeouts (set_timeouts changes
   /// one connection's). None by default.
   timeouts connection_timeouts{};
   /// close() sends the buffered output first: a connection whose output has not gone out

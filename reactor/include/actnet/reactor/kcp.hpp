@@ -33,6 +33,13 @@ struct kcp_options {
   std::uint32_t receive_window = 128;
   /// The largest datagram sent (a segment's data: mtu - 24 bytes), 50 to 65,507.
   std::size_t mtu = 1400;
+  /// The kcp:// transport's: a conversation that hears nothing from its peer for this long
+  /// closes with on_close(timed_out), on a listener and on a dial alike (KCP has no close of
+  /// its own, so a vanished peer is known only by its silence); 1 ms to a year.
+  std::chrono::milliseconds idle_timeout{30'000};
+  /// The kcp:// transport's: conversations per socket (a listener's: per loop); datagrams that
+  /// would open more are dropped and counted.
+  std::size_t max_conversations = 65'536;
 };
 
 namespace detail {

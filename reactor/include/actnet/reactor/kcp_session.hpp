@@ -29,7 +29,7 @@ struct kcp_counters {
   std::uint64_t segments_in = 0;        // segments accepted by input
   std::uint64_t data_segments_out = 0;  // push segments sent, retransmissions included
   std::uint64_t retransmits = 0;        // resent at their timeout
-  std::uint64_t fast_retransmits = 0;   // resent after fast_resend later acks
+  std::uint64_t fast_retransmits = 0;   // resent after later acks (fast or early resend)
   std::uint64_t out_of_window = 0;      // pushes past the receive window, dropped
   std::uint64_t duplicates = 0;         // pushes received before
 };
@@ -76,6 +76,10 @@ class kcp_session {
            remote_window_ == 0;
   }
 
+  /// Segments queued that the windows have not let out yet.
+  [[nodiscard]] bool sends_waiting() const noexcept { return !snd_queue_.empty(); }
+  /// Acks owed to the peer (sent at the next flush).
+  [[nodiscard]] std::size_t acks_owed() const noexcept { return acks_.size(); }
   /// Segments queued or in flight (not yet acknowledged).
   [[nodiscard]] std::size_t unacknowledged() const noexcept {
     return snd_queue_.size() + snd_buf_.size();

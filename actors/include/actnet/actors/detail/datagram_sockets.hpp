@@ -65,6 +65,8 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   void kcp_deliver(connection& c);
   /// c was written to: flushed once its handler is done (one flush for a batch of writes).
   void kcp_touch(connection& c);
+  /// A dial's conversation is installed: its idle timeout (kcp_options::idle_timeout) starts.
+  void kcp_dialed(connection& c);
   /// An entry of the clock: `who` is due for an update at `at` (kcp_clock_ms).
   struct kcp_due {
     std::uint64_t at = 0;
@@ -90,7 +92,10 @@ class datagram_sockets final : public io_job, public lifecycle_observer {
   bool hand_on(connection& c, std::span<const std::byte> datagram);
   // A socket actor of this loop's for `key` that reads its own socket (not a session).
   connection* reader(io_key key);
-  void watch_idle(conn_ref session, std::chrono::nanoseconds wait);  // session_idle_timeout
+  // Closes `session` (timed_out) once it has heard nothing for idle_limit; looks in `wait`.
+  void watch_idle(conn_ref session, std::chrono::nanoseconds wait);
+  // A session's session_idle_timeout, a KCP conversation's kcp_options::idle_timeout.
+  [[nodiscard]] std::chrono::nanoseconds idle_limit(const connection& c) const;
   void note_dropped(const char* why);  // counted; logged once a second at most
 
   event_loop& loop_;

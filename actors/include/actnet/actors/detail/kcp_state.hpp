@@ -2,6 +2,7 @@
 // its loop's KCP clock (datagram_sockets) has it.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,8 +23,9 @@ namespace actnet::detail {
 
 struct kcp_state {
   kcp_state(std::uint32_t conv, const kcp_options& options, kcp_session::output_fn output)
-      : session(conv, options, std::move(output)) {}
+      : session(conv, options, std::move(output)), idle_timeout(options.idle_timeout) {}
   kcp_session session;
+  std::chrono::milliseconds idle_timeout;  // closes after this long without a datagram
   std::uint64_t due = 0;   // when the clock updates it next (while scheduled), in kcp_clock_ms
   bool scheduled = false;  // in the clock's heap at `due`
   bool dirty = false;      // written to since its last flush: on the clock's flush list
