@@ -278,7 +278,12 @@ void datagram_sockets::kcp_tick() {
     }
     kcp_schedule(*c, now);
   }
-  if (!kcp_heap_.empty() && kcp_timer_ == 0) {
+  // The timer for the earliest entry: one armed above, by a conversation scheduled in this
+  // tick, may be later than an entry that was already waiting.
+  if (!kcp_heap_.empty() && (kcp_timer_ == 0 || kcp_heap_.front().at < kcp_timer_at_)) {
+    if (kcp_timer_ != 0) {
+      (void)loop_.cancel(kcp_timer_);
+    }
     kcp_timer_at_ = kcp_heap_.front().at;
     kcp_timer_ =
         loop_.after(std::chrono::milliseconds(kcp_timer_at_ - std::min(kcp_timer_at_, now)),

@@ -273,6 +273,8 @@ void kcp_session::update(std::uint32_t now) {
       next_flush_ = now + interval_;
     }
     flush(now);
+  } else if (resend_pending_ && diff(now, first_resend_) >= 0) {
+    flush(now);  // a resend due before the next interval's flush: at its time, as kcp-go does
   }
 }
 
@@ -287,10 +289,14 @@ std::uint32_t kcp_session::next_update(std::uint32_t now) const noexcept {
   if (diff(now, flush_at) >= 0) {
     return now;
   }
-  // Resends due before then go out with that flush: update() sends nothing sooner (telling an
-  // earlier time would only have the caller call it for nothing).
-  return now + static_cast<std::uint32_t>(std::min<std::int32_t>(
-                   diff(flush_at, now), static_cast<std::int32_t>(interval_)));
+  std::int32_t wait =
+      std::min<std::int32_t>(diff(flush_at, now), static_cast<std::int32_t>(interval_));
+  // A resend due sooner is sent at its time (the time may be stale, a segment acknowledged
+  // since: that update flushes for nothing, once).
+  if (resend_pending_) {
+    wait = std::min(wait, std::max<std::int32_t>(diff(first_resend_, now), 0));
+  }
+  return now + static_cast<std::uint32_t>(wait);
 }
 
 void kcp_session::put(const kcp_header& h, std::span<const std::byte> data) {
@@ -386,6 +392,7 @@ void kcp_session::flush(std::uint32_t now) {
   bool lost = false;
   bool fast = false;
   h.cmd = kcp_command::push;
+  resend_pending_ = false;
   for (out_segment& s : snd_buf_) {
     if (s.acked) {
       continue;
@@ -423,6 +430,10 @@ void kcp_session::flush(std::uint32_t now) {
       if (s.sends >= dead_link) {
         dead_ = true;
       }
+    }
+    if (!resend_pending_ || diff(s.resend_at, first_resend_) < 0) {
+      first_resend_ = s.resend_at;
+      resend_pending_ = true;
     }
   }
   emit();

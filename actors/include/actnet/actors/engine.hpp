@@ -239,7 +239,8 @@ struct listen_options {
   std::optional<tls_options> tls;
   /// KCP's tuning for a kcp:// kcp4:// kcp6:// address (unset: kcp_options' defaults; only for
   /// those). Each conversation (a peer address and a conversation id) is a connection actor;
-  /// session_idle_timeout and max_sessions apply to conversations as to UDP sessions.
+  /// kcp_options::idle_timeout and max_conversations bound them (session_idle_timeout and
+  /// max_sessions are UDP sessions').
   std::optional<kcp_options> kcp;
 };
 

@@ -63,11 +63,13 @@ class kcp_session {
   /// Whether bytes wait to be received.
   [[nodiscard]] bool readable() const noexcept { return !rcv_queue_.empty(); }
 
-  /// Flushes when the interval has passed since the last flush (call it at next_update()).
+  /// Flushes when the interval has passed since the last flush, or a segment's resend is due
+  /// (call it at next_update()).
   void update(std::uint32_t now);
   /// Sends what is due now: acks, window probes, new segments the windows allow, resends.
   void flush(std::uint32_t now);
-  /// When update() must run next: its next flush (now, at the latest the next interval).
+  /// When update() must run next: its next flush, or a segment's resend if sooner (now, at the
+  /// latest the next interval).
   [[nodiscard]] std::uint32_t next_update(std::uint32_t now) const noexcept;
   /// Whether a flush would send anything or anything waits for an ack or a resend: a
   /// conversation with no work needs no update until input or send.
@@ -161,11 +163,13 @@ class kcp_session {
   std::uint32_t rto_;
   std::uint32_t current_ = 0;
   std::uint32_t next_flush_ = 0;
+  std::uint32_t first_resend_ = 0;  // the earliest segment's resend time, at the last flush
   std::uint32_t probe_at_ = 0;
   std::uint32_t probe_wait_ = 0;
   bool nodelay_;
   bool congestion_control_;
   bool updated_ = false;
+  bool resend_pending_ = false;  // first_resend_ holds (segments waited for acks then)
   bool dead_ = false;
   std::uint8_t probe_ = 0;  // probe_ask, probe_tell
 };
