@@ -35,7 +35,7 @@ using test::stream_end;
 using test::target;
 
 std::string over_name(const ::testing::TestParamInfo<over>& p) {
-  return p.param == over::tls ? "tls" : "tcp";
+  return test::name_of(p.param);
 }
 
 // A length-prefixed protocol: 2-byte big-endian length, then the body; replies with the body.
@@ -70,8 +70,8 @@ std::string frame(const std::string& body) {
   return f + body;
 }
 
-// The stream cases run over TCP and over TLS (whose layer holds bytes between the socket and
-// the actor).
+// The stream cases run over TCP, over TLS (whose layer holds bytes between the socket and the
+// actor) and over KCP (whose conversation does: the client speaks first in each).
 class stream : public ::testing::TestWithParam<over> {};
 
 TEST_P(stream, frames_split_at_every_byte_position_are_reassembled_in_order) {
@@ -202,7 +202,8 @@ TEST_P(stream, a_short_read_consumes_nothing_and_the_bytes_wait_for_more) {
   EXPECT_EQ(reading_connection::seen.front(), "0123456789");
 }
 
-INSTANTIATE_TEST_SUITE_P(connection, stream, ::testing::Values(over::tcp, over::tls), over_name);
+INSTANTIATE_TEST_SUITE_P(connection, stream, ::testing::Values(over::tcp, over::tls, over::kcp),
+                         over_name);
 
 // Timers: one that fires writes "tick", one cancelled never fires, one outliving its
 // connection never runs.

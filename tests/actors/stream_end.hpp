@@ -1,6 +1,7 @@
 // A test client's end of one stream connection: a socket, plain or with an OpenSSL client
-// session over it. The suites drive it with plain system calls' semantics (send and recv that
-// may be partial, 0 at a clean end, -1 with errno), so one test body runs over TCP and TLS.
+// session over it, or a KCP conversation (kcp_end.hpp). The suites drive it with plain system
+// calls' semantics (send and recv that may be partial, 0 at a clean end, -1 with errno), so one
+// test body runs over TCP, TLS and KCP.
 #pragma once
 
 #include <openssl/err.h>
@@ -10,9 +11,12 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "actors/kcp_end.hpp"
 
 namespace actnet::test {
 
@@ -62,13 +66,18 @@ class stream_end {
       close();
     }
   }
+  /// A KCP conversation's end (no end of stream: reads time out instead of reading 0).
+  explicit stream_end(std::unique_ptr<kcp_end> kcp) : kcp_(std::move(kcp)) {}
   stream_end(stream_end&& other) noexcept
-      : fd_(std::exchange(other.fd_, -1)), ssl_(std::exchange(other.ssl_, nullptr)) {}
+      : fd_(std::exchange(other.fd_, -1)),
+        ssl_(std::exchange(other.ssl_, nullptr)),
+        kcp_(std::move(other.kcp_)) {}
   stream_end& operator=(stream_end&& other) noexcept {
     if (this != &other) {
       close();
       fd_ = std::exchange(other.fd_, -1);
       ssl_ = std::exchange(other.ssl_, nullptr);
+      kcp_ = std::move(other.kcp_);
     }
     return *this;
   }
@@ -76,12 +85,15 @@ class stream_end {
   stream_end& operator=(const stream_end&) = delete;
   ~stream_end() { close(); }
 
-  [[nodiscard]] bool ok() const { return fd_ >= 0; }
+  [[nodiscard]] bool ok() const { return fd_ >= 0 || (kcp_ != nullptr && kcp_->ok()); }
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] SSL* ssl() const { return ssl_; }
 
   /// As send(2): the bytes taken (some, on a non-blocking socket), or -1 with errno.
   ssize_t send_some(const void* data, std::size_t n) {
+    if (kcp_ != nullptr) {
+      return kcp_->send_some(data, n);
+    }
     if (ssl_ == nullptr) {
       return ::send(fd_, data, n, MSG_NOSIGNAL);
     }
@@ -91,6 +103,9 @@ class stream_end {
   }
   /// As recv(2): the bytes read, 0 at a clean end, or -1 with errno.
   ssize_t recv_some(void* out, std::size_t n) {
+    if (kcp_ != nullptr) {
+      return kcp_->recv_some(out, n);
+    }
     if (ssl_ == nullptr) {
       return ::recv(fd_, out, n, 0);
     }
@@ -145,6 +160,7 @@ class stream_end {
   }
   /// Closes the socket; on TLS without a close_notify, as a crashed peer would.
   void close() {
+    kcp_.reset();
     SSL_free(std::exchange(ssl_, nullptr));
     if (fd_ >= 0) {
       ::close(std::exchange(fd_, -1));
@@ -173,6 +189,7 @@ class stream_end {
 
   int fd_ = -1;
   SSL* ssl_ = nullptr;
+  std::unique_ptr<kcp_end> kcp_;
 };
 
 }  // namespace actnet::test
