@@ -22,7 +22,8 @@ stop_pid() {
     sleep 0.1
   done
   if alive "$pid"; then
-    printf 'warning: PID %s ignored SIGTERM for 5 s; sending SIGKILL\n' "$pid" >&2
+    printf 'warning: PID %s (%s) ignored SIGTERM for 5 s; sending SIGKILL\n' "$pid" \
+      "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)" >&2
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || stop_status=$?

@@ -122,6 +122,15 @@ namespace {
 bool later(const datagram_sockets::kcp_due& a, const datagram_sockets::kcp_due& b) noexcept {
   return a.at > b.at;
 }
+// From now to the start of millisecond `at` of the KCP clock, to the nanosecond: the loop's
+// timer fires as that millisecond begins, not up to one later (a resend due at 30 ms goes at
+// 30, not at 30.9).
+std::chrono::nanoseconds kcp_delay_until(std::uint64_t at) noexcept {
+  const auto delay =
+      std::chrono::milliseconds(at) - std::chrono::steady_clock::now().time_since_epoch();
+  return std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(delay),
+                  std::chrono::nanoseconds(0));
+}
 const char* why_refused(kcp_input verdict) noexcept {
   switch (verdict) {
     case kcp_input::wrong_conv:
@@ -250,8 +259,7 @@ void datagram_sockets::kcp_schedule(connection& c, std::uint64_t now) {
       (void)loop_.cancel(kcp_timer_);
     }
     kcp_timer_at_ = at;
-    kcp_timer_ =
-        loop_.after(std::chrono::milliseconds(at - std::min(at, now)), [this] { kcp_tick(); });
+    kcp_timer_ = loop_.after(kcp_delay_until(at), [this] { kcp_tick(); });
   }
 }
 
@@ -285,9 +293,7 @@ void datagram_sockets::kcp_tick() {
       (void)loop_.cancel(kcp_timer_);
     }
     kcp_timer_at_ = kcp_heap_.front().at;
-    kcp_timer_ =
-        loop_.after(std::chrono::milliseconds(kcp_timer_at_ - std::min(kcp_timer_at_, now)),
-                    [this] { kcp_tick(); });
+    kcp_timer_ = loop_.after(kcp_delay_until(kcp_timer_at_), [this] { kcp_tick(); });
   }
   loop_.reap();
 }
