@@ -409,5 +409,37 @@ TEST(kcp_session, a_peer_that_vanishes_is_found_dead) {
   EXPECT_EQ(p.a_to_b.sent(), kcp_session::dead_link);
 }
 
+TEST(kcp_segment_queue, keeps_order_through_pops_inserts_and_compaction_and_frees_when_drained) {
+  segment_queue<std::vector<int>> q;
+  EXPECT_EQ(q.capacity(), 0U);  // an empty queue holds no memory
+  for (int i = 0; i < 100; ++i) {
+    q.push_back({i});
+  }
+  for (int i = 0; i < 60; ++i) {  // past half: the popped slots are reclaimed on the way
+    ASSERT_EQ(q.front().at(0), i);
+    q.pop_front();
+  }
+  EXPECT_EQ(q.size(), 40U);
+  q.insert(q.begin() + 1, {-1});  // (rcv_buf_'s out-of-order arrival)
+  std::vector<int> seen;
+  for (const std::vector<int>& v : q) {
+    seen.push_back(v.at(0));
+  }
+  ASSERT_EQ(seen.size(), 41U);
+  EXPECT_EQ(seen[0], 60);
+  EXPECT_EQ(seen[1], -1);
+  EXPECT_EQ(seen[2], 61);
+  EXPECT_EQ(seen.back(), 99);
+  EXPECT_EQ(q[2].at(0), 61);
+  while (!q.empty()) {
+    q.pop_front();
+  }
+  EXPECT_EQ(q.capacity(), 0U);  // a burst's storage goes back once it drains
+  q.push_back({7});
+  q.pop_front();
+  EXPECT_TRUE(q.empty());
+  EXPECT_LE(q.capacity(), 4U);  // a one-at-a-time queue keeps a little, and no churn
+}
+
 }  // namespace
 }  // namespace actnet::detail

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <span>
 #include <utility>
 #include <vector>
@@ -32,6 +31,54 @@ struct kcp_counters {
   std::uint64_t fast_retransmits = 0;   // resent after later acks (fast or early resend)
   std::uint64_t out_of_window = 0;      // pushes past the receive window, dropped
   std::uint64_t duplicates = 0;         // pushes received before
+};
+
+/// A conversation's queue of segments: a vector and the index of its front, so an empty queue
+/// holds no memory (an idle conversation's four queues would hold some 2.3 KB as std::deques,
+/// which allocate at construction). Popped slots are reclaimed when they are half the vector,
+/// and the storage is released when the queue empties from more than a few entries.
+template <class T>
+class segment_queue {
+ public:
+  using iterator = typename std::vector<T>::iterator;
+  using const_iterator = typename std::vector<T>::const_iterator;
+
+  [[nodiscard]] bool empty() const noexcept { return head_ == items_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return items_.size() - head_; }
+  /// Entries its storage holds (0 when it holds none).
+  [[nodiscard]] std::size_t capacity() const noexcept { return items_.capacity(); }
+  T& front() noexcept { return items_[head_]; }
+  const T& front() const noexcept { return items_[head_]; }
+  T& back() noexcept { return items_.back(); }
+  T& operator[](std::size_t i) noexcept { return items_[head_ + i]; }
+  iterator begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  iterator end() noexcept { return items_.end(); }
+  const_iterator begin() const noexcept {
+    return items_.begin() + static_cast<std::ptrdiff_t>(head_);
+  }
+  const_iterator end() const noexcept { return items_.end(); }
+
+  void push_back(T&& item) { items_.push_back(std::move(item)); }
+  iterator insert(iterator at, T&& item) { return items_.insert(at, std::move(item)); }
+  void pop_front() noexcept {
+    items_[head_] = T{};  // (its bytes go now)
+    if (++head_ == items_.size()) {
+      head_ = 0;
+      if (items_.capacity() > kept) {
+        std::vector<T>().swap(items_);  // a burst is over: its storage goes back
+      } else {
+        items_.clear();
+      }
+    } else if (head_ >= kept && head_ * 2 >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  static constexpr std::size_t kept = 4;  // capacity kept when the queue empties
+  std::vector<T> items_;
+  std::size_t head_ = 0;
 };
 
 /// One conversation (ikcp's state machine, written from the protocol's description). Times are
@@ -133,10 +180,10 @@ class kcp_session {
 
   // (Largest first: no padding between them.)
   output_fn output_;
-  std::deque<out_segment> snd_queue_;  // not sent yet: no sn
-  std::deque<out_segment> snd_buf_;    // in flight: sn from snd_buf_.front().sn, one apart
-  std::deque<in_segment> rcv_buf_;     // received ahead of rcv_nxt_, in sn order
-  std::deque<std::vector<std::byte>> rcv_queue_;               // in order, for the reader
+  segment_queue<out_segment> snd_queue_;  // not sent yet: no sn
+  segment_queue<out_segment> snd_buf_;    // in flight: sn from snd_buf_.front().sn, one apart
+  segment_queue<in_segment> rcv_buf_;     // received ahead of rcv_nxt_, in sn order
+  segment_queue<std::vector<std::byte>> rcv_queue_;            // in order, for the reader
   std::vector<std::pair<std::uint32_t, std::uint32_t>> acks_;  // (sn, ts) to acknowledge
   std::span<std::byte> out_;  // flush's buffer (the thread's), and what of it is used
   std::size_t out_used_ = 0;
