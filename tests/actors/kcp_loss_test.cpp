@@ -22,24 +22,14 @@ namespace {
 
 using test::echo_record;
 using test::eventually;
-using test::kcp_pattern_byte;
+using test::kcp_echo;
 using test::pattern_sender;
 using test::running_engine;
 using namespace std::chrono_literals;
 
-class kcp_echo final : public connection {
-  void on_data() override { (void)write(next_all()); }
-};
-
 void expect_pattern(echo_record& r, std::size_t total) {
   const std::lock_guard lock(r.mutex);
-  ASSERT_EQ(r.got.size(), total);
-  for (std::size_t i = 0; i < total; ++i) {
-    if (r.got[i] != kcp_pattern_byte(i)) {
-      ADD_FAILURE() << "byte " << i << " differs";
-      return;
-    }
-  }
+  test::expect_kcp_pattern(r.got, total);
 }
 
 // (percent of datagrams lost each way, fast mode)

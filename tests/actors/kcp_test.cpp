@@ -30,28 +30,14 @@ namespace {
 
 using test::echo_record;
 using test::eventually;
+using test::kcp_echo;
 using test::kcp_pattern;
-using test::kcp_pattern_byte;
 using test::pattern_sender;
 using test::running_engine;
 using namespace std::chrono_literals;
 
-class kcp_echo final : public connection {
-  void on_data() override { (void)write(next_all()); }
-};
-
 kcp_options fast() {
   return test::kcp_mode(true);
-}
-
-void expect_pattern(const std::vector<std::byte>& got, std::size_t total) {
-  ASSERT_EQ(got.size(), total);
-  for (std::size_t i = 0; i < total; ++i) {
-    if (got[i] != kcp_pattern_byte(i)) {
-      ADD_FAILURE() << "byte " << i << " differs";
-      return;
-    }
-  }
 }
 
 // Echoes `total` bytes written `chunk` at a time through a kcp:// listener and back.
@@ -73,7 +59,7 @@ void echo_through(const std::optional<kcp_options>& tuning, std::size_t loops, s
   ASSERT_TRUE(dialed.get_future().get().has_value());
   ASSERT_EQ(t.done.get_future().wait_for(60s), std::future_status::ready);
   const std::lock_guard lock(t.mutex);
-  expect_pattern(t.got, total);
+  test::expect_kcp_pattern(t.got, total);
 }
 
 TEST(kcp, a_dial_echoes_a_mebibyte_through_a_listener_in_fast_mode) {
@@ -124,7 +110,7 @@ TEST(kcp, a_close_after_a_write_waits_until_the_peer_has_every_byte) {
   ASSERT_EQ(t.done.get_future().wait_for(60s), std::future_status::ready);
   {
     const std::lock_guard lock(t.mutex);
-    expect_pattern(t.got, total);
+    test::expect_kcp_pattern(t.got, total);
   }
   // The server's side closes once its last segment is acknowledged; the client's stays.
   EXPECT_TRUE(eventually([&] { return e->count_connections() == 1; }));

@@ -3,6 +3,8 @@
 // what comes back.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <actnet/actors/connection.hpp>
 #include <chrono>
 #include <cstddef>
@@ -25,6 +27,23 @@ inline std::vector<std::byte> kcp_pattern(std::size_t n) {
   }
   return b;
 }
+
+/// Checks that `got` is exactly the first `total` bytes of the pattern (the first wrong byte
+/// named).
+inline void expect_kcp_pattern(const std::vector<std::byte>& got, std::size_t total) {
+  ASSERT_EQ(got.size(), total);
+  for (std::size_t i = 0; i < total; ++i) {
+    if (got[i] != kcp_pattern_byte(i)) {
+      ADD_FAILURE() << "byte " << i << " differs";
+      return;
+    }
+  }
+}
+
+/// Echoes every byte back.
+class kcp_echo final : public connection {
+  void on_data() override { (void)write(next_all()); }
+};
 
 /// KCP's fast mode (no delay, 10 ms interval, fast resend after 2 acks, no congestion window)
 /// or its normal mode (kcp_options' defaults), as kcp_peer sets them: windows of 128 both ways.

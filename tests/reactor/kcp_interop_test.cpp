@@ -275,9 +275,7 @@ TEST_P(kcp_interop, kcp_gos_client_against_actnets_echo_server) {
 
 // The same through actnet's transport: a kcp:// listener of the engine echoing to kcp-go's
 // client, and a kcp:// dial of the engine against kcp-go's echo server.
-class transport_echo final : public connection {
-  void on_data() override { (void)write(next_all()); }
-};
+using actnet::test::kcp_echo;
 
 TEST_P(kcp_interop, kcp_gos_client_against_a_kcp_listener_of_the_engine) {
   const auto [fast, total, chunk] = GetParam();
@@ -286,7 +284,7 @@ TEST_P(kcp_interop, kcp_gos_client_against_a_kcp_listener_of_the_engine) {
   engine e(eo);
   listen_options lo;
   lo.kcp = mode(fast);
-  const address bound = e.listen<transport_echo>(lo, "kcp://127.0.0.1:0");
+  const address bound = e.listen<kcp_echo>(lo, "kcp://127.0.0.1:0");
   std::thread runner([&e] { e.run(); });
   peer_process client({"client", "--connect", "127.0.0.1:" + std::to_string(bound.port()), "--mode",
                        fast ? "fast" : "normal", "--bytes", std::to_string(total), "--chunk",

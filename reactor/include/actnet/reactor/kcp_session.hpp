@@ -48,15 +48,15 @@ class segment_queue {
   /// Entries its storage holds (0 when it holds none).
   [[nodiscard]] std::size_t capacity() const noexcept { return items_.capacity(); }
   T& front() noexcept { return items_[head_]; }
-  const T& front() const noexcept { return items_[head_]; }
+  [[nodiscard]] const T& front() const noexcept { return items_[head_]; }
   T& back() noexcept { return items_.back(); }
   T& operator[](std::size_t i) noexcept { return items_[head_ + i]; }
   iterator begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   iterator end() noexcept { return items_.end(); }
-  const_iterator begin() const noexcept {
+  [[nodiscard]] const_iterator begin() const noexcept {
     return items_.begin() + static_cast<std::ptrdiff_t>(head_);
   }
-  const_iterator end() const noexcept { return items_.end(); }
+  [[nodiscard]] const_iterator end() const noexcept { return items_.end(); }
 
   void push_back(T&& item) { items_.push_back(std::move(item)); }
   iterator insert(iterator at, T&& item) { return items_.insert(at, std::move(item)); }
