@@ -98,7 +98,7 @@ class lossy_relay {
   static constexpr auto hold_limit = std::chrono::milliseconds(2);
   using clock = std::chrono::steady_clock;
 
-  // A datagram held back, and where it goes.
+  // A datagram held back, and since when.
   struct held {
     std::vector<std::byte> bytes;
     clock::time_point since;
@@ -225,10 +225,10 @@ class lossy_relay {
         if (tag == wake_tag) {
           continue;
         }
+        const int fd = tag == front_tag ? front_ : clients_[tag]->upstream;
         for (;;) {  // drain the socket
           sockaddr_in from{};
           socklen_t from_len = sizeof from;
-          const int fd = tag == front_tag ? front_ : clients_[tag]->upstream;
           const ssize_t got = ::recvfrom(fd, buf.data(), buf.size(), 0,
                                          reinterpret_cast<sockaddr*>(&from), &from_len);  // NOLINT
           if (got < 0) {
