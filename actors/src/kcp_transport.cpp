@@ -168,10 +168,11 @@ void datagram_sockets::kcp_received(connection& c, std::span<const std::byte> da
   if (!c.out_.empty() || c.state_ == connection::state::closing) {
     (void)c.drain_kcp();
   }
-  // Acks owed, and segments the peer's acks have just let out, go once this batch of datagrams
-  // is read (one flush for the batch), not at the next interval: the windows turn over in a
-  // round trip, not in an interval.
-  if (k.session.acks_owed() != 0 || (acked && k.session.sends_waiting())) {
+  // Acks owed, segments the peer's acks have just let out, and resends its acks ask for go
+  // once this batch of datagrams is read (one flush for the batch), not at the next interval:
+  // the windows turn over in a round trip, not in an interval.
+  if (k.session.acks_owed() != 0 || (acked && k.session.sends_waiting()) ||
+      k.session.resend_due()) {
     kcp_touch(c);
   }
   kcp_deliver(c);

@@ -18,6 +18,7 @@ constexpr std::uint32_t rto_initial = 200;
 constexpr std::uint32_t rto_max = 60'000;
 constexpr std::uint32_t probe_initial = 7'000;  // the first window probe after the peer's 0
 constexpr std::uint32_t probe_limit = 120'000;
+constexpr std::size_t fast_ack_comparisons = 4096;   // a datagram's votes for fast resends, at most
 constexpr std::uint32_t fast_resend_limit = 5;       // a segment is fast-resent while sent <= this
 constexpr std::uint32_t initial_remote_window = 32;  // until the peer says (kcp-go's default)
 constexpr std::size_t max_mtu = 65'507;              // the largest UDP payload over IPv4
@@ -64,9 +65,9 @@ kcp_input kcp_session::input(std::span<const std::byte> datagram, std::uint32_t 
     return kcp_input::truncated;
   }
   const std::uint32_t una_before = snd_una_;
-  bool acked_any = false;
-  std::uint32_t max_ack = 0;
-  std::uint32_t max_ack_ts = 0;
+  // This datagram's acks, for the fast resend's count (the thread's: a conversation holds none).
+  thread_local std::vector<std::pair<std::uint32_t, std::uint32_t>> acks_in;
+  acks_in.clear();
   kcp_input verdict = kcp_input::ok;
   while (datagram.size() >= kcp_header::size) {
     const kcp_header h = *read_kcp_header(datagram);
@@ -94,11 +95,8 @@ kcp_input kcp_session::input(std::span<const std::byte> datagram, std::uint32_t 
         if (diff(current_, h.ts) >= 0) {
           measured_rtt(diff(current_, h.ts));
         }
-        acknowledged(h.sn);
-        if (!acked_any || diff(h.sn, max_ack) > 0) {
-          acked_any = true;
-          max_ack = h.sn;
-          max_ack_ts = h.ts;
+        if (acknowledged(h.sn)) {
+          acks_in.emplace_back(h.sn, h.ts);
         }
         break;
       case kcp_command::push:
@@ -126,8 +124,8 @@ kcp_input kcp_session::input(std::span<const std::byte> datagram, std::uint32_t 
   if (verdict == kcp_input::ok && !datagram.empty()) {
     verdict = kcp_input::truncated;  // bytes after the last segment, too few for a header
   }
-  if (acked_any) {
-    count_fast_acks(max_ack, max_ack_ts);
+  if (!acks_in.empty()) {
+    count_fast_acks(acks_in);
   }
   if (diff(snd_una_, una_before) > 0 && cwnd_ < remote_window_) {
     grow_window();
@@ -145,18 +143,20 @@ void kcp_session::acknowledged_through(std::uint32_t una) noexcept {
   drop_acked_front();
 }
 
-void kcp_session::acknowledged(std::uint32_t sn) noexcept {
+bool kcp_session::acknowledged(std::uint32_t sn) noexcept {
   if (snd_buf_.empty() || diff(sn, snd_una_) < 0 || diff(sn, snd_nxt_) >= 0) {
-    return;
+    return false;
   }
   // In flight, sequence numbers are one apart from the front's.
   const auto at = static_cast<std::size_t>(sn - snd_buf_.front().sn);
-  if (at < snd_buf_.size() && !snd_buf_[at].acked) {
-    snd_buf_[at].acked = true;
-    send_bytes_ -= snd_buf_[at].data.size();
-    std::vector<std::byte>().swap(snd_buf_[at].data);  // freed now, not when the front moves
+  if (at >= snd_buf_.size() || snd_buf_[at].acked) {
+    return false;
   }
+  snd_buf_[at].acked = true;
+  send_bytes_ -= snd_buf_[at].data.size();
+  std::vector<std::byte>().swap(snd_buf_[at].data);  // freed now, not when the front moves
   drop_acked_front();
+  return true;
 }
 
 void kcp_session::drop_acked_front() noexcept {
@@ -166,14 +166,43 @@ void kcp_session::drop_acked_front() noexcept {
   snd_una_ = snd_buf_.empty() ? snd_nxt_ : snd_buf_.front().sn;
 }
 
-void kcp_session::count_fast_acks(std::uint32_t max_sn, std::uint32_t ts) noexcept {
-  // Segments before the latest acknowledged one, sent no later than it, were passed over.
+void kcp_session::count_fast_acks(
+    std::span<const std::pair<std::uint32_t, std::uint32_t>> acks) noexcept {
+  // Each ack of a later segment sent no earlier counts once for a segment still unacknowledged,
+  // as kcp-go counts them: a datagram of acks past a hole is as many votes as it has acks, so a
+  // hole is resent after one such datagram, not two. Only acks that acknowledged a segment are
+  // here (a duplicate is no news). The segments still unacknowledged before the latest ack are
+  // the holes (and the reordered), few; a segment needs no more votes than its resend asks for,
+  // and a datagram gets a bounded number of comparisons (a peer whose acks' times lie, or a
+  // very wide window, cannot make a datagram cost more): holes past it wait for their timeout.
+  const std::uint32_t enough = std::max<std::uint32_t>(fast_resend_, 1);
+  std::size_t budget = fast_ack_comparisons;
+  std::uint32_t max_sn = acks.front().first;
+  for (const auto& [sn, ts] : acks) {
+    if (diff(sn, max_sn) > 0) {
+      max_sn = sn;
+    }
+  }
   for (out_segment& s : snd_buf_) {
-    if (diff(max_sn, s.sn) <= 0) {
+    if (diff(max_sn, s.sn) <= 0 || budget == 0) {
       break;
     }
-    if (!s.acked && diff(ts, s.ts) >= 0) {
-      ++s.fast_acks;
+    if (s.acked) {
+      continue;
+    }
+    for (const auto& [sn, ts] : acks) {
+      if (budget == 0 || s.fast_acks >= enough) {
+        break;
+      }
+      --budget;
+      if (diff(sn, s.sn) > 0 && diff(ts, s.ts) >= 0) {
+        ++s.fast_acks;
+      }
+    }
+    // Due for a fast (or, with nothing more to send, an early) resend at the next flush.
+    if (s.fast_acks != 0 && s.sends <= fast_resend_limit &&
+        ((fast_resend_ != 0 && s.fast_acks >= fast_resend_) || snd_queue_.empty())) {
+      resend_due_ = true;
     }
   }
 }
@@ -391,21 +420,40 @@ void kcp_session::flush(std::uint32_t now) {
   const std::uint32_t rto_slack = nodelay_ ? 0 : rto_ >> 3;
   bool lost = false;
   bool fast = false;
+  // A tail-loss probe (TCP's TLP, RFC 8985): the last segment in flight with nothing queued
+  // behind it has no later segment whose acks would show it lost, so only its timeout (30 ms
+  // at least) would send it again. Once, after twice the smoothed round trip (an interval at
+  // least, the pace at which a peer may hold its acks), it is sent again: the copy or its ack
+  // gets through, or the ack shows the holes before it, which the early resend then fills.
+  const out_segment* tail = nullptr;
+  if (snd_queue_.empty() && srtt_ != 0 && !snd_buf_.empty()) {
+    auto at = snd_buf_.end();
+    while (at != snd_buf_.begin() && tail == nullptr) {
+      --at;
+      tail = at->acked ? nullptr : &*at;
+    }
+  }
+  const std::uint32_t probe_after = std::max(2 * srtt_, interval_);
   h.cmd = kcp_command::push;
   resend_pending_ = false;
+  resend_due_ = false;
   for (out_segment& s : snd_buf_) {
     if (s.acked) {
       continue;
     }
     bool send_now = false;
+    const bool probe = &s == tail && s.sends == 1;
     if (s.sends == 0) {
       send_now = true;
       s.rto = rto_;
       s.resend_at = current_ + s.rto + rto_slack;
     } else if (diff(current_, s.resend_at) >= 0) {
       send_now = true;
-      s.rto = std::min(nodelay_ ? s.rto + s.rto / 2 : s.rto + std::max(s.rto, rto_), rto_max);
+      // No delay: the timeout grows by half the current estimate each time, as kcp-go's does
+      // (ikcp's by half its own, which soon leaves a twice-lost segment waiting far longer).
+      s.rto = std::min(nodelay_ ? s.rto + rto_ / 2 : s.rto + std::max(s.rto, rto_), rto_max);
       s.resend_at = current_ + s.rto;
+      s.fast_acks = 0;  // (votes for the send that timed out)
       lost = true;
       ++counters_.retransmits;
     } else if ((s.fast_acks >= resend_after || (s.fast_acks > 0 && !new_segments)) &&
@@ -414,9 +462,13 @@ void kcp_session::flush(std::uint32_t now) {
       // acks will come to reach the threshold (the end of a burst), so one later ack will do.
       send_now = true;
       s.fast_acks = 0;
+      s.rto = rto_;  // a resend the acks asked for: its timeout starts again from the estimate
       s.resend_at = current_ + s.rto;
       fast = true;
       ++counters_.fast_retransmits;
+    } else if (probe && diff(current_, s.ts + probe_after) >= 0) {
+      send_now = true;  // (not a loss: the window stays)
+      ++counters_.tail_probes;
     }
     if (send_now) {
       ++s.sends;
@@ -431,8 +483,12 @@ void kcp_session::flush(std::uint32_t now) {
         dead_ = true;
       }
     }
-    if (!resend_pending_ || diff(s.resend_at, first_resend_) < 0) {
-      first_resend_ = s.resend_at;
+    std::uint32_t due = s.resend_at;
+    if (&s == tail && s.sends == 1 && diff(s.ts + probe_after, due) < 0) {
+      due = s.ts + probe_after;  // (the tail's probe, not sent yet)
+    }
+    if (!resend_pending_ || diff(due, first_resend_) < 0) {
+      first_resend_ = due;
       resend_pending_ = true;
     }
   }

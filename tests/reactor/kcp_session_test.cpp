@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <initializer_list>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -407,6 +410,110 @@ TEST(kcp_session, a_peer_that_vanishes_is_found_dead) {
   }
   EXPECT_TRUE(p.a.dead());
   EXPECT_EQ(p.a_to_b.sent(), kcp_session::dead_link);
+}
+
+// The pushes in what a session sent: (sn, the time it went).
+struct sent_pushes {
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> seen;
+  std::uint32_t now = 0;
+  void operator()(std::span<const std::byte> d) {
+    while (const std::optional<kcp_header> h = read_kcp_header(d)) {
+      if (h->cmd == kcp_command::push) {
+        seen.emplace_back(h->sn, now);
+      }
+      d = d.subspan(kcp_header::size + h->len);
+    }
+  }
+  [[nodiscard]] std::vector<std::uint32_t> times_of(std::uint32_t sn) const {
+    std::vector<std::uint32_t> at;
+    for (const auto& [s, t] : seen) {
+      if (s == sn) {
+        at.push_back(t);
+      }
+    }
+    return at;
+  }
+};
+
+// One datagram of acks, each (sn, the ts it echoes).
+bytes acks(std::uint32_t conv, std::initializer_list<std::pair<std::uint32_t, std::uint32_t>> of,
+           std::uint32_t una) {
+  bytes out;
+  for (const auto& [sn, ts] : of) {
+    kcp_header h;
+    h.conv = conv;
+    h.cmd = kcp_command::ack;
+    h.sn = sn;
+    h.ts = ts;
+    h.una = una;
+    h.wnd = 128;
+    bytes b(kcp_header::size);
+    write_kcp_header(h, b);
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  return out;
+}
+
+TEST(kcp_session, each_ack_past_a_hole_counts_so_one_datagram_of_them_resends_it) {
+  sent_pushes out;
+  kcp_options o = fast_mode();  // fast resend after 2
+  o.send_window = 6;
+  kcp_session s(5, o, std::ref(out));
+  s.send(pattern(10 * s.mss(), 2));  // 6 in flight, 4 waiting for the window
+  out.now = 1000;
+  s.flush(1000);
+  ASSERT_EQ(out.seen.size(), 6U);
+  // sn 0 lost: one datagram acks 1 and 2, two acks past it, enough in one datagram.
+  EXPECT_EQ(s.input(acks(5, {{1, 1000}, {2, 1000}}, 0), 1002), kcp_input::ok);
+  EXPECT_TRUE(s.resend_due());
+  out.now = 1002;
+  s.flush(1002);
+  EXPECT_FALSE(s.resend_due());
+  EXPECT_EQ(out.times_of(0), (std::vector<std::uint32_t>{1000, 1002}));
+  EXPECT_EQ(s.counters().fast_retransmits, 1U);
+  EXPECT_EQ(out.seen.size(), 7U) << "the window is still held by sn 0: nothing new";
+  // Acks of segments sent before the resend are no news of the resent copy, and an ack
+  // repeated is no news at all.
+  EXPECT_EQ(s.input(acks(5, {{3, 1000}, {4, 1000}, {1, 1000}, {1, 1000}}, 0), 1003), kcp_input::ok);
+  EXPECT_FALSE(s.resend_due());
+  out.now = 1003;
+  s.flush(1003);
+  EXPECT_EQ(out.times_of(0).size(), 2U);
+}
+
+TEST(kcp_session, the_last_segment_in_flight_is_probed_once_before_its_timeout) {
+  sent_pushes out;
+  kcp_session s(5, fast_mode(), std::ref(out));  // interval 10 ms, timeouts from 30 ms
+  const auto run_until = [&](std::uint32_t end) {
+    for (std::uint32_t t = out.now; t <= end; ++t) {
+      out.now = t;
+      if (s.next_update(t) == t) {
+        s.update(t);
+      }
+    }
+  };
+  // A round trip of 2 ms measured.
+  s.send(pattern(100, 1));
+  out.now = 1000;
+  run_until(1000);
+  EXPECT_EQ(s.input(acks(5, {{0, 1000}}, 1), 1002), kcp_input::ok);
+  ASSERT_EQ(s.srtt(), 2U);
+  ASSERT_EQ(s.rto(), 30U);
+  // sn 1 goes and nothing answers: probed once at max(2 round trips, the interval) = 10 ms,
+  // then sent again at its timeout, 30 ms after it first went, and 45 ms after that (the
+  // timeout grown by half the estimate).
+  s.send(pattern(100, 2));
+  run_until(1005);
+  run_until(1100);
+  EXPECT_EQ(out.times_of(1), (std::vector<std::uint32_t>{1010, 1020, 1040, 1085}));
+  EXPECT_EQ(s.counters().tail_probes, 1U);
+  EXPECT_EQ(s.counters().retransmits, 2U);
+  // A segment with more behind it is not probed: its loss shows in the acks of the others.
+  EXPECT_EQ(s.input(acks(5, {{1, 1100}}, 2), 1101), kcp_input::ok);
+  s.send(pattern(3 * s.mss(), 3));
+  run_until(1200);
+  EXPECT_EQ(s.counters().tail_probes, 2U) << "only the last of sn 2..4";
+  EXPECT_EQ(out.times_of(2).size(), out.times_of(4).size() - 1);
 }
 
 TEST(kcp_segment_queue, keeps_order_through_pops_inserts_and_compaction_and_frees_when_drained) {

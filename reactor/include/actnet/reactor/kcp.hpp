@@ -16,14 +16,14 @@ namespace actnet {
 /// KCP's "normal" mode: kcp-go's `SetNoDelay(0, 100, 0, 0)`. Its "fast" mode is nodelay = true,
 /// interval 10 ms, fast_resend = 2, congestion_control = false.
 struct kcp_options {
-  /// A lost segment's retransmission timeout grows by half instead of doubling, and the
-  /// smallest timeout is 30 ms instead of 100 ms.
+  /// A lost segment's retransmission timeout grows by half the round-trip estimate at each
+  /// resend instead of doubling, and the smallest timeout is 30 ms instead of 100 ms.
   bool nodelay = false;
   /// How often a conversation is flushed: acknowledgements, sends and retransmissions go out
   /// at this pace (10 ms to 5 s).
   std::chrono::milliseconds interval{100};
   /// Resend a segment at once when this many segments sent after it were acknowledged before
-  /// it (0: only on its timeout).
+  /// it, each ack counting (0: only on its timeout, or one ack when nothing new is queued).
   std::uint32_t fast_resend = 0;
   /// Slow start and congestion avoidance on the send window (off: the windows alone).
   bool congestion_control = true;

@@ -29,6 +29,7 @@ struct kcp_counters {
   std::uint64_t data_segments_out = 0;  // push segments sent, retransmissions included
   std::uint64_t retransmits = 0;        // resent at their timeout
   std::uint64_t fast_retransmits = 0;   // resent after later acks (fast or early resend)
+  std::uint64_t tail_probes = 0;        // last segments in flight resent once, at 2 round trips
   std::uint64_t out_of_window = 0;      // pushes past the receive window, dropped
   std::uint64_t duplicates = 0;         // pushes received before
 };
@@ -127,6 +128,9 @@ class kcp_session {
 
   /// Segments queued that the windows have not let out yet.
   [[nodiscard]] bool sends_waiting() const noexcept { return !snd_queue_.empty(); }
+  /// Acks that came in have made a segment due for a fast resend (best sent now, not at the
+  /// next interval: the peer's window waits on it).
+  [[nodiscard]] bool resend_due() const noexcept { return resend_due_; }
   /// Acks owed to the peer (sent at the next flush).
   [[nodiscard]] std::size_t acks_owed() const noexcept { return acks_.size(); }
   /// Segments queued or in flight (not yet acknowledged).
@@ -164,9 +168,9 @@ class kcp_session {
 
   [[nodiscard]] std::uint16_t free_window() const noexcept;
   void acknowledged_through(std::uint32_t una) noexcept;  // every sn before una
-  void acknowledged(std::uint32_t sn) noexcept;
+  bool acknowledged(std::uint32_t sn) noexcept;           // true: newly
   void drop_acked_front() noexcept;
-  void count_fast_acks(std::uint32_t max_sn, std::uint32_t ts) noexcept;
+  void count_fast_acks(std::span<const std::pair<std::uint32_t, std::uint32_t>> acks) noexcept;
   void measured_rtt(std::int32_t rtt) noexcept;
   void take_push(std::uint32_t sn, std::span<const std::byte> data);
   void move_to_queue();
@@ -218,7 +222,8 @@ class kcp_session {
   bool updated_ = false;
   bool resend_pending_ = false;  // first_resend_ holds (segments waited for acks then)
   bool dead_ = false;
-  std::uint8_t probe_ = 0;  // probe_ask, probe_tell
+  bool resend_due_ = false;  // a fast resend waits for the next flush
+  std::uint8_t probe_ = 0;   // probe_ask, probe_tell
 };
 
 template <class Take>
