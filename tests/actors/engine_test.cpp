@@ -1,5 +1,6 @@
-// engine + connection actors over loopback TCP: lifecycle counts, echo across every reactor
-// mode, cross-thread async writes, close / wake / FIN ordering, stop, bad addresses.
+// engine + connection actors over loopback TCP (and TLS for the lifecycle cases): lifecycle
+// counts, echo across every reactor mode, cross-thread async writes, close / wake / FIN
+// ordering, stop, bad addresses.
 #include "actnet/actors/engine.hpp"
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "actors/test_util.hpp"
+#include "actors/transports.hpp"
 
 namespace actnet {
 namespace {
@@ -69,23 +71,28 @@ class counting_connection : public echo_connection {
   lifecycle_counts* counts_;
 };
 
-TEST(engine, every_client_gets_exactly_one_open_and_one_close) {
+// The lifecycle cases, over TCP and TLS from one body (KCP has no end of stream: its own suites
+// cover its opening and closing). A TLS client ends with close_notify and then the FIN.
+class lifecycle : public ::testing::TestWithParam<test::over> {};
+
+TEST_P(lifecycle, every_client_gets_exactly_one_open_and_one_close) {
   lifecycle_counts counts;
   running_engine e(test::small_options(2));
-  const address bound = e->listen<counting_connection>("tcp://127.0.0.1:0", &counts);
+  const test::target t = test::listen_over<counting_connection>(*e, GetParam(), &counts);
   e.start();
   constexpr int clients = 50;
-  std::vector<int> fds;
+  std::vector<test::stream_end> ends;
   for (int i = 0; i < clients; ++i) {
-    fds.push_back(connect_to(bound));
-    ASSERT_GE(fds.back(), 0);
-    ASSERT_TRUE(test::send_all(fds.back(), "ping"));
-    ASSERT_EQ(test::recv_exact(fds.back(), 4), "ping");
+    ends.push_back(test::open_end(t));
+    ASSERT_TRUE(ends.back().ok());
+    ASSERT_TRUE(ends.back().send_all("ping"));
+    ASSERT_EQ(ends.back().recv_exact(4), "ping");
   }
   ASSERT_TRUE(eventually([&] { return e->count_connections() == clients; }));
   EXPECT_EQ(counts.opened, clients);
-  for (const int fd : fds) {
-    ::close(fd);
+  for (test::stream_end& end : ends) {
+    ASSERT_TRUE(end.shut_write());
+    end.close();
   }
   ASSERT_TRUE(eventually([&] { return counts.closed == clients; }));
   EXPECT_EQ(e->count_connections(), 0U);
@@ -93,7 +100,7 @@ TEST(engine, every_client_gets_exactly_one_open_and_one_close) {
   EXPECT_EQ(counts.opened, clients);
   EXPECT_EQ(counts.closed, clients);
   for (const std::error_code& r : counts.reasons) {
-    EXPECT_EQ(r, make_error_code(errc::end_of_stream));
+    EXPECT_EQ(r, make_error_code(errc::end_of_stream)) << r.message();
   }
 }
 
@@ -301,18 +308,6 @@ TEST(engine, async_writes_from_four_threads_arrive_complete_and_in_order_per_thr
   EXPECT_GE(e->loop(0).dropped_messages() + e->loop(1).dropped_messages(), 1U);
 }
 
-TEST(engine, close_from_another_thread_closes_the_connection) {
-  published p;
-  running_engine e;
-  const address bound = e->listen<publishing_connection>("tcp://127.0.0.1:0", &p);
-  e.start();
-  const int fd = connect_to(bound);
-  first_ref(p).close();
-  EXPECT_TRUE(test::peer_closed(fd));
-  EXPECT_TRUE(eventually([&] { return p.closed == 1; }));
-  ::close(fd);
-}
-
 // on_data keeps the first bytes unconsumed; a wake() from another thread makes it see them
 // again, and then it echoes them.
 class lazy_connection : public publishing_connection {
@@ -329,20 +324,6 @@ class lazy_connection : public publishing_connection {
  private:
   int calls_ = 0;
 };
-
-TEST(engine, wake_delivers_buffered_data_to_on_data_again) {
-  published p;
-  running_engine e;
-  const address bound = e->listen<lazy_connection>("tcp://127.0.0.1:0", &p);
-  e.start();
-  const int fd = connect_to(bound);
-  const conn_ref r = first_ref(p);
-  ASSERT_TRUE(test::send_all(fd, "kept for later"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it arrive (not asserted)
-  r.wake();
-  EXPECT_EQ(test::recv_exact(fd, 14), "kept for later");
-  ::close(fd);
-}
 
 struct event_log {
   std::mutex mutex;
@@ -367,26 +348,6 @@ class logging_connection : public connection {
   event_log* log_;
 };
 
-TEST(engine, data_sent_before_the_fin_reaches_on_data_before_on_close) {
-  event_log log;
-  running_engine e;
-  const address bound = e->listen<logging_connection>("tcp://127.0.0.1:0", &log);
-  e.start();
-  const int fd = connect_to(bound);
-  ASSERT_TRUE(test::send_all(fd, "last words"));
-  ::shutdown(fd, SHUT_WR);
-  ASSERT_TRUE(eventually([&] { return log.get().size() >= 2; }));
-  const std::vector<std::string> events = log.get();
-  std::string data;
-  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
-    ASSERT_EQ(events[i].rfind("data:", 0), 0U) << events[i];
-    data += events[i].substr(5);
-  }
-  EXPECT_EQ(data, "last words");
-  EXPECT_EQ(events.back(), "close:" + make_error_code(errc::end_of_stream).message());
-  ::close(fd);
-}
-
 // Writes 8 MiB at open, far more than the socket takes, then closes: all of it must arrive.
 class flood_then_close : public connection {
   void on_open() override {
@@ -396,28 +357,80 @@ class flood_then_close : public connection {
   }
 };
 
-TEST(engine, output_queued_before_close_is_flushed_before_the_fin) {
+TEST_P(lifecycle, close_from_another_thread_closes_the_connection) {
+  published p;
   running_engine e;
-  const address bound = e->listen<flood_then_close>("tcp://127.0.0.1:0");
+  const test::target t = test::listen_over<publishing_connection>(*e, GetParam(), &p);
   e.start();
-  const int fd = connect_to(bound);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the buffer back up
-  const std::string got = test::recv_exact(fd, (std::size_t{8} << 20) + 1);
-  EXPECT_EQ(got.size(), std::size_t{8} << 20);  // everything, then EOF
-  EXPECT_EQ(got.find_first_not_of('z'), std::string::npos);
-  ::close(fd);
+  test::stream_end end = test::open_end(t);
+  ASSERT_TRUE(end.ok());
+  first_ref(p).close();
+  EXPECT_TRUE(end.peer_closed());
+  EXPECT_TRUE(eventually([&] { return p.closed == 1; }));
 }
 
-TEST(engine, stop_closes_every_connection_once_joins_and_leaks_no_fd) {
+TEST_P(lifecycle, wake_delivers_buffered_data_to_on_data_again) {
+  published p;
+  running_engine e;
+  const test::target t = test::listen_over<lazy_connection>(*e, GetParam(), &p);
+  e.start();
+  test::stream_end end = test::open_end(t);
+  ASSERT_TRUE(end.ok());
+  const conn_ref r = first_ref(p);
+  ASSERT_TRUE(end.send_all("kept for later"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it arrive (not asserted)
+  r.wake();
+  EXPECT_EQ(end.recv_exact(14), "kept for later");
+}
+
+TEST_P(lifecycle, data_sent_before_the_fin_reaches_on_data_before_on_close) {
+  event_log log;
+  running_engine e;
+  const test::target t = test::listen_over<logging_connection>(*e, GetParam(), &log);
+  e.start();
+  test::stream_end end = test::open_end(t);
+  ASSERT_TRUE(end.ok());
+  ASSERT_TRUE(end.send_all("last words"));
+  ASSERT_TRUE(end.shut_write());
+  ASSERT_TRUE(eventually([&] {
+    const std::vector<std::string> events = log.get();
+    return !events.empty() && events.back().rfind("close:", 0) == 0;
+  }));
+  const std::vector<std::string> events = log.get();
+  std::string data;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].rfind("data:", 0), 0U) << events[i];
+    data += events[i].substr(5);
+  }
+  EXPECT_EQ(data, "last words");
+  EXPECT_EQ(events.back(), "close:" + make_error_code(errc::end_of_stream).message());
+}
+
+TEST_P(lifecycle, output_queued_before_close_is_flushed_before_the_fin) {
+  running_engine e;
+  const test::target t = test::listen_over<flood_then_close>(*e, GetParam());
+  e.start();
+  test::stream_end end = test::open_end(t);
+  ASSERT_TRUE(end.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the buffer back up
+  const std::string got = end.recv_exact((std::size_t{8} << 20) + 1);
+  EXPECT_EQ(got.size(), std::size_t{8} << 20);  // everything, then the clean end
+  EXPECT_EQ(got.find_first_not_of('z'), std::string::npos);
+  EXPECT_TRUE(end.peer_closed());
+}
+
+TEST_P(lifecycle, stop_closes_every_connection_once_joins_and_leaks_no_fd) {
+  (void)test::shared_tls();  // (its files made before the count)
   const int fds_before = test::open_fds();
   lifecycle_counts counts;
-  std::vector<int> clients;
+  std::vector<test::stream_end> clients;
   {
     running_engine e(test::small_options(2));
-    const address bound = e->listen<counting_connection>("tcp://127.0.0.1:0", &counts);
+    const test::target t = test::listen_over<counting_connection>(*e, GetParam(), &counts);
     e.start();
     for (int i = 0; i < 100; ++i) {
-      clients.push_back(connect_to(bound));
+      clients.push_back(test::open_end(t));
+      ASSERT_TRUE(clients.back().ok());
     }
     ASSERT_TRUE(eventually([&] { return e->count_connections() == 100; }));
     e.stop();
@@ -428,12 +441,15 @@ TEST(engine, stop_closes_every_connection_once_joins_and_leaks_no_fd) {
   for (const std::error_code& r : counts.reasons) {
     EXPECT_EQ(r, make_error_code(errc::engine_stopped));
   }
-  for (const int fd : clients) {
-    EXPECT_TRUE(test::peer_closed(fd));
-    ::close(fd);
+  for (test::stream_end& end : clients) {
+    EXPECT_TRUE(end.peer_closed());
   }
+  clients.clear();
   EXPECT_EQ(test::open_fds(), fds_before);
 }
+
+INSTANTIATE_TEST_SUITE_P(engine, lifecycle, ::testing::Values(test::over::tcp, test::over::tls),
+                         [](const auto& p) { return std::string(test::name_of(p.param)); });
 
 TEST(engine, stop_before_run_makes_run_return_at_once) {
   engine e(test::small_options());
