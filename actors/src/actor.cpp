@@ -25,13 +25,22 @@ void defer_to_start(actor_cell& cell, unique_function<void(actor*)> fn) {
   cell.early.push_back(std::move(fn));
 }
 
-std::error_code submit_work(event_loop& loop, unique_function<void()> job) {
-  return loop.owner().workers().submit(std::move(job));
+std::uint64_t actor_offload_begin(event_loop& loop, actor_cell& cell) {
+  return host_of(loop).offload_next(cell);
 }
 
-void send_to_loop(event_loop& loop, unique_function<void(event_loop&)> fn) {
-  actor_host::post_unbounded(
-      loop, [f = std::move(fn)](event_loop& l, connection*, std::error_code) mutable { f(l); });
+std::error_code actor_offload_submit(event_loop& loop, actor_cell& cell, std::uint64_t seq,
+                                     unique_function<void()> job) {
+  return host_of(loop).offload_submit(cell, seq, std::move(job));
+}
+
+void actor_offload_result(event_loop& loop, actor_cell* cell, std::uint32_t generation,
+                          std::uint64_t seq, unique_function<void()> deliver) {
+  actor_host::offload_ran(loop);
+  actor_host::post_unbounded(loop, [cell, generation, seq, d = std::move(deliver)](
+                                       event_loop& l, connection*, std::error_code) mutable {
+    host_of(l).offload_arrived(*cell, generation, seq, std::move(d));
+  });
 }
 
 void log_task_failure(const char* what) noexcept {
@@ -174,8 +183,44 @@ void actor_host::stop(actor& a) noexcept {
   });
 }
 
+std::error_code actor_host::offload_submit(actor_cell& cell, std::uint64_t seq,
+                                           unique_function<void()> job) {
+  // In flight until the worker has run it (offload_ran, on the worker's thread).
+  std::atomic<std::uint64_t>& in_flight = loop_.meter_.offloads_in_flight;
+  in_flight.fetch_add(1, std::memory_order_relaxed);
+  const std::error_code ec = loop_.owner().workers().submit(std::move(job));
+  if (ec) {
+    in_flight.fetch_sub(1, std::memory_order_relaxed);
+    offloads_.unused(id_of(cell), seq);
+  }
+  return ec;
+}
+
+void actor_host::offload_ran(event_loop& loop) noexcept {
+  loop.meter_.offloads_in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void actor_host::offload_arrived(actor_cell& cell, std::uint32_t generation, std::uint64_t seq,
+                                 unique_function<void()> deliver) {
+  actor* a = enter_actor(cell, generation);
+  if (a == nullptr) {
+    if (deliver) {
+      dropped();  // it has stopped (its order went at finish, or goes then)
+    }
+    return;
+  }
+  // A continuation may offload again or stop the actor; one that throws is logged, and the
+  // results queued behind it still run.
+  offloads_.arrived(id_of(cell), seq, std::move(deliver), [&](unique_function<void()>& d) {
+    loop_.note_running(*a);
+    (void)guarded(loop_, "an offload's continuation", d);
+    return cell.running && cell.resident == a;
+  });
+}
+
 void actor_host::finish(actor& a) noexcept {
   actor_cell& cell = *a.cell_;
+  offloads_.forget(id_of(cell));  // results still to come find no entry, and are dropped
   cell.running = false;
   loop_.note_running(a);
   (void)guarded(loop_, "on_stop", [&] { a.on_stop(); });

@@ -1,6 +1,6 @@
 // The worker-pool actor group: a bounded queue that never blocks its submitter, cancellation at
-// stop, and connection::offload: results back on the loop, in submission order per connection,
-// dropped and counted when the connection has gone.
+// stop, and connection::offload and actor::offload: results back on the loop, in submission
+// order per connection or actor, dropped and counted when it has gone.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -375,6 +375,78 @@ class throwing_continuation : public connection {
 
 TEST(offload, a_continuation_that_throws_does_not_hold_up_the_results_behind_it) {
   EXPECT_EQ(four_results<throwing_continuation>(), (std::vector<int>{1, 2, 3, 4}));
+}
+
+// A service actor's offloads: five jobs, the first two slowest and the third throwing; the
+// results come back in submission order, the third skipped. Then one slow job whose actor stops
+// before it ends: its result is dropped and counted.
+struct actor_results {
+  std::mutex mutex;
+  std::vector<int> order;
+};
+
+class offloading_actor final : public actor {
+ public:
+  explicit offloading_actor(actor_results* r) : r_(r) {}
+  void on_start() override {
+    for (int i = 0; i < 5; ++i) {
+      (void)offload(
+          [i] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(i == 0 ? 40 : i == 1 ? 20 : 0));
+            if (i == 2) {
+              throw std::runtime_error("job 2 fails on purpose");
+            }
+            return i;
+          },
+          [r = r_](int v) {
+            const std::lock_guard lock(r->mutex);
+            r->order.push_back(v);
+          });
+    }
+  }
+  void slow_then_stop(gate* g) {
+    (void)offload(
+        [g] {
+          g->wait();
+          return 5;
+        },
+        [r = r_](int v) {
+          const std::lock_guard lock(r->mutex);
+          r->order.push_back(v);
+        });
+    stop();
+  }
+
+ private:
+  actor_results* r_;
+};
+
+TEST(offload, a_service_actors_results_come_in_submission_order_and_not_after_it_stops) {
+  actor_results r;
+  gate slow;
+  engine_options o = test::small_options();
+  o.workers = 4;
+  running_engine e(o);
+  e.start();
+  const actor_ref<offloading_actor> a = e->spawn_on<offloading_actor>(0, &r);
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(r.mutex);
+    return r.order.size() == 4;
+  }));
+  {
+    const std::lock_guard lock(r.mutex);
+    EXPECT_EQ(r.order, (std::vector<int>{0, 1, 3, 4}));
+  }
+  EXPECT_TRUE(eventually([&] { return e->metrics().total.offloads_in_flight == 0; }));
+  ASSERT_FALSE(a.tell([&slow](offloading_actor& x) { x.slow_then_stop(&slow); }));
+  EXPECT_TRUE(eventually([&] { return e->metrics().total.offloads_in_flight == 1; }));
+  const std::uint64_t dropped_before = e->metrics().total.messages_dropped;
+  slow.open();
+  EXPECT_TRUE(
+      eventually([&] { return e->metrics().total.messages_dropped == dropped_before + 1; }));
+  EXPECT_EQ(e->metrics().total.offloads_in_flight, 0U);
+  const std::lock_guard lock(r.mutex);
+  EXPECT_EQ(r.order.size(), 4U) << "a stopped actor's result is not run";
 }
 
 class offload_writing : public connection {

@@ -124,10 +124,15 @@ std::error_code ask_actor(event_loop& loop, actor_cell* cell, std::uint32_t gene
 /// The loop whose thread calls (null on any other thread).
 [[nodiscard]] event_loop* loop_of_this_thread() noexcept;
 
-/// Queues `job` on `loop`'s engine's worker pool (worker_pool::submit's errors).
-std::error_code submit_work(event_loop& loop, unique_function<void()> job);
-/// Runs `fn(loop)` on `loop`: the engine's own message, never refused (an offload's result).
-void send_to_loop(event_loop& loop, unique_function<void(event_loop&)> fn);
+/// actor::offload's parts: the next sequence number for a result of the actor in `cell`;
+/// `job` queued on the engine's worker pool (worker_pool::submit's errors, the number taken
+/// back then); and, from the worker, the result (empty: the work threw, and its turn passes),
+/// run on `loop` as the actor in submission order: the engine's own message, never refused.
+[[nodiscard]] std::uint64_t actor_offload_begin(event_loop& loop, actor_cell& cell);
+std::error_code actor_offload_submit(event_loop& loop, actor_cell& cell, std::uint64_t seq,
+                                     unique_function<void()> job);
+void actor_offload_result(event_loop& loop, actor_cell* cell, std::uint32_t generation,
+                          std::uint64_t seq, unique_function<void()> deliver);
 void log_offload_failure(const char* what) noexcept;
 
 void watch_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation, reply_address to,
@@ -341,33 +346,32 @@ class actor : public detail::actor_base, public detail::actor_awaits<actor> {
   }
   /// Runs `work()` on the engine's worker pool, then `then(result)` back here as this actor
   /// (not at all if it has stopped by then: dropped and counted). Results come back in the
-  /// order the work finishes. Errors as connection::offload (queue_full, engine_stopped); a
-  /// `work` that throws is logged and its `then` skipped.
+  /// order the work was submitted, whichever worker finishes first, as a connection's do.
+  /// Errors as connection::offload (queue_full, engine_stopped); a `work` that throws is
+  /// logged and its `then` skipped (the results behind it still come).
   template <class Work, class Then>
   std::error_code offload(Work&& work, Then&& then) {
     assert_in_loop_thread();
-    return detail::submit_work(*loop_, [loop = loop_, cell = cell_, generation = generation_,
-                                        w = std::forward<Work>(work),
-                                        t = std::forward<Then>(then)]() mutable {
-      using value = std::decay_t<decltype(w())>;
-      std::optional<value> made;
-      try {
-        made.emplace(w());
-      } catch (const std::exception& e) {
-        detail::log_offload_failure(e.what());
-      } catch (...) {
-        detail::log_offload_failure("unknown exception");
-      }
-      if (made) {
-        detail::send_to_loop(*loop, detail::actor_message<actor>(
-                                        cell, generation,
-                                        [t = std::move(t), v = std::move(*made)](actor* a) mutable {
-                                          if (a != nullptr) {
-                                            t(std::move(v));
-                                          }
-                                        }));
-      }
-    });
+    const std::uint64_t seq = detail::actor_offload_begin(*loop_, *cell_);
+    return detail::actor_offload_submit(
+        *loop_, *cell_, seq,
+        [loop = loop_, cell = cell_, generation = generation_, seq, w = std::forward<Work>(work),
+         t = std::forward<Then>(then)]() mutable {
+          using value = std::decay_t<decltype(w())>;
+          std::optional<value> made;
+          try {
+            made.emplace(w());
+          } catch (const std::exception& e) {
+            detail::log_offload_failure(e.what());
+          } catch (...) {
+            detail::log_offload_failure("unknown exception");
+          }
+          unique_function<void()> deliver;
+          if (made) {
+            deliver = [t = std::move(t), v = std::move(*made)]() mutable { t(std::move(v)); };
+          }
+          detail::actor_offload_result(*loop, cell, generation, seq, std::move(deliver));
+        });
   }
 
   // The co_await forms of ask, offload and sleep, and watch(): actor_awaits, above.

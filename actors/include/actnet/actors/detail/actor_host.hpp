@@ -14,6 +14,8 @@
 
 #include "actnet/actors/actor.hpp"
 #include "actnet/actors/detail/loop_core.hpp"
+#include "actnet/actors/detail/offload_order.hpp"
+#include "actnet/unique_function.hpp"
 
 namespace actnet {
 
@@ -43,6 +45,17 @@ class actor_host final : public lifecycle_observer {
   /// The engine stops: every running actor, after the connections.
   void stopped() noexcept override;
 
+  /// Loop thread: actor::offload's order (offload_order, as a connection's): the next
+  /// sequence number of the actor in `cell`, and a result that came back (run as the actor
+  /// when its turn comes; dropped and counted once it stopped).
+  [[nodiscard]] std::uint64_t offload_next(actor_cell& cell) { return offloads_.next(id_of(cell)); }
+  /// Loop thread: queues an offload's job (the number taken back if the pool refuses it).
+  std::error_code offload_submit(actor_cell& cell, std::uint64_t seq, unique_function<void()> job);
+  /// Any thread (the worker's): the job has run.
+  static void offload_ran(event_loop& loop) noexcept;
+  void offload_arrived(actor_cell& cell, std::uint32_t generation, std::uint64_t seq,
+                       unique_function<void()> deliver);
+
   /// Any thread: the actors living on this loop (spawned and not yet stopped).
   [[nodiscard]] std::size_t count() const noexcept { return live_.load(std::memory_order_relaxed); }
   void dropped() noexcept;                     // a message found its actor stopped
@@ -55,12 +68,18 @@ class actor_host final : public lifecycle_observer {
 
  private:
   void release(actor_cell& cell) noexcept;  // the actor has gone: the cell is free again
+  // An actor's key in offloads_: its cell, whose entry is forgotten when the actor finishes
+  // (before the cell can take another).
+  static std::uint64_t id_of(const actor_cell& cell) noexcept {
+    return reinterpret_cast<std::uintptr_t>(&cell);
+  }
 
   event_loop& loop_;
   std::mutex mutex_;               // cells_ and free_: spawn runs on any thread
   std::deque<actor_cell> cells_;   // never moved: refs point into it
   std::vector<actor_cell*> free_;  // cells whose actor has gone
   std::atomic<std::size_t> live_{0};
+  offload_order offloads_;  // loop thread only
 };
 
 }  // namespace detail
