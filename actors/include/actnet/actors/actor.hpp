@@ -6,6 +6,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -134,6 +135,24 @@ std::error_code actor_offload_submit(event_loop& loop, actor_cell& cell, std::ui
 void actor_offload_result(event_loop& loop, actor_cell* cell, std::uint32_t generation,
                           std::uint64_t seq, unique_function<void()> deliver);
 void log_offload_failure(const char* what) noexcept;
+/// An offload's job on the worker (connection::offload, actor::offload): runs `work` and makes
+/// the delivery of its value to `then`, or nothing when `work` threw (logged: its turn passes).
+template <class Work, class Then>
+unique_function<void()> run_offload(Work& work, Then& then) {
+  using value = std::decay_t<decltype(work())>;
+  std::optional<value> made;
+  try {
+    made.emplace(work());
+  } catch (const std::exception& e) {
+    log_offload_failure(e.what());
+  } catch (...) {
+    log_offload_failure("unknown exception");
+  }
+  if (!made) {
+    return {};
+  }
+  return [t = std::move(then), v = std::move(*made)]() mutable { t(std::move(v)); };
+}
 
 void watch_actor(event_loop& loop, actor_cell* cell, std::uint32_t generation, reply_address to,
                  unique_function<void()> fn);
@@ -357,20 +376,7 @@ class actor : public detail::actor_base, public detail::actor_awaits<actor> {
         *loop_, *cell_, seq,
         [loop = loop_, cell = cell_, generation = generation_, seq, w = std::forward<Work>(work),
          t = std::forward<Then>(then)]() mutable {
-          using value = std::decay_t<decltype(w())>;
-          std::optional<value> made;
-          try {
-            made.emplace(w());
-          } catch (const std::exception& e) {
-            detail::log_offload_failure(e.what());
-          } catch (...) {
-            detail::log_offload_failure("unknown exception");
-          }
-          unique_function<void()> deliver;
-          if (made) {
-            deliver = [t = std::move(t), v = std::move(*made)]() mutable { t(std::move(v)); };
-          }
-          detail::actor_offload_result(*loop, cell, generation, seq, std::move(deliver));
+          detail::actor_offload_result(*loop, cell, generation, seq, detail::run_offload(w, t));
         });
   }
 

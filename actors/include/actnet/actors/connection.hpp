@@ -50,7 +50,7 @@ namespace detail {
 
 // offload(): the result (or, empty, a skipped sequence number) travels to its loop.
 void offload_result(const conn_ref& target, std::uint64_t seq, unique_function<void()> deliver);
-// (log_offload_failure: actor.hpp, included above)
+// (run_offload: actor.hpp, included above)
 
 struct datagram_endpoint;  // detail/connection_state.hpp
 struct transport_state;
@@ -561,20 +561,7 @@ std::error_code connection::offload(Work&& work, Then&& then) {
   // runs `then` in sequence order (event_loop::offload_arrived).
   return offload_submit(*seq, [self = ref(), n = *seq, w = std::forward<Work>(work),
                                t = std::forward<Then>(then)]() mutable {
-    using value = std::decay_t<decltype(w())>;
-    std::optional<value> made;
-    try {
-      made.emplace(w());
-    } catch (const std::exception& e) {
-      detail::log_offload_failure(e.what());
-    } catch (...) {
-      detail::log_offload_failure("unknown exception");
-    }
-    unique_function<void()> deliver;
-    if (made) {
-      deliver = [t = std::move(t), v = std::move(*made)]() mutable { t(std::move(v)); };
-    }
-    detail::offload_result(self, n, std::move(deliver));
+    detail::offload_result(self, n, detail::run_offload(w, t));
   });
 }
 
