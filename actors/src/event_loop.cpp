@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <limits>
 #include <set>
 #include <thread>
 #include <utility>
@@ -65,7 +66,8 @@ detail::loop_core::loop_core(event_loop& self, engine& owner, std::size_t index,
                                       std::min(options.uring_buffer_size, options.read_buffer_size),
                                       options.uring_buffers}),
       mailbox_(detail::backend_waker{&backend_}),
-      mailbox_cap_(options.mailbox_cap),
+      local_cap_(options.mailbox_cap != 0 ? options.mailbox_cap
+                                          : std::numeric_limits<std::size_t>::max()),
       read_buffer_{std::make_unique<std::byte[]>(options.read_buffer_size),  // NOLINT
                    options.read_buffer_size},
       default_buffers_(options.inbound_cap == defaults::inbound_cap &&

@@ -30,28 +30,27 @@ class local_queue {
   /// cannot be had (nothing queued then), or what make() throws.
   template <class Make>
   void emplace_with(Make&& make) {
-    if (tail_index_ == ChunkSize) [[unlikely]] {
+    if (tail_ == tail_end_) [[unlikely]] {
       grow();
     }
-    ::new (static_cast<void*>(tail_->at(tail_index_))) T(std::forward<Make>(make)());
-    ++tail_index_;
+    ::new (static_cast<void*>(tail_)) T(std::forward<Make>(make)());
+    ++tail_;
     ++size_;
   }
 
   /// The oldest entry. Not empty().
-  [[nodiscard]] T& front() noexcept { return *std::launder(head_->at(head_index_)); }
+  [[nodiscard]] T& front() noexcept { return *std::launder(head_); }
   /// Destroys the oldest entry. Not empty().
   void pop() noexcept {
-    std::launder(head_->at(head_index_))->~T();
+    std::launder(head_)->~T();
     if (--size_ == 0) {
-      head_index_ = 0;  // the last entry was in the tail chunk, which stays
-      tail_index_ = 0;
+      head_ = tail_ = tail_chunk_->first();  // the last entry was in the tail chunk, which stays
       return;
     }
-    if (++head_index_ == ChunkSize) {
-      chunk* done = head_;
-      head_ = done->next;
-      head_index_ = 0;
+    if (++head_ == head_chunk_->last()) {
+      chunk* done = head_chunk_;
+      head_chunk_ = done->next;
+      head_ = head_chunk_->first();
       keep_spare(done);
     }
   }
@@ -65,11 +64,10 @@ class local_queue {
       delete std::exchange(spare_, spare_->next);
     }
     spares_ = 0;
-    if (empty() && head_ != nullptr) {
-      delete head_;
-      head_ = nullptr;
-      tail_ = nullptr;
-      tail_index_ = ChunkSize;
+    if (empty() && head_chunk_ != nullptr) {
+      delete head_chunk_;
+      head_chunk_ = tail_chunk_ = nullptr;
+      head_ = tail_ = tail_end_ = nullptr;
     }
   }
 
@@ -79,9 +77,10 @@ class local_queue {
   struct chunk {
     alignas(T) std::byte bytes[ChunkSize * sizeof(T)];  // NOLINT(cppcoreguidelines-avoid-c-arrays)
     chunk* next = nullptr;
-    [[nodiscard]] T* at(std::size_t i) noexcept {
-      return reinterpret_cast<T*>(bytes + i * sizeof(T));  // NOLINT(*-reinterpret-cast)
+    [[nodiscard]] T* first() noexcept {
+      return reinterpret_cast<T*>(bytes);  // NOLINT(*-reinterpret-cast)
     }
+    [[nodiscard]] T* last() noexcept { return first() + ChunkSize; }  // one past the end
   };
 
   void grow() {
@@ -93,14 +92,15 @@ class local_queue {
       c = new chunk;
     }
     c->next = nullptr;
-    if (tail_ != nullptr) {
-      tail_->next = c;
+    if (tail_chunk_ != nullptr) {
+      tail_chunk_->next = c;
     } else {
-      head_ = c;
-      head_index_ = 0;
+      head_chunk_ = c;
+      head_ = c->first();
     }
-    tail_ = c;
-    tail_index_ = 0;
+    tail_chunk_ = c;
+    tail_ = c->first();
+    tail_end_ = c->last();
   }
   void keep_spare(chunk* c) noexcept {
     if (spares_ < MaxSpares) {
@@ -111,10 +111,12 @@ class local_queue {
     }
   }
 
-  chunk* head_ = nullptr;
-  chunk* tail_ = nullptr;
-  std::size_t head_index_ = 0;
-  std::size_t tail_index_ = ChunkSize;  // full: the first emplace takes a chunk
+  // Cursors rather than indices: no multiplication by sizeof(T) at each use.
+  T* head_ = nullptr;      // the oldest entry (when not empty), in head_chunk_
+  T* tail_ = nullptr;      // where the next entry goes, in tail_chunk_
+  T* tail_end_ = nullptr;  // tail_chunk_'s end: null or full, the next emplace takes a chunk
+  chunk* head_chunk_ = nullptr;
+  chunk* tail_chunk_ = nullptr;
   std::size_t size_ = 0;
   chunk* spare_ = nullptr;  // a list through next
   std::size_t spares_ = 0;

@@ -135,9 +135,7 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   [[nodiscard, gnu::cold]] std::error_code refuse_message() noexcept;  // counts, says queue_full
   // The local queue holds mailbox_cap messages: a handler that sends to its own loop without
   // end is refused as any other sender would be.
-  [[nodiscard]] bool local_full() const noexcept {
-    return mailbox_cap_ != 0 && local_mail_.size() >= mailbox_cap_;
-  }
+  [[nodiscard]] bool local_full() const noexcept { return local_mail_.size() >= local_cap_; }
   // Whether the calling thread is this loop's (then its sends are local).
   [[nodiscard]] bool on_own_thread() const noexcept { return this_thread_loop == this; }
   // A send from the loop's own thread: the message `make()` returns, made in its place in the
@@ -328,7 +326,9 @@ class loop_core {  // NOLINT(clang-analyzer-optin.performance.Padding)
   mailbox<detail::message, detail::backend_waker> mailbox_;
   local_queue<detail::message> local_mail_;  // sends from the loop's own thread
   std::atomic<std::size_t> local_depth_{0};  // its size at the end of each busy part (metrics)
-  std::size_t mailbox_cap_;                  // engine_options::mailbox_cap (0: unbounded)
+  // engine_options::mailbox_cap, the largest size_t for its 0 (unbounded): one comparison a
+  // local send.
+  std::size_t local_cap_;
   timer_queue timers_;
   // Its generations run on through releases, so a conn_ref names one connection even after
   // the table was released and grown again.
