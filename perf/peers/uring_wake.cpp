@@ -104,45 +104,41 @@ void wake(side& from, side& to, mode m) {
 double run(mode m, int trips) {
   side a;
   side b;
-  std::uint64_t tag = m == mode::eventfd ? wake_tag : message_tag;
-  std::thread other;
-  double us = 0;
-  {
-    // Each ring is set up on the thread that submits to it (SINGLE_ISSUER).
-    a.open();
-    std::atomic<int> ready{0};
-    other = std::thread([&] {
-      b.open();
-      b.arm_read();
-      io_uring_submit(&b.ring);
-      ready = 1;
-      for (int i = 0; i < trips; ++i) {
-        b.wait_for(tag);
-        wake(b, a, m);
-      }
-      io_uring_submit(&b.ring);
-      while (ready.load() != 2) {
-        std::this_thread::yield();
-      }
-      b.close();
-    });
-    while (ready.load() != 1) {
+  const std::uint64_t tag = m == mode::eventfd ? wake_tag : message_tag;
+  // Each ring is set up on the thread that submits to it (SINGLE_ISSUER). b's ring stays open
+  // until a has had its last answer, so no wake-up goes to a closed ring.
+  a.open();
+  std::atomic<bool> b_ready{false};
+  std::atomic<bool> a_done{false};
+  std::thread other([&] {
+    b.open();
+    b.arm_read();
+    io_uring_submit(&b.ring);
+    b_ready = true;
+    for (int i = 0; i < trips; ++i) {
+      b.wait_for(tag);
+      wake(b, a, m);
+    }
+    io_uring_submit(&b.ring);
+    while (!a_done.load()) {
       std::this_thread::yield();
     }
-    a.arm_read();
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < trips; ++i) {
-      wake(a, b, m);
-      a.wait_for(tag);
-    }
-    us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-             .count() /
-         trips;
-    ready = 2;
-    other.join();
-    a.close();
+    b.close();
+  });
+  while (!b_ready.load()) {
+    std::this_thread::yield();
   }
-  return us;
+  a.arm_read();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < trips; ++i) {
+    wake(a, b, m);
+    a.wait_for(tag);
+  }
+  const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+  a_done = true;
+  other.join();
+  a.close();
+  return took.count() / trips;
 }
 
 double median(std::vector<double> v) {
